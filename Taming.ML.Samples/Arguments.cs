@@ -1,0 +1,59 @@
+using System.Globalization;
+
+namespace Taming.ML.Samples;
+
+/// <summary>"--name value" and "--flag" command-line options, with typed getters that name the bad option.</summary>
+internal sealed class Arguments
+{
+    private readonly Dictionary<string, string?> values = new(StringComparer.Ordinal);
+    private readonly HashSet<string> read = new(StringComparer.Ordinal);
+
+    public Arguments(IEnumerable<string> args)
+    {
+        string? pending = null;
+        foreach (var a in args)
+        {
+            if (a.StartsWith("--", StringComparison.Ordinal))
+            {
+                if (pending != null) values[pending] = null;
+                pending = a[2..];
+            }
+            else if (pending != null)
+            {
+                values[pending] = a;
+                pending = null;
+            }
+            else throw new ArgumentException($"Unexpected argument '{a}'.");
+        }
+        if (pending != null) values[pending] = null;
+    }
+
+    public string? String(string name)
+    {
+        read.Add(name);
+        return values.TryGetValue(name, out var v) ? v ?? throw new ArgumentException($"--{name} needs a value.") : null;
+    }
+
+    public string Required(string name) => String(name) ?? throw new ArgumentException($"--{name} is required.");
+
+    public bool Flag(string name)
+    {
+        read.Add(name);
+        return values.ContainsKey(name);
+    }
+
+    public int? Int(string name) => String(name) is { } s
+        ? int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"--{name}: '{s}' is not an integer.")
+        : null;
+
+    public double? Double(string name) => String(name) is { } s
+        ? double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"--{name}: '{s}' is not a number.")
+        : null;
+
+    /// <summary>Fails on options that no getter asked for (typos).</summary>
+    public void RejectUnknown()
+    {
+        var unknown = values.Keys.Where(k => !read.Contains(k)).ToList();
+        if (unknown.Count > 0) throw new ArgumentException("Unknown option(s): " + string.Join(", ", unknown.Select(u => "--" + u)));
+    }
+}

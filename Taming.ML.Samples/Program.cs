@@ -1,0 +1,37 @@
+using Taming.ML.Samples;
+
+// Taming.ML sample program. With no arguments it runs the MNIST tokenizer demo.
+try
+{
+    string command = args.Length > 0 && !args[0].StartsWith("--", StringComparison.Ordinal) ? args[0] : "demo";
+    var options = new Arguments(command == "demo" && (args.Length == 0 || args[0] != "demo") ? args : args.Skip(1));
+    return command switch
+    {
+        "demo" => TokenizerCommands.Demo(options),
+        "train-tokenizer" => TokenizerCommands.Train(options),
+        "evaluate-tokenizer" => TokenizerCommands.Evaluate(options),
+        "benchmark-tokenizer" => Benchmarks.Tokenizer(options),
+        "help" or "--help" => Usage(0),
+        _ => Usage(2, $"Unknown command '{command}'."),
+    };
+}
+catch (Exception e) when (e is ArgumentException or FileNotFoundException or DirectoryNotFoundException
+                               or InvalidDataException or InvalidOperationException)
+{
+    Console.Error.WriteLine("error: " + e.Message);
+    return 1;
+}
+
+static int Usage(int code, string? problem = null)
+{
+    if (problem != null) Console.Error.WriteLine(problem);
+    Console.WriteLine("""
+        Usage: Taming.ML.Samples [command] [options]
+          (no command)         MNIST demo: fit a tokenizer, evaluate, save, reload, decode  [--output-dir out] [--steps N] [--device cpu|cuda]
+          train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
+                               [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--seed S] [--minutes M] [--device cpu|cuda]
+          evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
+          benchmark-tokenizer  [--model <zip>] [--images <idx>] [--batches N]: ML.NET transformer vs. the raw TorchSharp encoder
+        """);
+    return code;
+}

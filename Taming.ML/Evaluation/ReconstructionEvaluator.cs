@@ -1,0 +1,59 @@
+using Microsoft.ML;
+using Taming.ML.Data;
+using Taming.ML.MLNet;
+using Taming.ML.Quantization;
+using static TorchSharp.torch;
+
+namespace Taming.ML.Evaluation;
+
+/// <summary>Runs a tokenizer over images (encode → quantize → decode) and measures the reconstructions.</summary>
+internal static class ReconstructionEvaluator
+{
+    /// <summary>
+    /// Metrics over every row of <paramref name="data"/>; <paramref name="keep"/> receives the first rows'
+    /// original and reconstructed bytes (planar) for pictures.
+    /// </summary>
+    public static ReconstructionMetrics Evaluate(VqganTokenizerTransformer tokenizer, IDataView data, string imageColumnName,
+        int keepCount = 0, List<(byte[] Original, byte[] Reconstruction)>? keep = null)
+    {
+        var o = tokenizer.Model.Options;
+        var column = data.Schema.GetColumnOrNull(imageColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Image column '{imageColumnName}' not found in the data.");
+        ImageColumnReader.Inspect(column);
+        int pixelsPerImage = o.Channels * o.Resolution * o.Resolution, batch = o.InferenceBatchSize;
+        var counts = new long[o.CodebookSize];
+        double psnr = 0, ssim = 0, l1 = 0;
+        int n = 0;
+        using var cursor = data.GetRowCursor(new[] { column });
+        var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, tokenizer.ResizeToResolution);
+        var buffer = new float[batch * pixelsPerImage];
+        while (true)
+        {
+            int filled = 0;
+            while (filled < batch && cursor.MoveNext()) reader.Read(buffer.AsSpan(filled++ * pixelsPerImage, pixelsPerImage));
+            if (filled == 0) break;
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var x = tensor(buffer.AsSpan(0, filled * pixelsPerImage).ToArray(), new long[] { filled, o.Channels, o.Resolution, o.Resolution });
+            var (rec, _, ids) = tokenizer.Model.forward(PixelScale.ToModel(x.to(tokenizer.Device)));
+            var recBytes = PixelScale.ToBytes(rec).cpu();
+            var recPixels = recBytes.to(ScalarType.Float32);
+            psnr += ImageQuality.Psnr(x, recPixels).Select(p => Math.Min(p, 100)).Sum();
+            ssim += ImageQuality.Ssim(x, recPixels).Sum();
+            l1 += (x - recPixels).abs().flatten(1).mean(new long[] { 1 }).sum().item<float>() / 255.0;
+            foreach (long id in ids.cpu().data<long>()) counts[id]++;
+            for (int i = 0; keep != null && i < filled && keep.Count < keepCount; i++)
+            {
+                var original = x[i].flatten().data<float>().Select(v => (byte)Math.Clamp(MathF.Round(v), 0, 255)).ToArray();
+                keep.Add((original, recBytes[i].flatten().data<byte>().ToArray()));
+            }
+            n += filled;
+        }
+        if (n == 0) throw new InvalidOperationException("The evaluation data is empty.");
+        var (usage, perplexity) = CodebookUsage.Statistics(counts);
+        return new ReconstructionMetrics
+        {
+            Count = n, Psnr = psnr / n, Ssim = ssim / n, L1 = l1 / n, CodebookUsage = usage, Perplexity = perplexity,
+        };
+    }
+}

@@ -1,0 +1,22 @@
+namespace Taming.ML.Evaluation;
+
+/// <summary>How well a tokenizer reconstructs a set of images (the tokenizer's counterpart of ML.NET's metrics classes).</summary>
+public sealed class ReconstructionMetrics
+{
+    /// <summary>Images evaluated.</summary>
+    public int Count { get; init; }
+    /// <summary>Mean per-image peak signal-to-noise ratio on 0–255 pixels, in dB (higher is better).</summary>
+    public double Psnr { get; init; }
+    /// <summary>Mean structural similarity (Gaussian window 11, σ 1.5), 0–1 (higher is better).</summary>
+    public double Ssim { get; init; }
+    /// <summary>Mean absolute pixel error on a 0–1 scale (lower is better).</summary>
+    public double L1 { get; init; }
+    /// <summary>Share of the codebook used on this data, 0–1.</summary>
+    public double CodebookUsage { get; init; }
+    /// <summary>exp(entropy) of the code distribution on this data: how many equally likely codes it is worth.</summary>
+    public double Perplexity { get; init; }
+
+    /// <inheritdoc />
+    public override string ToString() =>
+        $"PSNR {Psnr:F2} dB  SSIM {Ssim:F4}  L1 {L1:F4}  codebook usage {CodebookUsage:P1}  perplexity {Perplexity:F1}  ({Count} images)";
+}

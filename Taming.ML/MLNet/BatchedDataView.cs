@@ -1,0 +1,130 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Taming.ML.MLNet;
+
+/// <summary>
+/// The lazy <see cref="IDataView"/> returned by batched transformers: the input's columns plus the mapper's
+/// outputs. A cursor drives two input cursors over the same rows: a leader that reads the mapper's inputs a
+/// batch ahead, and a follower that serves the pass-through columns at the current row. Nothing is
+/// computed until a row's output is read.
+/// </summary>
+internal sealed class BatchedDataView : IDataView
+{
+    private readonly IDataView input;
+    private readonly IBatchMapper mapper;
+
+    public BatchedDataView(IDataView input, IBatchMapper mapper)
+    {
+        this.input = input;
+        this.mapper = mapper;
+        Schema = OutputSchema(input.Schema, mapper.OutputColumns);
+    }
+
+    public DataViewSchema Schema { get; }
+
+    // Both cursors must see the same row order, so rows are never shuffled here.
+    public bool CanShuffle => false;
+
+    public long? GetRowCount() => input.GetRowCount();
+
+    /// <summary>The input schema with the outputs appended (hiding input columns of the same name).</summary>
+    public static DataViewSchema OutputSchema(DataViewSchema input, IReadOnlyList<DataViewSchema.DetachedColumn> outputs)
+    {
+        var builder = new DataViewSchema.Builder();
+        builder.AddColumns(input);
+        foreach (var c in outputs) builder.AddColumn(c.Name, c.Type, c.Annotations);
+        return builder.ToSchema();
+    }
+
+    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+    {
+        var needed = columnsNeeded.Select(c => c.Index).ToHashSet();
+        int inputCount = input.Schema.Count;
+        var passThrough = input.Schema.Where(c => needed.Contains(c.Index)).ToList();
+        bool anyOutput = needed.Any(i => i >= inputCount);
+        var follower = input.GetRowCursor(passThrough);
+        var leader = anyOutput ? input.GetRowCursor(mapper.InputColumns) : null;
+        return new Cursor(this, follower, leader, needed);
+    }
+
+    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
+        new[] { GetRowCursor(columnsNeeded, rand) };
+
+    private sealed class Cursor : DataViewRowCursor
+    {
+        private readonly BatchedDataView parent;
+        private readonly DataViewRowCursor follower;
+        private readonly DataViewRowCursor? leader;
+        private readonly IBatchState? state;
+        private readonly HashSet<int> active;
+        private int slot = -1, filled, computedFor = -1, batchNumber;
+        private long position = -1;
+
+        public Cursor(BatchedDataView parent, DataViewRowCursor follower, DataViewRowCursor? leader, HashSet<int> active)
+        {
+            this.parent = parent;
+            this.follower = follower;
+            this.leader = leader;
+            this.active = active;
+            if (leader != null) state = parent.mapper.CreateState(leader, parent.mapper.BatchSize);
+        }
+
+        public override DataViewSchema Schema => parent.Schema;
+        public override long Position => position;
+        public override long Batch => 0;
+
+        public override bool MoveNext()
+        {
+            if (!follower.MoveNext()) return false;
+            position++;
+            if (leader != null && ++slot >= filled)
+            {
+                slot = 0;
+                filled = 0;
+                while (filled < parent.mapper.BatchSize && leader.MoveNext()) state!.ReadRow(filled++);
+                batchNumber++;
+                if (filled == 0)
+                    throw new InvalidOperationException("The input data view returned different rows to two cursors; " +
+                                                        "cache it (mlContext.Data.Cache) before this transform.");
+            }
+            return true;
+        }
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            if (!IsColumnActive(column)) throw new InvalidOperationException($"Column '{column.Name}' is not active in this cursor.");
+            int inputCount = parent.input.Schema.Count;
+            if (column.Index < inputCount) return follower.GetGetter<TValue>(follower.Schema[column.Index]);
+            var getter = state!.MakeGetter(column.Index - inputCount, CurrentSlot);
+            return getter as ValueGetter<TValue>
+                   ?? throw new InvalidOperationException($"Column '{column.Name}' is of type {column.Type}, not {typeof(TValue).Name}.");
+        }
+
+        private int CurrentSlot()
+        {
+            if (position < 0) throw new InvalidOperationException("The cursor is not on a row; call MoveNext first.");
+            if (computedFor != batchNumber)
+            {
+                state!.Compute(filled);
+                computedFor = batchNumber;
+            }
+            return slot;
+        }
+
+        public override ValueGetter<DataViewRowId> GetIdGetter() => follower.GetIdGetter();
+
+        public override bool IsColumnActive(DataViewSchema.Column column) => active.Contains(column.Index);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                state?.Dispose();
+                leader?.Dispose();
+                follower.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
+using static TorchSharp.torch;
+
+namespace Taming.ML.MLNet;
+
+/// <summary>
+/// Reads an image column — an <see cref="MLImage"/> column from LoadImages/ResizeImages, or a float vector
+/// [channels, height, width] of 0–255 values from ExtractPixels — into planar float pixels, and checks it.
+/// </summary>
+internal sealed class ImageColumnReader
+{
+    private readonly ValueGetter<MLImage>? imageGetter;
+    private readonly ValueGetter<VBuffer<float>>? vectorGetter;
+    private readonly DataViewRow row;
+    private readonly string name;
+    private readonly int channels, resolution;
+    private readonly bool resize;
+    private MLImage image = null!;
+    private VBuffer<float> vector;
+
+    public ImageColumnReader(DataViewRow row, DataViewSchema.Column column, int channels, int resolution, bool resize)
+    {
+        this.row = row;
+        name = column.Name;
+        this.channels = channels;
+        this.resolution = resolution;
+        this.resize = resize;
+        if (column.Type is ImageDataViewType) imageGetter = row.GetGetter<MLImage>(column);
+        else vectorGetter = row.GetGetter<VBuffer<float>>(column);
+    }
+
+    /// <summary>What the column's type says about the images: channels, height, width (0 where unknown).</summary>
+    public static (int Channels, int Height, int Width) Inspect(DataViewSchema.Column column)
+    {
+        switch (column.Type)
+        {
+            case ImageDataViewType image:
+                return (0, image.Height, image.Width);
+            case VectorDataViewType { ItemType: var item } v when item == NumberDataViewType.Single && v.Dimensions.Length == 3:
+                return ((int)v.Dimensions[0], (int)v.Dimensions[1], (int)v.Dimensions[2]);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(column),
+                    $"Column '{column.Name}' has type {column.Type}; expected an image (from LoadImages or ResizeImages) or a " +
+                    "vector of Single with shape [channels, height, width] holding 0–255 pixel values (from ExtractPixels).");
+        }
+    }
+
+    /// <summary>Copies the current row's image into <paramref name="destination"/> (channels·resolution² values, 0–255).</summary>
+    public void Read(Span<float> destination)
+    {
+        var (pixels, c, h, w) = imageGetter != null ? ReadImage() : ReadVector();
+        if (c != channels)
+            throw new InvalidDataException($"Column '{name}', row {row.Position}: the image has {c} channels, the tokenizer expects {channels}.");
+        if (h != resolution || w != resolution)
+        {
+            if (!resize)
+                throw new InvalidDataException(
+                    $"Column '{name}', row {row.Position}: the image is {w}×{h} pixels but the tokenizer works on {resolution}×{resolution}. " +
+                    "Add mlContext.Transforms.ResizeImages before it, or set ResizeToResolution in the tokenizer's options.");
+            pixels = Resize(pixels, c, h, w, resolution);
+        }
+        pixels.CopyTo(destination);
+    }
+
+    private (float[] Pixels, int C, int H, int W) ReadImage()
+    {
+        imageGetter!(ref image);
+        if (image is null || image.Width <= 0 || image.Height <= 0)
+            throw new InvalidDataException($"Column '{name}', row {row.Position}: the image is missing (a file that could not be loaded?).");
+        int h = image.Height, w = image.Width, n = h * w;
+        var raw = image.Pixels;
+        // MLImage holds 4 bytes per pixel; the order depends on the platform's native format.
+        bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
+        var planar = new float[channels * n];
+        for (int i = 0; i < n; i++)
+        {
+            float r = raw[4 * i + (bgra ? 2 : 0)], g = raw[4 * i + 1], b = raw[4 * i + (bgra ? 0 : 2)];
+            if (channels == 1) planar[i] = MathF.Round(0.299f * r + 0.587f * g + 0.114f * b);
+            else
+            {
+                planar[i] = r;
+                planar[n + i] = g;
+                planar[2 * n + i] = b;
+            }
+        }
+        return (planar, channels, h, w);
+    }
+
+    private (float[] Pixels, int C, int H, int W) ReadVector()
+    {
+        vectorGetter!(ref vector);
+        var type = (VectorDataViewType)row.Schema[name].Type;
+        int c = (int)type.Dimensions[0], h = (int)type.Dimensions[1], w = (int)type.Dimensions[2];
+        var values = new float[vector.Length];
+        vector.CopyTo(values);
+        for (int i = 0; i < values.Length; i++)
+        {
+            float v = values[i];
+            if (!float.IsFinite(v))
+                throw new InvalidDataException($"Column '{name}', row {row.Position}: pixel {i} is {v}; images must not hold NaN or infinite values.");
+            if (v < 0 || v > 255)
+                throw new InvalidDataException($"Column '{name}', row {row.Position}: pixel {i} is {v}; expected 0–255 (ExtractPixels' default scaling).");
+        }
+        return (values, c, h, w);
+    }
+
+    private static float[] Resize(float[] pixels, int c, int h, int w, int size)
+    {
+        using var scope = NewDisposeScope();
+        var t = tensor(pixels, new long[] { 1, c, h, w });
+        var resized = nn.functional.interpolate(t, new long[] { size, size }, mode: InterpolationMode.Bilinear,
+            align_corners: false, antialias: true).clamp(0, 255);
+        return resized.data<float>().ToArray();
+    }
+}

@@ -1,0 +1,153 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Taming.ML.Data;
+using Taming.ML.Evaluation;
+using Taming.ML.Losses;
+using Taming.ML.Models;
+
+namespace Taming.ML.MLNet;
+
+/// <summary>Taming.ML's entry points on ML.NET's catalogs.</summary>
+public static class TamingCatalogExtensions
+{
+    /// <summary>
+    /// Fits a VQGAN tokenizer on <paramref name="inputColumnName"/> (an image column from LoadImages/ResizeImages,
+    /// or a [channels, height, width] float pixel vector from ExtractPixels) and adds
+    /// <paramref name="outputColumnName"/>: each image's grid of codebook ids as a key vector.
+    /// </summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="outputColumnName">Name of the token column to add.</param>
+    /// <param name="inputColumnName">Name of the image column to read.</param>
+    /// <param name="options">Architecture and training options; defaults suit 32×32 images on a CPU.</param>
+    /// <param name="resizeToResolution">Resize images of another size to the trained resolution instead of failing.</param>
+    /// <param name="perceptualDistance">Perceptual distance used when <see cref="VqganOptions.PerceptualWeight"/> is above 0.</param>
+    public static VqganTokenizerEstimator TokenizeImages(this TransformsCatalog catalog, string outputColumnName,
+        string inputColumnName, VqganOptions? options = null, bool resizeToResolution = false,
+        IPerceptualDistance? perceptualDistance = null) =>
+        new(Env(catalog), outputColumnName, inputColumnName, options, resizeToResolution, perceptualDistance);
+
+    /// <summary>Adds <paramref name="outputColumnName"/>: the images that <paramref name="tokenizer"/>'s decoder makes from the token grids in <paramref name="inputColumnName"/>.</summary>
+    public static TokenDecoderEstimator DecodeTokens(this TransformsCatalog catalog, string outputColumnName,
+        string inputColumnName, VqganTokenizerTransformer tokenizer) =>
+        new(Env(catalog), outputColumnName, inputColumnName, tokenizer ?? throw new ArgumentNullException(nameof(tokenizer)));
+
+    /// <summary>
+    /// Loads an IDX data set (MNIST format, plain or .gz) as an image column and, with a label file, a key-typed
+    /// label column. <paramref name="padTo"/> centres each image on a black square of that side (MNIST's 28 → 32).
+    /// </summary>
+    public static IDataView LoadFromIdx(this DataOperationsCatalog catalog, string imagesPath, string? labelsPath = null,
+        int padTo = 0, string imageColumnName = "Image", string labelColumnName = "Label")
+    {
+        var (images, rows, cols) = IdxFile.ReadImages(imagesPath);
+        if (images.Length == 0) throw new InvalidDataException($"IDX file '{imagesPath}' holds no images.");
+        if (padTo > 0)
+        {
+            if (padTo < rows || padTo < cols) throw new ArgumentOutOfRangeException(nameof(padTo), $"padTo {padTo} is smaller than the {cols}×{rows} images.");
+            images = images.Select(i => Pad(i, rows, cols, padTo)).ToArray();
+            rows = cols = padTo;
+        }
+        byte[]? labels = labelsPath is null ? null : IdxFile.ReadLabels(labelsPath);
+        int labelCount = labels is { Length: > 0 } ? labels.Max() + 1 : 0;
+        return new InMemoryImageDataView(images, rows, cols, labels, labelCount, imageColumnName, labelColumnName);
+    }
+
+    /// <summary>
+    /// Loads the images of a folder with one sub-folder per class (ML.NET's image-classification layout) through
+    /// ML.NET's LoadImages: an image column, a text column with the path, and a key-typed label column.
+    /// </summary>
+    public static IDataView LoadFromImageFolder(this DataOperationsCatalog catalog, string folder,
+        string imageColumnName = "Image", string labelColumnName = "Label", string pathColumnName = "ImagePath")
+    {
+        var ml = new MLContext();
+        var items = ImageFolder.List(folder).Select(i => new ImageFolderRow { ImagePath = i.RelativePath, Label = i.Label });
+        var listing = catalog.LoadFromEnumerable(items.ToList());
+        var pipeline = ml.Transforms.CopyColumns(pathColumnName, nameof(ImageFolderRow.ImagePath))
+            .Append(ml.Transforms.Conversion.MapValueToKey(labelColumnName, nameof(ImageFolderRow.Label)))
+            .Append(ml.Transforms.LoadImages(imageColumnName, folder, pathColumnName));
+        return pipeline.Fit(listing).Transform(listing);
+    }
+
+    /// <summary>Taming.ML's evaluation and model helpers.</summary>
+    public static TamingCatalog Taming(this MLContext mlContext) => new(mlContext);
+
+    private static byte[] Pad(byte[] image, int rows, int cols, int side)
+    {
+        var padded = new byte[side * side];
+        int top = (side - rows) / 2, left = (side - cols) / 2;
+        for (int y = 0; y < rows; y++) Array.Copy(image, y * cols, padded, (top + y) * side + left, cols);
+        return padded;
+    }
+
+    private static IHostEnvironment Env(TransformsCatalog catalog) => ((IInternalCatalog)catalog).Environment;
+
+    private sealed class ImageFolderRow
+    {
+        public string ImagePath { get; set; } = "";
+        public string Label { get; set; } = "";
+    }
+}
+
+/// <summary>Evaluation and model-file helpers, reached with <c>mlContext.Taming()</c>.</summary>
+public sealed class TamingCatalog
+{
+    private readonly MLContext ml;
+
+    internal TamingCatalog(MLContext ml) => this.ml = ml;
+
+    /// <summary>
+    /// Reconstructs every image of <paramref name="imageColumnName"/> with <paramref name="tokenizer"/> and returns
+    /// PSNR, SSIM, L1, codebook usage and perplexity. Optionally writes a PNG grid of originals (odd rows) over
+    /// reconstructions (even rows) of the first <paramref name="gridImages"/> images.
+    /// </summary>
+    public ReconstructionMetrics EvaluateReconstruction(IDataView data, VqganTokenizerTransformer tokenizer,
+        string imageColumnName = "Image", string? gridPath = null, int gridImages = 32)
+    {
+        var kept = gridPath is null ? null : new List<(byte[] Original, byte[] Reconstruction)>();
+        var metrics = ReconstructionEvaluator.Evaluate(tokenizer, data, imageColumnName, gridPath is null ? 0 : gridImages, kept);
+        if (gridPath != null && kept!.Count > 0)
+        {
+            int perRow = (int)Math.Ceiling(Math.Sqrt(kept.Count));
+            var rows = new List<IReadOnlyList<byte[]>>();
+            for (int start = 0; start < kept.Count; start += perRow)
+            {
+                var chunk = kept.Skip(start).Take(perRow).ToList();
+                rows.Add(chunk.Select(k => k.Original).ToList());
+                rows.Add(chunk.Select(k => k.Reconstruction).ToList());
+            }
+            int r = tokenizer.Resolution;
+            ImageGrid.SavePng(gridPath, rows, tokenizer.Channels, r, r, scale: Math.Max(1, 64 / r));
+        }
+        return metrics;
+    }
+
+    /// <summary>
+    /// Loads a model zip saved with <c>mlContext.Model.Save</c>, like <c>mlContext.Model.Load</c>, but with an
+    /// error that names the problem when the file is missing, damaged or not an ML.NET model.
+    /// </summary>
+    public ITransformer LoadModel(string path, out DataViewSchema inputSchema)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Model file not found: '{path}'.", path);
+        try
+        {
+            return ml.Model.Load(path, out inputSchema);
+        }
+        catch (Exception e) when (e is not InvalidDataException)
+        {
+            throw new InvalidDataException($"'{path}' is not a readable ML.NET model zip (damaged, or written by another program): {e.Message}", e);
+        }
+    }
+
+    /// <summary>The tokenizer inside a loaded model (a single transformer or a chain).</summary>
+    public static VqganTokenizerTransformer FindTokenizer(ITransformer model) =>
+        model switch
+        {
+            VqganTokenizerTransformer t => t,
+            IEnumerable<ITransformer> chain => chain.Select(FindTokenizerOrNull).FirstOrDefault(t => t != null)
+                                               ?? throw new InvalidDataException("The model holds no VQGAN tokenizer."),
+            _ => throw new InvalidDataException("The model holds no VQGAN tokenizer."),
+        };
+
+    private static VqganTokenizerTransformer? FindTokenizerOrNull(ITransformer t) =>
+        t switch { VqganTokenizerTransformer v => v, IEnumerable<ITransformer> c => c.Select(FindTokenizerOrNull).FirstOrDefault(x => x != null), _ => null };
+}

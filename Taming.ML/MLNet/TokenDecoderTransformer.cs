@@ -1,0 +1,172 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Transforms.Image;
+using Taming.ML.Data;
+using Taming.ML.MLNet;
+using Taming.ML.Models;
+using static TorchSharp.torch;
+
+[assembly: LoadableClass(typeof(TokenDecoderTransformer), null, typeof(SignatureLoadModel),
+    "VQGAN token decoder", TokenDecoderTransformer.LoaderSignature)]
+
+namespace Taming.ML.MLNet;
+
+/// <summary>
+/// Decodes a column of token grids (the tokenizer's key vectors, or Int32 vectors of ids 0 … K−1) back to
+/// an image column (<see cref="MLImage"/>), so ML.NET's image transforms and saving work on it.
+/// </summary>
+public sealed class TokenDecoderTransformer : BatchedTransformerBase
+{
+    internal const string LoaderSignature = "TamingTokenDecoder";
+    private readonly Device device;
+
+    internal TokenDecoderTransformer(IHostEnvironment env, Vqgan model, string outputColumnName, string inputColumnName, Device device)
+        : base(env, nameof(TokenDecoderTransformer))
+    {
+        Model = model;
+        OutputColumnName = outputColumnName;
+        InputColumnName = inputColumnName;
+        this.device = device;
+    }
+
+    /// <summary>The VQGAN whose decoder is used.</summary>
+    public Vqgan Model { get; }
+
+    /// <summary>The image column this transformer adds.</summary>
+    public string OutputColumnName { get; }
+
+    /// <summary>The token column it reads.</summary>
+    public string InputColumnName { get; }
+
+    private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
+
+    private protected override void SaveModel(ModelSaveContext ctx)
+    {
+        ctx.SetVersionInfo(GetVersionInfo());
+        ctx.Writer.Write(OutputColumnName);
+        ctx.Writer.Write(InputColumnName);
+        VqganModelFile.Save(ctx, Model);
+    }
+
+    private static VersionInfo GetVersionInfo() => new(
+        modelSignature: "TAMVQDEC",
+        verWrittenCur: 0x00010001,
+        verReadableCur: 0x00010001,
+        verWeCanReadBack: 0x00010001,
+        loaderSignature: LoaderSignature,
+        loaderAssemblyName: typeof(TokenDecoderTransformer).Assembly.FullName);
+
+    private static TokenDecoderTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
+    {
+        ctx.CheckAtModel(GetVersionInfo());
+        string output = ctx.Reader.ReadString(), input = ctx.Reader.ReadString();
+        var model = VqganModelFile.Load(ctx);
+        var host = env.Register(nameof(TokenDecoderTransformer));
+        var device = VqganModelFile.PlaceOnSavedDevice(model, m => host.Start("Load").Warning(m));
+        return new TokenDecoderTransformer(env, model, output, input, device);
+    }
+
+    /// <summary>Checks that <paramref name="type"/> can hold token grids of <paramref name="model"/>; returns a message when not.</summary>
+    internal static string? CheckTokenType(DataViewType type, string name, Vqgan model)
+    {
+        int expected = model.Options.TokenGridSide * model.Options.TokenGridSide;
+        if (type is not VectorDataViewType { ItemType: var item } v || !(item is KeyDataViewType || item == NumberDataViewType.Int32))
+            return $"Column '{name}' has type {type}; expected a key vector (the tokenizer's output) or a vector of Int32 token ids.";
+        if (v.Size != expected)
+            return $"Column '{name}' holds {v.Size} tokens per row; this VQGAN decodes {model.Options.TokenGridSide}×{model.Options.TokenGridSide} = {expected}.";
+        if (item is KeyDataViewType key && key.RawType != typeof(uint))
+            return $"Column '{name}' has keys of {key.RawType.Name}; expected UInt32 keys.";
+        return null;
+    }
+
+    private sealed class Mapper : IBatchMapper
+    {
+        private readonly TokenDecoderTransformer parent;
+
+        public Mapper(TokenDecoderTransformer parent, DataViewSchema schema)
+        {
+            this.parent = parent;
+            var column = schema.GetColumnOrNull(parent.InputColumnName)
+                ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Input column '{parent.InputColumnName}' not found in the data.");
+            if (CheckTokenType(column.Type, column.Name, parent.Model) is { } problem)
+                throw new ArgumentOutOfRangeException(nameof(schema), problem);
+            int r = parent.Model.Options.Resolution;
+            InputColumns = new[] { column };
+            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, new ImageDataViewType(r, r)) };
+        }
+
+        public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
+        public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
+        public int BatchSize => parent.Model.Options.InferenceBatchSize;
+        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], capacity);
+    }
+
+    private sealed class State : IBatchState
+    {
+        private readonly TokenDecoderTransformer parent;
+        private readonly Func<long[]> readTokens;
+        private readonly long[] tokens;
+        private readonly byte[] pixels;
+        private readonly int tokensPerImage, side, resolution, channels;
+
+        public State(TokenDecoderTransformer parent, DataViewRow row, DataViewSchema.Column column, int capacity)
+        {
+            this.parent = parent;
+            var o = parent.Model.Options;
+            side = o.TokenGridSide;
+            resolution = o.Resolution;
+            channels = o.Channels;
+            tokensPerImage = side * side;
+            tokens = new long[capacity * tokensPerImage];
+            pixels = new byte[capacity * channels * resolution * resolution];
+            readTokens = TokenReader(row, column, o.CodebookSize);
+        }
+
+        private static Func<long[]> TokenReader(DataViewRow row, DataViewSchema.Column column, int codebookSize)
+        {
+            long[] Check(long[] ids)
+            {
+                for (int i = 0; i < ids.Length; i++)
+                    if (ids[i] < 0 || ids[i] >= codebookSize)
+                        throw new InvalidDataException($"Column '{column.Name}', row {row.Position}: token {i} is {ids[i]}, " +
+                                                       $"outside the codebook (0 … {codebookSize - 1}; a missing key reads as -1).");
+                return ids;
+            }
+            if (((VectorDataViewType)column.Type).ItemType is KeyDataViewType)
+            {
+                var getter = row.GetGetter<VBuffer<uint>>(column);
+                var buffer = default(VBuffer<uint>);
+                return () => { getter(ref buffer); return Check(buffer.DenseValues().Select(k => (long)k - 1).ToArray()); };
+            }
+            var intGetter = row.GetGetter<VBuffer<int>>(column);
+            var ints = default(VBuffer<int>);
+            return () => { intGetter(ref ints); return Check(ints.DenseValues().Select(k => (long)k).ToArray()); };
+        }
+
+        public void ReadRow(int slot) => readTokens().CopyTo(tokens, slot * tokensPerImage);
+
+        public void Compute(int count)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var ids = tensor(tokens.AsSpan(0, count * tokensPerImage).ToArray(), new long[] { count, side, side }).to(parent.device);
+            var images = PixelScale.ToBytes(parent.Model.DecodeTokens(ids)).cpu();
+            images.data<byte>().CopyTo(pixels.AsSpan(0, images.NumberOfElements > int.MaxValue ? 0 : (int)images.NumberOfElements));
+        }
+
+        public Delegate MakeGetter(int output, Func<int> slot)
+        {
+            ValueGetter<MLImage> getter = (ref MLImage dst) =>
+            {
+                int s = slot();
+                dst?.Dispose();
+                dst = ImagePixels.ToImage(pixels.AsSpan(s * channels * resolution * resolution, channels * resolution * resolution),
+                    channels, resolution, resolution);
+            };
+            return getter;
+        }
+
+        public void Dispose() { }
+    }
+}

@@ -1,0 +1,122 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Transforms.Image;
+using Taming.ML.Data;
+using Taming.ML.Losses;
+using Taming.ML.Models;
+using Taming.ML.Native;
+using Taming.ML.Training;
+
+namespace Taming.ML.MLNet;
+
+/// <summary>
+/// Fits a VQGAN tokenizer on an image column. <see cref="Fit"/> reads the images once into memory, trains
+/// the autoencoder, codebook and discriminator, and returns a <see cref="VqganTokenizerTransformer"/>.
+/// </summary>
+public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransformer>
+{
+    private readonly IHost host;
+    private readonly IHostEnvironment env;
+    private readonly string outputColumnName, inputColumnName;
+    private readonly VqganOptions options;
+    private readonly bool resizeToResolution;
+    private readonly IPerceptualDistance? perceptual;
+
+    internal VqganTokenizerEstimator(IHostEnvironment env, string outputColumnName, string inputColumnName,
+        VqganOptions? options, bool resizeToResolution, IPerceptualDistance? perceptual)
+    {
+        this.env = env;
+        host = env.Register(nameof(VqganTokenizerEstimator));
+        this.outputColumnName = outputColumnName;
+        this.inputColumnName = inputColumnName;
+        this.options = (options ?? new VqganOptions()).Clone();
+        this.resizeToResolution = resizeToResolution;
+        this.perceptual = perceptual;
+    }
+
+    /// <summary>Checks the input column and describes the token column that <see cref="Fit"/> will add.</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        if (!inputSchema.TryFindColumn(inputColumnName, out var col))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{inputColumnName}' not found in the data.");
+        bool image = col.Kind == SchemaShape.Column.VectorKind.Scalar && col.ItemType is ImageDataViewType;
+        bool vector = col.Kind == SchemaShape.Column.VectorKind.Vector && col.ItemType == NumberDataViewType.Single;
+        if (!image && !vector)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Column '{inputColumnName}' has type {col.GetTypeString()}; expected an image (LoadImages/ResizeImages) or a " +
+                "vector of Single [channels, height, width] (ExtractPixels).");
+        var result = inputSchema.ToDictionary(c => c.Name);
+        result[outputColumnName] = new SchemaShape.Column(outputColumnName, SchemaShape.Column.VectorKind.Vector,
+            new KeyDataViewType(typeof(uint), options.CodebookSize), isKey: true);
+        return new SchemaShape(result.Values);
+    }
+
+    /// <summary>Trains the tokenizer on the images of the input column.</summary>
+    public VqganTokenizerTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var column = input.Schema.GetColumnOrNull(inputColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(input), $"Input column '{inputColumnName}' not found in the data.");
+        var resolved = Resolve(input, column);
+        resolved.Validate();
+        var device = TorchRuntime.ResolveDevice(resolved.Device);
+        using var ch = host.Start("Fit");
+        var data = ReadImages(input, column, resolved);
+        ch.Info($"Training a VQGAN tokenizer on {data.Count} images of {resolved.Resolution}×{resolved.Resolution}×{resolved.Channels} " +
+                $"({resolved.TokenGridSide}×{resolved.TokenGridSide} tokens, {resolved.CodebookSize} codes) for {resolved.Steps} steps on {device}.");
+        var model = new VqganTrainer(resolved, device, perceptual, m => ch.Info(m)).Train(data);
+        return new VqganTokenizerTransformer(env, model, outputColumnName, inputColumnName, resizeToResolution, device);
+    }
+
+    /// <summary>Fills the options left at 0 (resolution, channels, seed) from the data and the MLContext.</summary>
+    private VqganOptions Resolve(IDataView input, DataViewSchema.Column column)
+    {
+        var o = options.Clone();
+        var (c, h, w) = ImageColumnReader.Inspect(column);
+        if (o.Channels == 0) o.Channels = c == 0 ? 3 : c;
+        if (o.Resolution == 0)
+        {
+            if (h == 0 || w == 0) (h, w) = FirstImageSize(input, column);
+            if (h != w)
+                throw new ArgumentOutOfRangeException(nameof(input),
+                    $"Column '{column.Name}' holds {w}×{h} images; the tokenizer needs square images. Resize them " +
+                    "(mlContext.Transforms.ResizeImages) or set VqganOptions.Resolution with ResizeToResolution.");
+            o.Resolution = h;
+        }
+        o.Seed ??= (env as IHostEnvironmentInternal)?.Seed;
+        return o;
+    }
+
+    private static (int H, int W) FirstImageSize(IDataView input, DataViewSchema.Column column)
+    {
+        using var cursor = input.GetRowCursor(new[] { column });
+        if (!cursor.MoveNext()) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
+        if (column.Type is ImageDataViewType)
+        {
+            MLImage image = null!;
+            cursor.GetGetter<MLImage>(column)(ref image);
+            if (image is null) throw new InvalidDataException($"Column '{column.Name}', row 0: the image is missing.");
+            return (image.Height, image.Width);
+        }
+        throw new InvalidOperationException($"Column '{column.Name}' has no known image size.");
+    }
+
+    private ImageSet ReadImages(IDataView input, DataViewSchema.Column column, VqganOptions o)
+    {
+        var set = new ImageSet(o.Channels, o.Resolution, o.Resolution);
+        using var cursor = input.GetRowCursor(new[] { column });
+        var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, resizeToResolution);
+        var pixels = new float[set.PixelsPerImage];
+        while (cursor.MoveNext())
+        {
+            o.CancellationToken.ThrowIfCancellationRequested();
+            reader.Read(pixels);
+            var bytes = new byte[pixels.Length];
+            for (int i = 0; i < pixels.Length; i++) bytes[i] = (byte)Math.Clamp(MathF.Round(pixels[i]), 0, 255);
+            set.Add(bytes);
+        }
+        if (set.Count == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
+        return set;
+    }
+}

@@ -1,0 +1,167 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Taming.ML.MLNet;
+using Taming.ML.Models;
+using static TorchSharp.torch;
+
+[assembly: LoadableClass(typeof(VqganTokenizerTransformer), null, typeof(SignatureLoadModel),
+    "VQGAN tokenizer", VqganTokenizerTransformer.LoaderSignature)]
+
+namespace Taming.ML.MLNet;
+
+/// <summary>
+/// A fitted VQGAN tokenizer: maps each image of the input column to a fixed-length vector of codebook ids
+/// (key-typed, count = codebook size, dimensions [grid height, grid width]) that ML.NET's ProduceNgrams,
+/// OneHotEncoding and trainers consume directly. Create it with
+/// <see cref="TamingCatalogExtensions.TokenizeImages"/>; save and load it with <c>mlContext.Model.Save/Load</c>.
+/// </summary>
+public sealed class VqganTokenizerTransformer : BatchedTransformerBase
+{
+    internal const string LoaderSignature = "TamingVqganTokenizer";
+    private readonly Device device;
+
+    internal VqganTokenizerTransformer(IHostEnvironment env, Vqgan model, string outputColumnName, string inputColumnName,
+        bool resizeToResolution, Device device) : base(env, nameof(VqganTokenizerTransformer))
+    {
+        Model = model;
+        OutputColumnName = outputColumnName;
+        InputColumnName = inputColumnName;
+        ResizeToResolution = resizeToResolution;
+        this.device = device;
+    }
+
+    /// <summary>The trained VQGAN (encoder, codebook, decoder), for direct TorchSharp use.</summary>
+    public Vqgan Model { get; }
+
+    /// <summary>The token column this transformer adds.</summary>
+    public string OutputColumnName { get; }
+
+    /// <summary>The image column it reads.</summary>
+    public string InputColumnName { get; }
+
+    /// <summary>Whether images of another size are resized to the trained resolution (else they are an error).</summary>
+    public bool ResizeToResolution { get; }
+
+    /// <summary>Side of the square images the model works on, in pixels.</summary>
+    public int Resolution => Model.Options.Resolution;
+
+    /// <summary>Image channels (1 or 3).</summary>
+    public int Channels => Model.Options.Channels;
+
+    /// <summary>Number of codebook entries; token ids are 0 … CodebookSize−1 (stored as keys 1 … CodebookSize).</summary>
+    public int CodebookSize => Model.Options.CodebookSize;
+
+    /// <summary>Token grid height and width.</summary>
+    public (int Height, int Width) GridShape => (Model.Options.TokenGridSide, Model.Options.TokenGridSide);
+
+    /// <summary>The type of the token column: a key vector with dimensions [grid height, grid width].</summary>
+    public VectorDataViewType TokenType => new(new KeyDataViewType(typeof(uint), CodebookSize), GridShape.Height, GridShape.Width);
+
+    internal Device Device => device;
+
+    private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
+
+    private protected override void SaveModel(ModelSaveContext ctx)
+    {
+        ctx.SetVersionInfo(GetVersionInfo());
+        ctx.Writer.Write(OutputColumnName);
+        ctx.Writer.Write(InputColumnName);
+        ctx.Writer.Write(ResizeToResolution);
+        VqganModelFile.Save(ctx, Model);
+    }
+
+    private static VersionInfo GetVersionInfo() => new(
+        modelSignature: "TAMVQTOK",
+        verWrittenCur: 0x00010001,
+        verReadableCur: 0x00010001,
+        verWeCanReadBack: 0x00010001,
+        loaderSignature: LoaderSignature,
+        loaderAssemblyName: typeof(VqganTokenizerTransformer).Assembly.FullName);
+
+    // Factory for SignatureLoadModel, called by mlContext.Model.Load.
+    private static VqganTokenizerTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
+    {
+        ctx.CheckAtModel(GetVersionInfo());
+        string output = ctx.Reader.ReadString(), input = ctx.Reader.ReadString();
+        bool resize = ctx.Reader.ReadBoolean();
+        var model = VqganModelFile.Load(ctx);
+        var host = env.Register(nameof(VqganTokenizerTransformer));
+        var device = VqganModelFile.PlaceOnSavedDevice(model, m => host.Start("Load").Warning(m));
+        return new VqganTokenizerTransformer(env, model, output, input, resize, device);
+    }
+
+    private sealed class Mapper : IBatchMapper
+    {
+        private readonly VqganTokenizerTransformer parent;
+
+        public Mapper(VqganTokenizerTransformer parent, DataViewSchema schema)
+        {
+            this.parent = parent;
+            var column = schema.GetColumnOrNull(parent.InputColumnName)
+                ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Input column '{parent.InputColumnName}' not found in the data.");
+            var (c, h, w) = ImageColumnReader.Inspect(column);
+            if (c != 0 && c != parent.Channels)
+                throw new ArgumentOutOfRangeException(nameof(schema),
+                    $"Column '{column.Name}' holds {c}-channel pixels but the tokenizer was trained on {parent.Channels} channels.");
+            if (!parent.ResizeToResolution && h > 0 && w > 0 && (h != parent.Resolution || w != parent.Resolution))
+                throw new ArgumentOutOfRangeException(nameof(schema),
+                    $"Column '{column.Name}' holds {w}×{h} images but the tokenizer works on {parent.Resolution}×{parent.Resolution}. " +
+                    "Add mlContext.Transforms.ResizeImages before it, or set ResizeToResolution in the tokenizer's options.");
+            InputColumns = new[] { column };
+            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, parent.TokenType) };
+        }
+
+        public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
+        public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
+        public int BatchSize => parent.Model.Options.InferenceBatchSize;
+
+        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], capacity);
+    }
+
+    private sealed class State : IBatchState
+    {
+        private readonly VqganTokenizerTransformer parent;
+        private readonly ImageColumnReader reader;
+        private readonly float[] pixels;
+        private readonly long[] tokens;
+        private readonly int pixelsPerImage, tokensPerImage;
+
+        public State(VqganTokenizerTransformer parent, DataViewRow row, DataViewSchema.Column column, int capacity)
+        {
+            this.parent = parent;
+            int r = parent.Resolution;
+            reader = new ImageColumnReader(row, column, parent.Channels, r, parent.ResizeToResolution);
+            pixelsPerImage = parent.Channels * r * r;
+            tokensPerImage = parent.GridShape.Height * parent.GridShape.Width;
+            pixels = new float[capacity * pixelsPerImage];
+            tokens = new long[capacity * tokensPerImage];
+        }
+
+        public void ReadRow(int slot) => reader.Read(pixels.AsSpan(slot * pixelsPerImage, pixelsPerImage));
+
+        public void Compute(int count)
+        {
+            int r = parent.Resolution;
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var x = tensor(pixels.AsSpan(0, count * pixelsPerImage).ToArray(), new long[] { count, parent.Channels, r, r });
+            var ids = parent.Model.Tokenize(Data.PixelScale.ToModel(x.to(parent.device))).cpu();
+            ids.data<long>().CopyTo(tokens.AsSpan(0, count * tokensPerImage));
+        }
+
+        public Delegate MakeGetter(int output, Func<int> slot)
+        {
+            ValueGetter<VBuffer<uint>> getter = (ref VBuffer<uint> dst) =>
+            {
+                int s = slot();
+                var editor = VBufferEditor.Create(ref dst, tokensPerImage);
+                for (int i = 0; i < tokensPerImage; i++) editor.Values[i] = (uint)tokens[s * tokensPerImage + i] + 1; // keys are 1-based
+                dst = editor.Commit();
+            };
+            return getter;
+        }
+
+        public void Dispose() { }
+    }
+}

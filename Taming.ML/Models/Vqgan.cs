@@ -1,0 +1,67 @@
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+using Taming.ML.Modules;
+using Taming.ML.Quantization;
+
+namespace Taming.ML.Models;
+
+/// <summary>
+/// The VQGAN autoencoder (the reference's VQModel): Encoder → 1×1 quant_conv → VectorQuantizer →
+/// 1×1 post_quant_conv → Decoder. Images are (b, c, h, w) floats in [−1, 1].
+/// </summary>
+public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor QuantizerLoss, Tensor Indices)>
+{
+    private readonly Encoder encoder;
+    private readonly Decoder decoder;
+    private readonly TorchSharp.Modules.Conv2d quant_conv, post_quant_conv;
+    private readonly VectorQuantizer quantize;
+
+    /// <summary>Builds an untrained model for validated options.</summary>
+    public Vqgan(VqganOptions options) : base(nameof(Vqgan))
+    {
+        options.Validate();
+        Options = options.Clone();
+        encoder = new Encoder(options);
+        decoder = new Decoder(options);
+        quant_conv = Conv2d(options.ZChannels, options.EmbedDim, 1);
+        quantize = new VectorQuantizer(options.CodebookSize, options.EmbedDim, options.Beta, options.L2NormalizeCodes);
+        post_quant_conv = Conv2d(options.EmbedDim, options.ZChannels, 1);
+        RegisterComponents();
+    }
+
+    /// <summary>The options the model was built with.</summary>
+    public VqganOptions Options { get; }
+
+    internal VectorQuantizer Quantizer => quantize;
+
+    /// <summary>G_L of the adaptive GAN weight: the decoder's last convolution weight.</summary>
+    internal Tensor LastLayerWeight => decoder.LastLayerWeight;
+
+    /// <summary>Encodes and quantizes: z_q (straight-through), quantizer loss, ids (b, h, w), lookup vectors.</summary>
+    internal QuantizerOutput Encode(Tensor x) => quantize.forward(quant_conv.forward(encoder.forward(x)));
+
+    /// <summary>Codebook ids (b, h, w) for images (b, c, h, w) in [−1, 1].</summary>
+    public Tensor Tokenize(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        return Encode(x).Indices.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Decodes quantized vectors (b, e, h, w) to images.</summary>
+    public Tensor Decode(Tensor zq) => decoder.forward(post_quant_conv.forward(zq));
+
+    /// <summary>Decodes codebook ids (b, h, w) to images (b, c, H, W) in about [−1, 1].</summary>
+    public Tensor DecodeTokens(Tensor indices)
+    {
+        using var scope = NewDisposeScope();
+        var zq = quantize.Lookup(indices).permute(0, 3, 1, 2);
+        return Decode(zq).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Reconstruction, quantizer loss and ids for images in [−1, 1].</summary>
+    public override (Tensor Reconstruction, Tensor QuantizerLoss, Tensor Indices) forward(Tensor x)
+    {
+        var q = Encode(x);
+        return (Decode(q.Quantized), q.Loss, q.Indices);
+    }
+}

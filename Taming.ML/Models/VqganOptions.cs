@@ -1,0 +1,169 @@
+using System.Text.Json.Serialization;
+
+namespace Taming.ML.Models;
+
+/// <summary>
+/// Every knob of the VQGAN tokenizer in one place: architecture, quantizer, loss and training.
+/// Names follow the reference (CompVis/taming-transformers). The defaults are sized for a 2-core CPU
+/// and small images (32×32 → 8×8 tokens); the reference's ImageNet f16 model is
+/// <see cref="ImageNetF16"/>.
+/// </summary>
+public sealed class VqganOptions
+{
+    // ---- architecture -------------------------------------------------------------------------
+
+    /// <summary>Side of the square images the model is trained on, in pixels. Must be divisible by
+    /// 2^(ChMult.Length−1). 0 (the default) takes it from the input column's image size.</summary>
+    public int Resolution { get; set; }
+
+    /// <summary>Image channels: 1 (grayscale) or 3 (RGB). 0 (the default) takes 3 for image columns and
+    /// the first dimension of a pixel-vector column.</summary>
+    public int Channels { get; set; }
+
+    /// <summary>Base channel count of encoder and decoder (reference: <c>ch</c>). Default 32.</summary>
+    public int Ch { get; set; } = 32;
+
+    /// <summary>Channel multiplier per resolution level; each level after the first halves the resolution,
+    /// so the token grid is Resolution / 2^(ChMult.Length−1) on a side (reference: <c>ch_mult</c>).
+    /// Default [1, 2, 2]: a downsampling factor of 4.</summary>
+    public int[] ChMult { get; set; } = { 1, 2, 2 };
+
+    /// <summary>ResNet blocks per level in the encoder (the decoder has one more). Default 1.</summary>
+    public int NumResBlocks { get; set; } = 1;
+
+    /// <summary>Resolutions (in pixels of the feature map) at which attention blocks are inserted.
+    /// Default empty: only the middle attention block.</summary>
+    public int[] AttnResolutions { get; set; } = Array.Empty<int>();
+
+    /// <summary>Channels of the encoder output / decoder input (reference: <c>z_channels</c>). Default 64.</summary>
+    public int ZChannels { get; set; } = 64;
+
+    /// <summary>Dimension of the codebook vectors (reference: <c>embed_dim</c>). Default 8: low-dimensional
+    /// lookup codes, which together with <see cref="L2NormalizeCodes"/> keep most codes in use.</summary>
+    public int EmbedDim { get; set; } = 8;
+
+    /// <summary>Number of codebook vectors (reference: <c>n_embed</c>). Default 512.</summary>
+    public int CodebookSize { get; set; } = 512;
+
+    /// <summary>Dropout inside ResNet blocks. Default 0.</summary>
+    public double Dropout { get; set; }
+
+    // ---- quantizer ----------------------------------------------------------------------------
+
+    /// <summary>Commitment weight β in ‖sg[z]−z_q‖² + β‖z−sg[z_q]‖². Default 0.25.</summary>
+    public double Beta { get; set; } = 0.25;
+
+    /// <summary>Look up codes by cosine similarity (l2-normalised encoder outputs and codes), as ViT-VQGAN
+    /// does. Default true; false gives the reference's Euclidean lookup.</summary>
+    public bool L2NormalizeCodes { get; set; } = true;
+
+    /// <summary>Re-seed a code from recent encoder outputs when no batch has used it for this many
+    /// training steps. 0 disables restarts (the reference). Default 50.</summary>
+    public int DeadCodeRestartSteps { get; set; } = 50;
+
+    // ---- loss ---------------------------------------------------------------------------------
+
+    /// <summary>Weight of the quantizer loss (reference: <c>codebook_weight</c>). Default 1.</summary>
+    public double CodebookWeight { get; set; } = 1.0;
+
+    /// <summary>Weight of the perceptual distance added to the L1 loss (reference: <c>perceptual_weight</c>).
+    /// Default 0: requires a perceptual distance to be supplied to the trainer.</summary>
+    public double PerceptualWeight { get; set; }
+
+    /// <summary>Training step at which the discriminator and the GAN term start (reference: <c>disc_start</c>).
+    /// Null (default): at 60% of <see cref="Steps"/>, so the autoencoder converges first. Negative: no GAN.</summary>
+    public int? DiscStart { get; set; }
+
+    /// <summary>Multiplier of the adaptive GAN weight λ (reference: <c>disc_weight</c>). Default 0.8.</summary>
+    public double DiscWeight { get; set; } = 0.8;
+
+    /// <summary>Convolution layers of the PatchGAN discriminator (reference: <c>disc_num_layers</c>). Default 2,
+    /// which suits 32–64 pixel images; the reference uses 3 at 256 pixels.</summary>
+    public int DiscLayers { get; set; } = 2;
+
+    /// <summary>Base channel count of the discriminator (reference: <c>disc_ndf</c>). Default 32.</summary>
+    public int DiscChannels { get; set; } = 32;
+
+    /// <summary>δ in λ = ‖∇L_rec‖ / (‖∇L_GAN‖ + δ). Default 1e-4 as the reference's code (the paper says 1e-6).</summary>
+    public double AdaptiveWeightDelta { get; set; } = 1e-4;
+
+    // ---- training -----------------------------------------------------------------------------
+
+    /// <summary>Optimisation steps. Default 3000.</summary>
+    public int Steps { get; set; } = 3000;
+
+    /// <summary>Images per step. Default 32.</summary>
+    public int BatchSize { get; set; } = 32;
+
+    /// <summary>Peak Adam learning rate for both networks (betas 0.5, 0.9 as the reference); it decays along a
+    /// cosine to a tenth by the last step. Default 5e-4.</summary>
+    public double LearningRate { get; set; } = 5e-4;
+
+    /// <summary>Stop training after this much wall-clock time even if <see cref="Steps"/> is not reached; the
+    /// learning-rate schedule follows whichever runs out first. Null (default): no limit.</summary>
+    public TimeSpan? TimeBudget { get; set; }
+
+    /// <summary>Random seed for initialisation and batch order. Null (default): the MLContext's seed, if any.</summary>
+    public int? Seed { get; set; }
+
+    /// <summary>Torch device: "cpu" (default), "cuda" or "cuda:N".</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Rows per forward pass when the fitted tokenizer transforms data. Default 64.</summary>
+    public int InferenceBatchSize { get; set; } = 64;
+
+    /// <summary>Steps between progress reports. Default 50.</summary>
+    public int ProgressInterval { get; set; } = 50;
+
+    /// <summary>Called every <see cref="ProgressInterval"/> steps and at the end; call
+    /// <see cref="Training.VqganProgress.RequestStop"/> on the argument to end training early.</summary>
+    [JsonIgnore] public Action<Training.VqganProgress>? Progress { get; set; }
+
+    /// <summary>Cancels training (an <see cref="OperationCanceledException"/> is thrown).</summary>
+    [JsonIgnore] public CancellationToken CancellationToken { get; set; }
+
+    /// <summary>The training step at which the GAN starts, or null when it never does.</summary>
+    [JsonIgnore] public int? EffectiveDiscStart => DiscStart switch { null => (int)(0.6 * Steps), < 0 => null, var s => s };
+
+    /// <summary>Side of the token grid: Resolution / 2^(ChMult.Length−1).</summary>
+    [JsonIgnore] public int TokenGridSide => Resolution >> (ChMult.Length - 1);
+
+    /// <summary>The reference's ImageNet f16 configuration (256×256 RGB, 16×16 tokens, 1024 codes).</summary>
+    public static VqganOptions ImageNetF16() => new()
+    {
+        Resolution = 256, Channels = 3, Ch = 128, ChMult = new[] { 1, 1, 2, 2, 4 }, NumResBlocks = 2,
+        AttnResolutions = new[] { 16 }, ZChannels = 256, EmbedDim = 256, CodebookSize = 1024,
+        L2NormalizeCodes = false, DeadCodeRestartSteps = 0, DiscLayers = 3, DiscChannels = 64, BatchSize = 8,
+    };
+
+    /// <summary>A copy (callbacks included).</summary>
+    public VqganOptions Clone()
+    {
+        var copy = (VqganOptions)MemberwiseClone();
+        copy.ChMult = (int[])ChMult.Clone();
+        copy.AttnResolutions = (int[])AttnResolutions.Clone();
+        return copy;
+    }
+
+    /// <summary>Checks that the options describe a buildable model; throws <see cref="ArgumentException"/> naming the bad option.</summary>
+    public void Validate()
+    {
+        void Require(bool ok, string name, string why) { if (!ok) throw new ArgumentException($"VqganOptions.{name}: {why}", name); }
+        Require(Channels is 1 or 3, nameof(Channels), $"must be 1 or 3, got {Channels}.");
+        Require(ChMult.Length >= 1 && ChMult.All(m => m > 0), nameof(ChMult), "needs at least one positive multiplier.");
+        Require(Resolution > 0 && Resolution % (1 << (ChMult.Length - 1)) == 0, nameof(Resolution),
+            $"{Resolution} must be positive and divisible by 2^(ChMult.Length-1) = {1 << (ChMult.Length - 1)}.");
+        Require(Ch > 0, nameof(Ch), "must be positive.");
+        Require(NumResBlocks > 0, nameof(NumResBlocks), "must be positive.");
+        Require(ZChannels > 0, nameof(ZChannels), "must be positive.");
+        Require(EmbedDim > 0, nameof(EmbedDim), "must be positive.");
+        Require(CodebookSize >= 2, nameof(CodebookSize), "must be at least 2.");
+        Require(Beta >= 0, nameof(Beta), "must be non-negative.");
+        Require(Steps > 0, nameof(Steps), "must be positive.");
+        Require(BatchSize > 0, nameof(BatchSize), "must be positive.");
+        Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");
+        Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");
+        Require(DiscLayers >= 1, nameof(DiscLayers), "must be at least 1.");
+        Require(Resolution >> DiscLayers >= 2, nameof(DiscLayers), $"{DiscLayers} layers shrink {Resolution}-pixel images below 2×2 patches.");
+    }
+}

@@ -1,0 +1,71 @@
+using TorchSharp;
+
+namespace Taming.ML.Native;
+
+/// <summary>
+/// Loads TorchSharp's native libraries once and turns a load failure into an exception that says what
+/// is missing and how to fix it.
+/// </summary>
+public static class TorchRuntime
+{
+    private static readonly Lazy<Exception?> LoadError = new(TryLoad, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>Throws <see cref="InvalidOperationException"/> with a remedy if libtorch cannot be used.</summary>
+    public static void EnsureLoaded()
+    {
+        if (LoadError.Value is { } error)
+            throw new InvalidOperationException(Describe(error), error);
+    }
+
+    /// <summary>
+    /// Resolves a device name ("cpu", "cuda", "cuda:1") to a TorchSharp device, checking that it is usable.
+    /// </summary>
+    public static torch.Device ResolveDevice(string? name)
+    {
+        EnsureLoaded();
+        var device = string.IsNullOrWhiteSpace(name) ? torch.CPU : new torch.Device(name);
+        if (device.type == DeviceType.CUDA)
+        {
+            try { torch.InitializeDeviceType(DeviceType.CUDA); }
+            catch (Exception e) { throw new InvalidOperationException(CudaHelp + " (" + e.Message + ")", e); }
+            if (!torch.cuda.is_available()) throw new InvalidOperationException(CudaHelp);
+        }
+        return device;
+    }
+
+    private const string CudaHelp =
+        "CUDA was requested but is not available. Reference TorchSharp-cuda-linux instead of TorchSharp-cpu, " +
+        "or point LD_LIBRARY_PATH at an installed PyTorch's CUDA libtorch (see README.md, 'GPU').";
+
+    private static Exception? TryLoad()
+    {
+        try
+        {
+            torch.InitializeDeviceType(DeviceType.CPU);
+            using var probe = torch.zeros(1);
+            return null;
+        }
+        catch (Exception e) { return e; }
+    }
+
+    private static string Describe(Exception error)
+    {
+        string all = Flatten(error);
+        string remedy = all.Contains("GLIBCXX", StringComparison.Ordinal)
+            ? "libLibTorchSharp.so needs a newer libstdc++ than this system has. Taming.ML's build step " +
+              "(build/Taming.ML.targets) marks that requirement weak in the build output: make sure the app " +
+              "imports it (a NuGet reference to Taming.ML does so; a project reference must import the file), then rebuild."
+            : all.Contains("libtorch", StringComparison.OrdinalIgnoreCase) || error is DllNotFoundException
+                ? "The app references no libtorch backend: add a PackageReference to TorchSharp-cpu 0.107.0 " +
+                  "(or TorchSharp-cuda-linux for GPUs), then rebuild."
+                : "See the inner exception.";
+        return "TorchSharp's native library could not be loaded: " + all + " " + remedy;
+    }
+
+    private static string Flatten(Exception e)
+    {
+        var parts = new List<string>();
+        for (var x = e; x != null; x = x.InnerException) parts.Add(x.Message);
+        return string.Join(" -> ", parts);
+    }
+}
