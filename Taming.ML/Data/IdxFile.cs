@@ -35,13 +35,14 @@ public static class IdxFile
 
     private static int[] Header(byte[] bytes, string path, int magic, int dims)
     {
-        if (bytes.Length < 4 + 4 * dims) throw new InvalidDataException($"'{path}' is too short to be an IDX file.");
+        if (bytes.Length < 4) throw new InvalidDataException($"'{path}' is too short to be an IDX file.");
         int found = BinaryPrimitives.ReadInt32BigEndian(bytes);
         if (found != magic)
         {
             string kind = magic == 2051 ? "images" : "labels";
             throw new InvalidDataException($"'{path}' is not an IDX {kind} file: magic number {found}, expected {magic}.");
         }
+        if (bytes.Length < 4 + 4 * dims) throw new InvalidDataException($"'{path}' is too short for its IDX header.");
         var header = new int[dims];
         for (int d = 0; d < dims; d++)
         {

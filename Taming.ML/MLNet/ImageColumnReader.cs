@@ -31,7 +31,11 @@ internal sealed class ImageColumnReader
         else vectorGetter = row.GetGetter<VBuffer<float>>(column);
     }
 
-    /// <summary>What the column's type says about the images: channels, height, width (0 where unknown).</summary>
+    /// <summary>
+    /// What the column's type says about the images: channels, height, width (0 where unknown). A flat
+    /// vector of Single (no [c, h, w] dimensions, as a PredictionEngine's input class gives) reads as
+    /// [channels, resolution, resolution] of the tokenizer.
+    /// </summary>
     public static (int Channels, int Height, int Width) Inspect(DataViewSchema.Column column)
     {
         switch (column.Type)
@@ -40,6 +44,8 @@ internal sealed class ImageColumnReader
                 return (0, image.Height, image.Width);
             case VectorDataViewType { ItemType: var item } v when item == NumberDataViewType.Single && v.Dimensions.Length == 3:
                 return ((int)v.Dimensions[0], (int)v.Dimensions[1], (int)v.Dimensions[2]);
+            case VectorDataViewType { ItemType: var item } v when item == NumberDataViewType.Single && v.Dimensions.Length == 1:
+                return (0, 0, 0);
             default:
                 throw new ArgumentOutOfRangeException(nameof(column),
                     $"Column '{column.Name}' has type {column.Type}; expected an image (from LoadImages or ResizeImages) or a " +
@@ -92,7 +98,12 @@ internal sealed class ImageColumnReader
     {
         vectorGetter!(ref vector);
         var type = (VectorDataViewType)row.Schema[name].Type;
-        int c = (int)type.Dimensions[0], h = (int)type.Dimensions[1], w = (int)type.Dimensions[2];
+        var (c, h, w) = type.Dimensions.Length == 3
+            ? ((int)type.Dimensions[0], (int)type.Dimensions[1], (int)type.Dimensions[2])
+            : (channels, resolution, resolution);
+        if (vector.Length != c * h * w)
+            throw new InvalidDataException($"Column '{name}', row {row.Position}: {vector.Length} pixel values, expected " +
+                                           $"{c}×{h}×{w} = {c * h * w} (channels × height × width).");
         var values = new float[vector.Length];
         vector.CopyTo(values);
         for (int i = 0; i < values.Length; i++)

@@ -132,9 +132,12 @@ public sealed class TamingCatalog
         {
             return ml.Model.Load(path, out inputSchema);
         }
-        catch (Exception e) when (e is not InvalidDataException)
+        catch (Exception e)
         {
-            throw new InvalidDataException($"'{path}' is not a readable ML.NET model zip (damaged, or written by another program): {e.Message}", e);
+            // ML.NET calls loaders through reflection: report the innermost cause, not the wrapper.
+            var inner = e;
+            while (inner.InnerException != null && inner is not InvalidDataException) inner = inner.InnerException;
+            throw new InvalidDataException($"'{path}' could not be loaded as an ML.NET model (damaged, or written by another program): {inner.Message}", e);
         }
     }
 

@@ -41,30 +41,16 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
 
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
-    private protected override void SaveModel(ModelSaveContext ctx)
-    {
-        ctx.SetVersionInfo(GetVersionInfo());
-        ctx.Writer.Write(OutputColumnName);
-        ctx.Writer.Write(InputColumnName);
-        VqganModelFile.Save(ctx, Model);
-    }
+    private static readonly VersionInfo Version = VqganModelFile.Version("TAMVQDEC", LoaderSignature);
 
-    private static VersionInfo GetVersionInfo() => new(
-        modelSignature: "TAMVQDEC",
-        verWrittenCur: 0x00010001,
-        verReadableCur: 0x00010001,
-        verWeCanReadBack: 0x00010001,
-        loaderSignature: LoaderSignature,
-        loaderAssemblyName: typeof(TokenDecoderTransformer).Assembly.FullName);
+    private protected override void SaveModel(ModelSaveContext ctx) =>
+        VqganModelFile.Save(ctx, Version, Model, OutputColumnName, InputColumnName);
 
+    // Factory for SignatureLoadModel, called by mlContext.Model.Load.
     private static TokenDecoderTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
-        ctx.CheckAtModel(GetVersionInfo());
-        string output = ctx.Reader.ReadString(), input = ctx.Reader.ReadString();
-        var model = VqganModelFile.Load(ctx);
-        var host = env.Register(nameof(TokenDecoderTransformer));
-        var device = VqganModelFile.PlaceOnSavedDevice(model, m => host.Start("Load").Warning(m));
-        return new TokenDecoderTransformer(env, model, output, input, device);
+        var (model, device, columns) = VqganModelFile.Load(env, ctx, Version, columnCount: 2);
+        return new TokenDecoderTransformer(env, model, columns[0], columns[1], device);
     }
 
     /// <summary>Checks that <paramref name="type"/> can hold token grids of <paramref name="model"/>; returns a message when not.</summary>
@@ -152,7 +138,7 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
             using var _ = no_grad();
             var ids = tensor(tokens.AsSpan(0, count * tokensPerImage).ToArray(), new long[] { count, side, side }).to(parent.device);
             var images = PixelScale.ToBytes(parent.Model.DecodeTokens(ids)).cpu();
-            images.data<byte>().CopyTo(pixels.AsSpan(0, images.NumberOfElements > int.MaxValue ? 0 : (int)images.NumberOfElements));
+            images.data<byte>().CopyTo(pixels.AsSpan(0, (int)images.NumberOfElements));
         }
 
         public Delegate MakeGetter(int output, Func<int> slot)

@@ -48,7 +48,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
                 "vector of Single [channels, height, width] (ExtractPixels).");
         var result = inputSchema.ToDictionary(c => c.Name);
         result[outputColumnName] = new SchemaShape.Column(outputColumnName, SchemaShape.Column.VectorKind.Vector,
-            new KeyDataViewType(typeof(uint), options.CodebookSize), isKey: true);
+            NumberDataViewType.UInt32, isKey: true);
         return new SchemaShape(result.Values);
     }
 
@@ -74,6 +74,10 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
     {
         var o = options.Clone();
         var (c, h, w) = ImageColumnReader.Inspect(column);
+        if (column.Type is VectorDataViewType && c == 0 && (o.Channels == 0 || o.Resolution == 0))
+            throw new ArgumentOutOfRangeException(nameof(input),
+                $"Column '{column.Name}' is a pixel vector without [channels, height, width] dimensions: set " +
+                "VqganOptions.Channels and Resolution, or give the column its shape (ExtractPixels does).");
         if (o.Channels == 0) o.Channels = c == 0 ? 3 : c;
         if (o.Resolution == 0)
         {

@@ -62,33 +62,20 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
 
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
+    private static readonly VersionInfo Version = VqganModelFile.Version("TAMVQTOK", LoaderSignature);
+
     private protected override void SaveModel(ModelSaveContext ctx)
     {
-        ctx.SetVersionInfo(GetVersionInfo());
-        ctx.Writer.Write(OutputColumnName);
-        ctx.Writer.Write(InputColumnName);
+        VqganModelFile.Save(ctx, Version, Model, OutputColumnName, InputColumnName);
         ctx.Writer.Write(ResizeToResolution);
-        VqganModelFile.Save(ctx, Model);
     }
-
-    private static VersionInfo GetVersionInfo() => new(
-        modelSignature: "TAMVQTOK",
-        verWrittenCur: 0x00010001,
-        verReadableCur: 0x00010001,
-        verWeCanReadBack: 0x00010001,
-        loaderSignature: LoaderSignature,
-        loaderAssemblyName: typeof(VqganTokenizerTransformer).Assembly.FullName);
 
     // Factory for SignatureLoadModel, called by mlContext.Model.Load.
     private static VqganTokenizerTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
-        ctx.CheckAtModel(GetVersionInfo());
-        string output = ctx.Reader.ReadString(), input = ctx.Reader.ReadString();
+        var (model, device, columns) = VqganModelFile.Load(env, ctx, Version, columnCount: 2);
         bool resize = ctx.Reader.ReadBoolean();
-        var model = VqganModelFile.Load(ctx);
-        var host = env.Register(nameof(VqganTokenizerTransformer));
-        var device = VqganModelFile.PlaceOnSavedDevice(model, m => host.Start("Load").Warning(m));
-        return new VqganTokenizerTransformer(env, model, output, input, resize, device);
+        return new VqganTokenizerTransformer(env, model, columns[0], columns[1], resize, device);
     }
 
     private sealed class Mapper : IBatchMapper

@@ -71,7 +71,8 @@ public sealed class VqganOptions
     public double PerceptualWeight { get; set; }
 
     /// <summary>Training step at which the discriminator and the GAN term start (reference: <c>disc_start</c>).
-    /// Null (default): at 60% of <see cref="Steps"/>, so the autoencoder converges first. Negative: no GAN.</summary>
+    /// Null (default): at 60% of training (of <see cref="Steps"/>, or of <see cref="TimeBudget"/> when that runs out
+    /// first), so the autoencoder converges before the GAN sharpens it. Negative: no GAN.</summary>
     public int? DiscStart { get; set; }
 
     /// <summary>Multiplier of the adaptive GAN weight λ (reference: <c>disc_weight</c>). Default 0.8.</summary>
@@ -121,9 +122,6 @@ public sealed class VqganOptions
 
     /// <summary>Cancels training (an <see cref="OperationCanceledException"/> is thrown).</summary>
     [JsonIgnore] public CancellationToken CancellationToken { get; set; }
-
-    /// <summary>The training step at which the GAN starts, or null when it never does.</summary>
-    [JsonIgnore] public int? EffectiveDiscStart => DiscStart switch { null => (int)(0.6 * Steps), < 0 => null, var s => s };
 
     /// <summary>Side of the token grid: Resolution / 2^(ChMult.Length−1).</summary>
     [JsonIgnore] public int TokenGridSide => Resolution >> (ChMult.Length - 1);

@@ -46,7 +46,6 @@ internal sealed class VqganTrainer
         var optAe = optim.Adam(model.parameters(), o.LearningRate, beta1: 0.5, beta2: 0.9);
         var optD = optim.Adam(discriminator.parameters(), o.LearningRate, beta1: 0.5, beta2: 0.9);
         var usage = new CodebookUsage(o.CodebookSize);
-        int? discStart = o.EffectiveDiscStart;
 
         var order = new BatchOrder(data.Count, o.BatchSize, rng);
         var clock = Stopwatch.StartNew();
@@ -60,7 +59,7 @@ internal sealed class VqganTrainer
                 o.TimeBudget is { } budget ? clock.Elapsed / budget : 0);
             if (progress >= 1) break;
             SetLearningRate(optAe, optD, LearningRateAt(progress, step));
-            bool gan = discStart is { } start && step >= start;
+            bool gan = o.DiscStart switch { null => progress >= 0.6, < 0 => false, var start => step >= start };
 
             using (var scope = NewDisposeScope())
             {

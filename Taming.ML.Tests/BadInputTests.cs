@@ -1,0 +1,186 @@
+using System.IO.Compression;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Taming.ML.Data;
+using Taming.ML.MLNet;
+
+namespace Taming.ML.Tests;
+
+[TestClass]
+public sealed class BadInputTests
+{
+    private static readonly string Temp = Path.Combine(Path.GetTempPath(), "taming-bad-" + Environment.ProcessId);
+    private static VqganTokenizerTransformer? tokenizer;
+
+    private static VqganTokenizerTransformer Tokenizer() =>
+        tokenizer ??= new MLContext(seed: 1).Transforms.TokenizeImages("Tokens", "Image", TinyData.Options(steps: 2)).Fit(TinyData.ImageView(8));
+
+    [ClassInitialize]
+    public static void Setup(TestContext _) => Directory.CreateDirectory(Temp);
+
+    [ClassCleanup]
+    public static void Cleanup() => Directory.Delete(Temp, recursive: true);
+
+    private static void AssertMessage(Exception e, params string[] parts)
+    {
+        foreach (var part in parts) StringAssert.Contains(e.Message, part);
+    }
+
+    [TestMethod]
+    public void WrongColumnTypeIsNamed()
+    {
+        var ml = new MLContext();
+        var data = ml.Data.LoadFromEnumerable(new[] { new { Value = 1f } });
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            ml.Transforms.TokenizeImages("Tokens", "Value", TinyData.Options()).Fit(data));
+        AssertMessage(e, "'Value'", "Single", "image");
+        var transformCheck = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Tokenizer().Transform(data));
+        AssertMessage(transformCheck, "'Image'", "not found");
+    }
+
+    [TestMethod]
+    public void ImageOfAnotherSizeIsRefusedOrResizedOnRequest()
+    {
+        var ml = new MLContext(seed: 1);
+        var big = TinyData.ImageView(3, side: 12);
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Tokenizer().Transform(big));
+        AssertMessage(e, "12×12", "8×8", "ResizeImages");
+
+        var resizing = ml.Transforms.TokenizeImages("Tokens", "Image", TinyData.Options(steps: 2), resizeToResolution: true)
+            .Fit(TinyData.ImageView(8));
+        Assert.AreEqual(3 * 16, TinyData.Tokens(resizing.Transform(big)).Length);
+    }
+
+    [TestMethod]
+    public void WrongChannelCountIsNamed()
+    {
+        var ml = new MLContext();
+        var rgb = ml.Data.LoadFromEnumerable(new[] { new RgbRow() }, RgbRow.Schema());
+        var options = TinyData.Options();
+        options.Channels = 3;
+        var rgbTokenizer = ml.Transforms.TokenizeImages("Tokens", "Pixels", options).Fit(rgb);
+        var gray = TinyData.PixelView(ml, 2);
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => rgbTokenizer.Transform(gray));
+        AssertMessage(e, "1-channel", "3 channels");
+    }
+
+    [TestMethod]
+    public void EmptyDataIsRefused()
+    {
+        var ml = new MLContext();
+        var empty = TinyData.PixelView(ml, 0);
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() =>
+            ml.Transforms.TokenizeImages("Tokens", "Pixels", TinyData.Options()).Fit(empty));
+        AssertMessage(e, "empty");
+    }
+
+    [TestMethod]
+    public void NaNPixelsAreRefused()
+    {
+        var ml = new MLContext();
+        var data = TinyData.PixelView(ml, 4, edit: (i, p) => { if (i == 2) p[5] = float.NaN; return p; });
+        var e = Assert.ThrowsExactly<InvalidDataException>(() =>
+            ml.Transforms.TokenizeImages("Tokens", "Pixels", TinyData.Options()).Fit(data));
+        AssertMessage(e, "'Pixels'", "row 2", "NaN");
+    }
+
+    [TestMethod]
+    public void OutOfRangeTokensAreRefusedByTheDecoder()
+    {
+        var ml = new MLContext();
+        var rows = new[] { new IdRow { Ids = Enumerable.Repeat(99, 16).ToArray() } };
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var decoded = ml.Transforms.DecodeTokens("Image", "Ids", Tokenizer()).Fit(data).Transform(data);
+        var e = Assert.ThrowsExactly<InvalidDataException>(() =>
+        {
+            using var cursor = decoded.GetRowCursor(decoded.Schema);
+            var getter = cursor.GetGetter<MLImage>(decoded.Schema["Image"]);
+            MLImage image = null!;
+            cursor.MoveNext();
+            getter(ref image);
+        });
+        AssertMessage(e, "'Ids'", "99", "outside the codebook");
+        var wrongLength = ml.Data.LoadFromEnumerable(new[] { new ShortIdRow() });
+        var lengthError = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            ml.Transforms.DecodeTokens("Image", "Ids", Tokenizer()).Fit(wrongLength));
+        AssertMessage(lengthError, "5 tokens", "16");
+    }
+
+    [TestMethod]
+    public void CorruptForeignAndMissingZipsAreNamed()
+    {
+        var ml = new MLContext();
+        string garbage = Path.Combine(Temp, "garbage.zip");
+        File.WriteAllBytes(garbage, new byte[] { 1, 2, 3, 4, 5 });
+        AssertMessage(Assert.ThrowsExactly<InvalidDataException>(() => ml.Taming().LoadModel(garbage, out _)), "garbage.zip", "could not be loaded as an ML.NET model");
+
+        string foreign = Path.Combine(Temp, "foreign.zip");
+        using (var zip = ZipFile.Open(foreign, ZipArchiveMode.Create))
+        using (var writer = new StreamWriter(zip.CreateEntry("readme.txt").Open())) writer.Write("not a model");
+        AssertMessage(Assert.ThrowsExactly<InvalidDataException>(() => ml.Taming().LoadModel(foreign, out _)), "foreign.zip");
+
+        Assert.ThrowsExactly<FileNotFoundException>(() => ml.Taming().LoadModel(Path.Combine(Temp, "missing.zip"), out _));
+
+        // A genuine model whose weights entry was damaged.
+        string good = Path.Combine(Temp, "good.zip"), damaged = Path.Combine(Temp, "damaged.zip");
+        ml.Model.Save(Tokenizer(), TinyData.ImageView(1).Schema, good);
+        File.Copy(good, damaged, overwrite: true);
+        using (var zip = ZipFile.Open(damaged, ZipArchiveMode.Update))
+        {
+            var entry = zip.Entries.Single(e => e.FullName.EndsWith("VqganWeights"));
+            string name = entry.FullName;
+            entry.Delete();
+            using var stream = zip.CreateEntry(name).Open();
+            stream.Write(new byte[] { 9, 9, 9 });
+        }
+        AssertMessage(Assert.ThrowsExactly<InvalidDataException>(() => ml.Taming().LoadModel(damaged, out _)), "weights");
+    }
+
+    [TestMethod]
+    public void IdxReaderRejectsAWrongMagicNumber()
+    {
+        string path = Path.Combine(Temp, "labels-as-images.idx");
+        File.WriteAllBytes(path, new byte[] { 0, 0, 8, 1, 0, 0, 0, 1, 7 }); // a label file (2049)
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => IdxFile.ReadImages(path));
+        AssertMessage(e, "magic number 2049", "expected 2051");
+        Assert.ThrowsExactly<FileNotFoundException>(() => IdxFile.ReadImages(Path.Combine(Temp, "none.idx")));
+    }
+
+    [TestMethod]
+    public void IdxReaderReadsGzipAndPads()
+    {
+        string path = Path.Combine(Temp, "two.idx.gz");
+        using (var file = File.Create(path))
+        using (var gz = new GZipStream(file, CompressionLevel.Fastest))
+            gz.Write(new byte[] { 0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8 });
+        var (images, rows, cols) = IdxFile.ReadImages(path);
+        Assert.AreEqual(2, images.Length);
+        Assert.AreEqual((2, 2), (rows, cols));
+        CollectionAssert.AreEqual(new byte[] { 5, 6, 7, 8 }, images[1]);
+        var view = new MLContext().Data.LoadFromIdx(path, padTo: 4);
+        var type = (Microsoft.ML.Transforms.Image.ImageDataViewType)view.Schema["Image"].Type;
+        Assert.AreEqual((4, 4), (type.Height, type.Width));
+    }
+
+    private sealed class IdRow
+    {
+        [VectorType(16)] public int[] Ids { get; set; } = Array.Empty<int>();
+    }
+
+    private sealed class ShortIdRow
+    {
+        [VectorType(5)] public int[] Ids { get; set; } = new int[5];
+    }
+
+    private sealed class RgbRow
+    {
+        public float[] Pixels { get; set; } = new float[3 * TinyData.Side * TinyData.Side];
+
+        public static SchemaDefinition Schema()
+        {
+            var schema = SchemaDefinition.Create(typeof(RgbRow));
+            schema[nameof(Pixels)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 3, TinyData.Side, TinyData.Side);
+            return schema;
+        }
+    }
+}

@@ -1,0 +1,81 @@
+using Taming.ML.Quantization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Taming.ML.Tests;
+
+[TestClass]
+public sealed class QuantizerTests
+{
+    [TestMethod]
+    public void NearestCodeMatchesBruteForce()
+    {
+        random.manual_seed(1);
+        var points = randn(200, 5);
+        var codebook = randn(37, 5);
+        var ids = VectorQuantizer.NearestCode(points, codebook).data<long>().ToArray();
+        for (int i = 0; i < 200; i++)
+        {
+            var distances = (codebook - points[i]).pow(2).sum(1).data<float>().ToArray();
+            Assert.AreEqual(Array.IndexOf(distances, distances.Min()), (int)ids[i], $"row {i}");
+        }
+    }
+
+    [TestMethod]
+    [DataRow(false)]
+    [DataRow(true)]
+    public void QuantizedValuesAreCodesAndGradientPassesStraightThrough(bool l2)
+    {
+        random.manual_seed(2);
+        using var quantizer = new VectorQuantizer(codebookSize: 11, embedDim: 3, beta: 0.25, l2Normalize: l2);
+        var z = randn(2, 3, 4, 4).requires_grad_(true);
+        var output = quantizer.forward(z);
+        // Forward: each output vector is the chosen code.
+        var codes = quantizer.Codebook.index_select(0, output.Indices.flatten()).reshape(2, 4, 4, 3).permute(0, 3, 1, 2);
+        Assert.IsTrue(allclose(output.Quantized, codes, rtol: 1e-5, atol: 1e-6), "quantized vectors are not the codes");
+        // Backward: d(sum(w·z_q))/dz = w (through the l2 normalisation's Jacobian when it is on).
+        var weights = randn(2, 3, 4, 4);
+        var grad = autograd.grad(new[] { (output.Quantized * weights).sum() }, new[] { z })[0];
+        var expected = l2
+            ? autograd.grad(new[] { (nn.functional.normalize(z, dim: 1) * weights).sum() }, new[] { z })[0]
+            : weights;
+        Assert.IsTrue(allclose(grad, expected, rtol: 1e-4, atol: 1e-6), "gradient is not passed straight through");
+    }
+
+    [TestMethod]
+    public void LossPutsBetaOnTheCommitmentTerm()
+    {
+        random.manual_seed(3);
+        using var quantizer = new VectorQuantizer(codebookSize: 5, embedDim: 2, beta: 0.25, l2Normalize: false);
+        var z = randn(1, 2, 3, 3).requires_grad_(true);
+        var output = quantizer.forward(z);
+        // d loss / dz comes only from β‖z − sg[z_q]‖²: 2β(z − z_q)/N.
+        var grad = autograd.grad(new[] { output.Loss }, new[] { z })[0];
+        var expected = 2 * 0.25 * (z - output.Quantized).detach() / z.numel();
+        Assert.IsTrue(allclose(grad, expected, rtol: 1e-4, atol: 1e-7));
+    }
+
+    [TestMethod]
+    public void UsageAndPerplexity()
+    {
+        var (usage, perplexity) = CodebookUsage.Statistics(new long[] { 5, 5, 0, 0 });
+        Assert.AreEqual(0.5, usage, 1e-12);
+        Assert.AreEqual(2.0, perplexity, 1e-9);
+        var tracker = new CodebookUsage(4);
+        tracker.Add(new long[] { 0, 1 }, step: 10);
+        CollectionAssert.AreEqual(new long[] { 2, 3 }, tracker.DeadCodes(step: 59, patience: 50));
+    }
+
+    [TestMethod]
+    public void RestartReplacesDeadCodesWithEncoderOutputs()
+    {
+        random.manual_seed(4);
+        using var quantizer = new VectorQuantizer(codebookSize: 6, embedDim: 3, beta: 0.25, l2Normalize: false);
+        var inputs = full(new long[] { 10, 3 }, 7f);
+        quantizer.Restart(new long[] { 1, 4 }, inputs);
+        var codebook = quantizer.Codebook;
+        Assert.AreEqual(7.0, codebook[1].mean().item<float>(), 0.1);
+        Assert.AreEqual(7.0, codebook[4].mean().item<float>(), 0.1);
+        Assert.IsTrue(codebook[0].abs().max().item<float>() < 1, "a live code was touched");
+    }
+}

@@ -1,0 +1,177 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Taming.ML.MLNet;
+using Taming.ML.Training;
+
+namespace Taming.ML.Tests;
+
+[TestClass]
+public sealed class TokenizerTests
+{
+    private static readonly string Temp = Path.Combine(Path.GetTempPath(), "taming-tests-" + Environment.ProcessId);
+    private static VqganTokenizerTransformer? shared;
+
+    /// <summary>One tiny tokenizer, fitted once and shared by the tests that only use it.</summary>
+    private static VqganTokenizerTransformer Shared(MLContext ml) =>
+        shared ??= ml.Transforms.TokenizeImages("Tokens", "Image", TinyData.Options()).Fit(TinyData.ImageView(64));
+
+    [ClassCleanup]
+    public static void Cleanup()
+    {
+        if (Directory.Exists(Temp)) Directory.Delete(Temp, recursive: true);
+    }
+
+    [TestMethod]
+    public void LossFallsOverAFewDozenSteps()
+    {
+        var reports = new List<VqganProgress>();
+        var options = TinyData.Options(steps: 60);
+        options.DiscStart = -1;
+        options.Progress = reports.Add;
+        new MLContext(seed: 1).Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(64));
+        Assert.AreEqual(60, reports[^1].Step);
+        Assert.IsTrue(reports[^1].ReconstructionLoss < 0.6 * reports[0].ReconstructionLoss,
+            $"L1 went from {reports[0].ReconstructionLoss} to {reports[^1].ReconstructionLoss}");
+        Assert.IsTrue(reports.All(r => r.CodebookUsage > 0 && r.Perplexity >= 1 && r.ImagesPerSecond > 0));
+    }
+
+    [TestMethod]
+    public void GanPhaseReportsLambdaAndDiscriminatorLoss()
+    {
+        var reports = new List<VqganProgress>();
+        var options = TinyData.Options(steps: 10);
+        options.DiscStart = 5;
+        options.Progress = reports.Add;
+        new MLContext(seed: 1).Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(16));
+        Assert.AreEqual(0, reports[0].Lambda);
+        Assert.IsTrue(reports[^1].Lambda > 0 && reports[^1].DiscriminatorLoss > 0, $"λ {reports[^1].Lambda}, d {reports[^1].DiscriminatorLoss}");
+    }
+
+    [TestMethod]
+    public void TokensAreKeyVectorsWithTheGridShape()
+    {
+        var ml = new MLContext(seed: 1);
+        var tokenizer = Shared(ml);
+        var output = tokenizer.Transform(TinyData.ImageView(20, seed: 9));
+        var type = (VectorDataViewType)output.Schema["Tokens"].Type;
+        Assert.AreEqual(16UL, ((KeyDataViewType)type.ItemType).Count);
+        CollectionAssert.AreEqual(new[] { 4, 4 }, type.Dimensions.ToArray());
+        var tokens = TinyData.Tokens(output);
+        Assert.AreEqual(20 * 16, tokens.Length);
+        Assert.IsTrue(tokens.All(t => t >= 1 && t <= 16));
+        // Pass-through columns survive next to the new one.
+        Assert.IsNotNull(output.Schema.GetColumnOrNull("Label"));
+    }
+
+    [TestMethod]
+    public void BatchedTransformEqualsRowByRowPredictionEngine()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TinyData.PixelView(ml, 10);
+        var pixelTokenizer = ml.Transforms.TokenizeImages("Tokens", "Pixels", TinyData.Options(steps: 2)).Fit(data);
+        var batched = TinyData.Tokens(pixelTokenizer.Transform(data));
+        var engine = ml.Model.CreatePredictionEngine<TinyData.PixelRow, TokenRow>(pixelTokenizer);
+        var single = ml.Data.CreateEnumerable<TinyData.PixelRow>(data, false).SelectMany(r => engine.Predict(r).Tokens).ToArray();
+        CollectionAssert.AreEqual(batched, single);
+    }
+
+    [TestMethod]
+    public void SameSeedGivesTheSameTokens()
+    {
+        var data = TinyData.ImageView(24);
+        uint[] Fit() => TinyData.Tokens(new MLContext(seed: 5).Transforms
+            .TokenizeImages("Tokens", "Image", TinyData.Options(steps: 8)).Fit(data).Transform(data));
+        CollectionAssert.AreEqual(Fit(), Fit());
+    }
+
+    [TestMethod]
+    public void SaveLoadRoundTripsAChainWithABuiltInTransformInAFreshContext()
+    {
+        Directory.CreateDirectory(Temp);
+        var ml = new MLContext(seed: 1);
+        var data = TinyData.ImageView(30, side: 12);
+        var model = ml.Transforms.ResizeImages("Image", TinyData.Side, TinyData.Side, "Image")
+            .Append(ml.Transforms.TokenizeImages("Tokens", "Image", TinyData.Options(steps: 10)))
+            .Fit(data);
+        string path = Path.Combine(Temp, "chain.zip");
+        ml.Model.Save(model, data.Schema, path);
+
+        var loaded = new MLContext(seed: 99).Model.Load(path, out var schema);
+        Assert.IsNotNull(schema.GetColumnOrNull("Label")); // ML.NET keeps the input schema, less image columns
+        var before = TinyData.Tokens(model.Transform(data));
+        var after = TinyData.Tokens(loaded.Transform(data));
+        Assert.AreEqual(30 * 16, after.Length);
+        CollectionAssert.AreEqual(before, after);
+        Assert.IsInstanceOfType<VqganTokenizerTransformer>(TamingCatalog.FindTokenizer(loaded));
+    }
+
+    [TestMethod]
+    public void DecoderTurnsTokensBackIntoImagesAndSurvivesSaveLoad()
+    {
+        Directory.CreateDirectory(Temp);
+        var ml = new MLContext(seed: 1);
+        var tokenizer = Shared(ml);
+        var tokens = tokenizer.Transform(TinyData.ImageView(5, seed: 4));
+        var decoder = ml.Transforms.DecodeTokens("Decoded", "Tokens", tokenizer).Fit(tokens);
+        string path = Path.Combine(Temp, "decoder.zip");
+        ml.Model.Save(decoder, tokens.Schema, path);
+        var reloaded = new MLContext().Model.Load(path, out _);
+        foreach (var d in new[] { decoder, reloaded })
+        {
+            var images = d.Transform(tokens);
+            var col = images.Schema["Decoded"];
+            using var cursor = images.GetRowCursor(new[] { col });
+            var getter = cursor.GetGetter<MLImage>(col);
+            MLImage image = null!;
+            int rows = 0;
+            while (cursor.MoveNext())
+            {
+                getter(ref image);
+                Assert.AreEqual(TinyData.Side, image.Width);
+                Assert.AreEqual(TinyData.Side, image.Height);
+                rows++;
+            }
+            Assert.AreEqual(5, rows);
+        }
+    }
+
+    [TestMethod]
+    public void ReconstructionMetricsAndGrid()
+    {
+        Directory.CreateDirectory(Temp);
+        var ml = new MLContext(seed: 1);
+        string grid = Path.Combine(Temp, "grid.png");
+        var metrics = ml.Taming().EvaluateReconstruction(TinyData.ImageView(12), Shared(ml), "Image", grid, gridImages: 6);
+        Assert.AreEqual(12, metrics.Count);
+        Assert.IsTrue(metrics.Psnr is > 5 and < 100, $"PSNR {metrics.Psnr}");
+        Assert.IsTrue(metrics.Ssim is > -1 and <= 1);
+        Assert.IsTrue(metrics.CodebookUsage is > 0 and <= 1);
+        Assert.IsTrue(new FileInfo(grid).Length > 0);
+    }
+
+    [TestMethod]
+    public void CancellationStopsTraining()
+    {
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var options = TinyData.Options();
+        options.CancellationToken = cts.Token;
+        Assert.ThrowsExactly<OperationCanceledException>(() =>
+            new MLContext().Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8)));
+    }
+
+    [TestMethod]
+    public void RequestStopEndsTrainingEarly()
+    {
+        var options = TinyData.Options(steps: 1000);
+        int last = 0;
+        options.Progress = p => { last = p.Step; p.RequestStop(); };
+        new MLContext().Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8));
+        Assert.AreEqual(options.ProgressInterval, last);
+    }
+
+    private sealed class TokenRow
+    {
+        [KeyType(16)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+}
