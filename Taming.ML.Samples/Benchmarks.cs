@@ -22,7 +22,7 @@ internal static class Benchmarks
 
         var ml = new MLContext(seed: 1);
         var tokenizer = TamingCatalog.FindTokenizer(ml.Taming().LoadModel(modelPath, out _));
-        var data = ml.Data.Cache(ml.Data.LoadFromIdx(images, padTo: tokenizer.Resolution));
+        var data = ml.Data.LoadFromIdx(images, padTo: tokenizer.Resolution);
         int n = (int)data.GetRowCount()!.Value, batch = tokenizer.Model.Options.InferenceBatchSize, r = tokenizer.Resolution;
 
         // The direct path gets its input as ready-made float tensors of the same batches.

@@ -36,6 +36,17 @@ public sealed class TokenizerTests
     }
 
     [TestMethod]
+    public void ProgressReachesMLContextLog()
+    {
+        var ml = new MLContext(seed: 1);
+        var messages = new List<string>();
+        ml.Log += (_, e) => { lock (messages) messages.Add(e.Message); };
+        ml.Transforms.TokenizeImages("Tokens", "Image", TinyData.Options(steps: 5)).Fit(TinyData.ImageView(8));
+        Assert.IsTrue(messages.Any(m => m.Contains("step 5/5") && m.Contains("usage") && m.Contains("ETA")),
+            string.Join("\n", messages.Take(20)));
+    }
+
+    [TestMethod]
     public void GanPhaseReportsLambdaAndDiscriminatorLoss()
     {
         var reports = new List<VqganProgress>();

@@ -59,12 +59,13 @@ public static class TamingCatalogExtensions
     public static IDataView LoadFromImageFolder(this DataOperationsCatalog catalog, string folder,
         string imageColumnName = "Image", string labelColumnName = "Label", string pathColumnName = "ImagePath")
     {
-        var ml = new MLContext();
+        var env = ((IInternalCatalog)catalog).Environment;
         var items = ImageFolder.List(folder).Select(i => new ImageFolderRow { ImagePath = i.RelativePath, Label = i.Label });
         var listing = catalog.LoadFromEnumerable(items.ToList());
-        var pipeline = ml.Transforms.CopyColumns(pathColumnName, nameof(ImageFolderRow.ImagePath))
-            .Append(ml.Transforms.Conversion.MapValueToKey(labelColumnName, nameof(ImageFolderRow.Label)))
-            .Append(ml.Transforms.LoadImages(imageColumnName, folder, pathColumnName));
+        var transforms = new TransformsCatalog(env); // the user's context: its log and seed
+        var pipeline = transforms.CopyColumns(pathColumnName, nameof(ImageFolderRow.ImagePath))
+            .Append(transforms.Conversion.MapValueToKey(labelColumnName, nameof(ImageFolderRow.Label)))
+            .Append(transforms.LoadImages(imageColumnName, folder, pathColumnName));
         return pipeline.Fit(listing).Transform(listing);
     }
 

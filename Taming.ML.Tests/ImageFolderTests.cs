@@ -1,0 +1,72 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using Taming.ML.MLNet;
+
+namespace Taming.ML.Tests;
+
+[TestClass]
+public sealed class ImageFolderTests
+{
+    private static readonly string Folder = Path.Combine(Path.GetTempPath(), "taming-folder-" + Environment.ProcessId);
+
+    [ClassInitialize]
+    public static void WriteImages(TestContext _)
+    {
+        var rng = new Random(1);
+        foreach (var label in new[] { "red", "blue" })
+        {
+            Directory.CreateDirectory(Path.Combine(Folder, label));
+            for (int i = 0; i < 6; i++)
+            {
+                using var image = new Image<Rgb24>(10, 12);
+                for (int y = 0; y < 12; y++)
+                for (int x = 0; x < 10; x++)
+                {
+                    byte v = (byte)rng.Next(256);
+                    image[x, y] = label == "red" ? new Rgb24(200, v, 30) : new Rgb24(20, v, 220);
+                }
+                image.SaveAsPng(Path.Combine(Folder, label, $"{i}.png"));
+            }
+        }
+        File.WriteAllText(Path.Combine(Folder, "notes.txt"), "not an image");
+    }
+
+    [ClassCleanup]
+    public static void Cleanup() => Directory.Delete(Folder, recursive: true);
+
+    [TestMethod]
+    public void FolderOfColourImagesTrainsThroughResizeImages()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromImageFolder(Folder);
+        Assert.AreEqual(2UL, ((KeyDataViewType)data.Schema["Label"].Type).Count);
+        var options = TinyData.Options(steps: 4);
+        options.Channels = 0; // taken from the image column: RGB
+        var model = ml.Transforms.ResizeImages("Image", TinyData.Side, TinyData.Side)
+            .Append(ml.Transforms.TokenizeImages("Tokens", "Image", options))
+            .Fit(data);
+        Assert.AreEqual(3, TamingCatalog.FindTokenizer(model).Channels);
+        Assert.AreEqual(12 * 16, TinyData.Tokens(model.Transform(data)).Length);
+    }
+
+    [TestMethod]
+    public void MissingFolderIsNamed()
+    {
+        var e = Assert.ThrowsExactly<DirectoryNotFoundException>(() => new MLContext().Data.LoadFromImageFolder(Path.Combine(Folder, "nope")));
+        StringAssert.Contains(e.Message, "nope");
+    }
+
+    [TestMethod]
+    public void NonSquareImagesWithoutAResolutionAreExplained()
+    {
+        var ml = new MLContext();
+        var data = ml.Data.LoadFromImageFolder(Folder);
+        var options = TinyData.Options();
+        options.Resolution = 0;
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(data));
+        StringAssert.Contains(e.Message, "10×12");
+        StringAssert.Contains(e.Message, "square");
+    }
+}
