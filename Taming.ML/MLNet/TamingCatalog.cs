@@ -5,6 +5,7 @@ using Taming.ML.Data;
 using Taming.ML.Evaluation;
 using Taming.ML.Losses;
 using Taming.ML.Models;
+using Taming.ML.Sampling;
 
 namespace Taming.ML.MLNet;
 
@@ -31,6 +32,28 @@ public static class TamingCatalogExtensions
     public static TokenDecoderEstimator DecodeTokens(this TransformsCatalog catalog, string outputColumnName,
         string inputColumnName, VqganTokenizerTransformer tokenizer) =>
         new(Env(catalog), outputColumnName, inputColumnName, tokenizer ?? throw new ArgumentNullException(nameof(tokenizer)));
+
+    /// <summary>
+    /// Fits a transformer prior (GPT) on the token grids of <paramref name="tokenColumnName"/>: unconditional, or
+    /// conditioned on a class label (<paramref name="labelColumnName"/>: key or Int32) or on a condition image's
+    /// tokens (<paramref name="conditionColumnName"/>: a second tokenizer's output). The fitted prior adds
+    /// <paramref name="scoreColumnName"/>: each row's negative log-likelihood in bits per token.
+    /// </summary>
+    public static PriorEstimator FitPrior(this TransformsCatalog catalog, string tokenColumnName, string? labelColumnName = null,
+        string? conditionColumnName = null, GptOptions? options = null, string scoreColumnName = "BitsPerToken") =>
+        new(Env(catalog), tokenColumnName, labelColumnName, conditionColumnName, options, scoreColumnName);
+
+    /// <summary>
+    /// Adds <paramref name="outputColumnName"/>: a token grid sampled from <paramref name="prior"/> for every row,
+    /// conditioned on the row's label or condition tokens, seeded by <paramref name="seedColumnName"/> (Int32) or
+    /// by SamplingOptions.Seed + row index.
+    /// </summary>
+    public static TokenGeneratorEstimator GenerateTokens(this TransformsCatalog catalog, string outputColumnName, PriorTransformer prior,
+        string? labelColumnName = null, string? conditionColumnName = null, string? seedColumnName = null, SamplingOptions? options = null) =>
+        new(Env(catalog), prior ?? throw new ArgumentNullException(nameof(prior)), outputColumnName,
+            labelColumnName ?? (prior.Layout.Conditioning == Conditioning.Class ? prior.LabelColumnName : null),
+            conditionColumnName ?? (prior.Layout.Conditioning == Conditioning.Image ? prior.ConditionColumnName : null),
+            seedColumnName, options ?? new SamplingOptions());
 
     /// <summary>
     /// Loads an IDX data set (MNIST format, plain or .gz) as an image column and, with a label file, a key-typed
@@ -143,15 +166,20 @@ public sealed class TamingCatalog
     }
 
     /// <summary>The tokenizer inside a loaded model (a single transformer or a chain).</summary>
-    public static VqganTokenizerTransformer FindTokenizer(ITransformer model) =>
-        model switch
-        {
-            VqganTokenizerTransformer t => t,
-            IEnumerable<ITransformer> chain => chain.Select(FindTokenizerOrNull).FirstOrDefault(t => t != null)
-                                               ?? throw new InvalidDataException("The model holds no VQGAN tokenizer."),
-            _ => throw new InvalidDataException("The model holds no VQGAN tokenizer."),
-        };
+    public static VqganTokenizerTransformer FindTokenizer(ITransformer model) => Find<VqganTokenizerTransformer>(model, "VQGAN tokenizer");
 
-    private static VqganTokenizerTransformer? FindTokenizerOrNull(ITransformer t) =>
-        t switch { VqganTokenizerTransformer v => v, IEnumerable<ITransformer> c => c.Select(FindTokenizerOrNull).FirstOrDefault(x => x != null), _ => null };
+    /// <summary>The prior inside a loaded model (a prior, a generator, or a chain holding either).</summary>
+    public static PriorTransformer FindPrior(ITransformer model) =>
+        FindOrNull<PriorTransformer>(model) ?? FindOrNull<TokenGeneratorTransformer>(model)?.Prior
+        ?? throw new InvalidDataException("The model holds no transformer prior.");
+
+    private static T Find<T>(ITransformer model, string what) where T : class, ITransformer =>
+        FindOrNull<T>(model) ?? throw new InvalidDataException($"The model holds no {what}.");
+
+    private static T? FindOrNull<T>(ITransformer model) where T : class, ITransformer => model switch
+    {
+        T t => t,
+        IEnumerable<ITransformer> chain => chain.Select(FindOrNull<T>).FirstOrDefault(t => t != null),
+        _ => null,
+    };
 }

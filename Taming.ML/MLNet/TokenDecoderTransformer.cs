@@ -41,7 +41,7 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
 
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
-    private static readonly VersionInfo Version = VqganModelFile.Version("TAMVQDEC", LoaderSignature);
+    private static readonly VersionInfo Version = ModelFile.Version("TAMVQDEC", LoaderSignature);
 
     private protected override void SaveModel(ModelSaveContext ctx) =>
         VqganModelFile.Save(ctx, Version, Model, OutputColumnName, InputColumnName);
@@ -53,19 +53,6 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
         return new TokenDecoderTransformer(env, model, columns[0], columns[1], device);
     }
 
-    /// <summary>Checks that <paramref name="type"/> can hold token grids of <paramref name="model"/>; returns a message when not.</summary>
-    internal static string? CheckTokenType(DataViewType type, string name, Vqgan model)
-    {
-        int expected = model.Options.TokenGridSide * model.Options.TokenGridSide;
-        if (type is not VectorDataViewType { ItemType: var item } v || !(item is KeyDataViewType || item == NumberDataViewType.Int32))
-            return $"Column '{name}' has type {type}; expected a key vector (the tokenizer's output) or a vector of Int32 token ids.";
-        if (v.Size != expected)
-            return $"Column '{name}' holds {v.Size} tokens per row; this VQGAN decodes {model.Options.TokenGridSide}×{model.Options.TokenGridSide} = {expected}.";
-        if (item is KeyDataViewType key && key.RawType != typeof(uint))
-            return $"Column '{name}' has keys of {key.RawType.Name}; expected UInt32 keys.";
-        return null;
-    }
-
     private sealed class Mapper : IBatchMapper
     {
         private readonly TokenDecoderTransformer parent;
@@ -75,8 +62,11 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
             this.parent = parent;
             var column = schema.GetColumnOrNull(parent.InputColumnName)
                 ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Input column '{parent.InputColumnName}' not found in the data.");
-            if (CheckTokenType(column.Type, column.Name, parent.Model) is { } problem)
-                throw new ArgumentOutOfRangeException(nameof(schema), problem);
+            var (_, h, w) = TokenColumns.Inspect(column);
+            int side = parent.Model.Options.TokenGridSide;
+            if (h * w != side * side)
+                throw new ArgumentOutOfRangeException(nameof(schema),
+                    $"Column '{column.Name}' holds {h * w} tokens per row; this VQGAN decodes {side}×{side} = {side * side}.");
             int r = parent.Model.Options.Resolution;
             InputColumns = new[] { column };
             OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, new ImageDataViewType(r, r)) };
@@ -106,28 +96,7 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
             tokensPerImage = side * side;
             tokens = new long[capacity * tokensPerImage];
             pixels = new byte[capacity * channels * resolution * resolution];
-            readTokens = TokenReader(row, column, o.CodebookSize);
-        }
-
-        private static Func<long[]> TokenReader(DataViewRow row, DataViewSchema.Column column, int codebookSize)
-        {
-            long[] Check(long[] ids)
-            {
-                for (int i = 0; i < ids.Length; i++)
-                    if (ids[i] < 0 || ids[i] >= codebookSize)
-                        throw new InvalidDataException($"Column '{column.Name}', row {row.Position}: token {i} is {ids[i]}, " +
-                                                       $"outside the codebook (0 … {codebookSize - 1}; a missing key reads as -1).");
-                return ids;
-            }
-            if (((VectorDataViewType)column.Type).ItemType is KeyDataViewType)
-            {
-                var getter = row.GetGetter<VBuffer<uint>>(column);
-                var buffer = default(VBuffer<uint>);
-                return () => { getter(ref buffer); return Check(buffer.DenseValues().Select(k => (long)k - 1).ToArray()); };
-            }
-            var intGetter = row.GetGetter<VBuffer<int>>(column);
-            var ints = default(VBuffer<int>);
-            return () => { intGetter(ref ints); return Check(ints.DenseValues().Select(k => (long)k).ToArray()); };
+            readTokens = TokenColumns.Reader(row, column, o.CodebookSize, tokensPerImage);
         }
 
         public void ReadRow(int slot) => readTokens().CopyTo(tokens, slot * tokensPerImage);

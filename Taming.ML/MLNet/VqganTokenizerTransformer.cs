@@ -62,7 +62,7 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
 
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
-    private static readonly VersionInfo Version = VqganModelFile.Version("TAMVQTOK", LoaderSignature);
+    private static readonly VersionInfo Version = ModelFile.Version("TAMVQTOK", LoaderSignature);
 
     private protected override void SaveModel(ModelSaveContext ctx)
     {

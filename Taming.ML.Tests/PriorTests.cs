@@ -1,0 +1,206 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Taming.ML.MLNet;
+using Taming.ML.Models;
+using Taming.ML.Sampling;
+using Taming.ML.Training;
+using static TorchSharp.torch;
+
+namespace Taming.ML.Tests;
+
+[TestClass]
+public sealed class PriorTests
+{
+    private const int Codes = 8, Classes = 4;
+    private static readonly string Temp = Path.Combine(Path.GetTempPath(), "taming-prior-" + Environment.ProcessId);
+    private static PriorTransformer? trained;
+
+    private static GptOptions Tiny(int steps = 300) => new()
+    {
+        Layers = 2, Heads = 2, Width = 32, Dropout = 0, Steps = steps, BatchSize = 16, LearningRate = 3e-3,
+        ProgressInterval = 50, ValidationFraction = 0, Seed = 1, InferenceBatchSize = 5,
+    };
+
+    /// <summary>
+    /// Grids of 2×3 tokens following a rule fixed by the class: token i = (class·2 + i) mod 8. LoadFromEnumerable
+    /// takes a scalar [KeyType] value 0-based but a key vector's values as raw keys (1-based).
+    /// </summary>
+    private static TokenRow[] RuleRows(int count) => Enumerable.Range(0, count)
+        .Select(r => new TokenRow { Label = (uint)(r % Classes), Tokens = Rule(r % Classes).Select(t => t + 1).ToArray() }).ToArray();
+
+    private static uint[] Rule(int label) => Enumerable.Range(0, 6).Select(i => (uint)((label * 2 + i) % Codes)).ToArray();
+
+    /// <summary>One class-conditional prior fitted on the rule, shared by the tests that only use it.</summary>
+    private static PriorTransformer Trained(MLContext ml) =>
+        trained ??= ml.Transforms.FitPrior("Tokens", "Label", options: Tiny()).Fit(ml.Data.LoadFromEnumerable(RuleRows(64)));
+
+    [ClassCleanup]
+    public static void Cleanup()
+    {
+        if (Directory.Exists(Temp)) Directory.Delete(Temp, recursive: true);
+    }
+
+    [TestMethod]
+    public void TinyGptLearnsADeterministicRuleToNearZeroLoss()
+    {
+        var reports = new List<PriorProgress>();
+        var options = Tiny();
+        options.Progress = reports.Add;
+        var ml = new MLContext(seed: 1);
+        var prior = ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(ml.Data.LoadFromEnumerable(RuleRows(64)));
+        Assert.IsTrue(reports[^1].TrainLoss < 0.05, $"final loss {reports[^1].TrainLoss}");
+        Assert.IsTrue(reports[0].TrainLoss > 10 * reports[^1].TrainLoss);
+        var bits = ScoresOf(prior.Transform(ml.Data.LoadFromEnumerable(RuleRows(8))));
+        Assert.IsTrue(bits.All(b => b < 0.1), string.Join(", ", bits));
+    }
+
+    [TestMethod]
+    public void ClassConditioningSelectsTheClassRule()
+    {
+        var ml = new MLContext(seed: 1);
+        var prior = Trained(ml);
+        for (int label = 0; label < Classes; label++)
+        {
+            var sample = prior.Sample(new[] { new long[] { label } }, new[] { label + 10 }, new SamplingOptions { TopK = 0 })[0];
+            CollectionAssert.AreEqual(Rule(label), sample.Select(t => (uint)t).ToArray(), $"class {label}");
+        }
+    }
+
+    [TestMethod]
+    public void TopKOneIsGreedyArgmax()
+    {
+        random.manual_seed(7);
+        var model = new Gpt(Tiny(), new PriorLayout(Conditioning.Class, Codes, 2, 3, ClassCount: Classes));
+        var prefix = tensor(new long[] { Codes + 1, Codes + 3 }, new long[] { 2, 1 });
+        var sampled = PriorSampler.Sample(model, prefix, new[] { 1, 2 }, new SamplingOptions { TopK = 1, Temperature = 0.7 });
+        var greedy = prefix;
+        using (no_grad())
+            for (int i = 0; i < 6; i++)
+                greedy = cat(new[] { greedy, model.forward(greedy).select(1, -1).argmax(1, keepdim: true) }, 1);
+        CollectionAssert.AreEqual(greedy.narrow(1, 1, 6).data<long>().ToArray(), sampled.data<long>().ToArray());
+    }
+
+    [TestMethod]
+    public void CachedSamplingEqualsUncachedTokenForToken()
+    {
+        random.manual_seed(8);
+        var model = new Gpt(Tiny(), new PriorLayout(Conditioning.Image, Codes, 3, 3, ConditionCodebookSize: 5, ConditionHeight: 2, ConditionWidth: 2));
+        var prefix = randint(5, new long[] { 6, 4 }) + Codes;
+        var seeds = Enumerable.Range(100, 6).ToArray();
+        foreach (var o in new[] { new SamplingOptions { TopK = 0 }, new SamplingOptions { TopK = 3, TopP = 0.9, Temperature = 1.3 } })
+        {
+            var cached = PriorSampler.Sample(model, prefix, seeds, o).data<long>().ToArray();
+            o.UseCache = false;
+            var uncached = PriorSampler.Sample(model, prefix, seeds, o).data<long>().ToArray();
+            CollectionAssert.AreEqual(uncached, cached);
+            Assert.IsTrue(cached.Distinct().Count() > 1, "samples are degenerate");
+        }
+    }
+
+    [TestMethod]
+    public void ARowsSampleDoesNotDependOnItsBatch()
+    {
+        random.manual_seed(9);
+        var model = new Gpt(Tiny(), new PriorLayout(Conditioning.None, Codes, 2, 2));
+        var alone = PriorSampler.Sample(model, full(new long[] { 1, 1 }, (long)Codes), new[] { 42 }, new SamplingOptions()).data<long>().ToArray();
+        var inBatch = PriorSampler.Sample(model, full(new long[] { 3, 1 }, (long)Codes), new[] { 5, 42, 6 }, new SamplingOptions());
+        CollectionAssert.AreEqual(alone, inBatch[1].data<long>().ToArray());
+    }
+
+    [TestMethod]
+    public void SaveLoadRoundTripsScoresAndSamplesInAFreshContext()
+    {
+        Directory.CreateDirectory(Temp);
+        var ml = new MLContext(seed: 1);
+        var prior = Trained(ml);
+        var data = ml.Data.LoadFromEnumerable(RuleRows(9));
+        var generator = ml.Transforms.GenerateTokens("Generated", prior, options: new SamplingOptions { Seed = 3, TopK = 0 }).Fit(data);
+        var chain = new TransformerChain<ITransformer>(prior, generator);
+        string path = Path.Combine(Temp, "prior.zip");
+        ml.Model.Save(chain, data.Schema, path);
+        var loaded = new MLContext(seed: 2).Model.Load(path, out _);
+
+        CollectionAssert.AreEqual(ScoresOf(chain.Transform(data)), ScoresOf(loaded.Transform(data)));
+        var before = TinyData.Tokens(chain.Transform(data), "Generated");
+        CollectionAssert.AreEqual(before, TinyData.Tokens(loaded.Transform(data), "Generated"));
+        Assert.AreEqual(9 * 6, before.Length);
+        var type = (VectorDataViewType)loaded.GetOutputSchema(data.Schema)["Generated"].Type;
+        CollectionAssert.AreEqual(new[] { 2, 3 }, type.Dimensions.ToArray());
+        Assert.AreEqual(Conditioning.Class, TamingCatalog.FindPrior(loaded).Layout.Conditioning);
+    }
+
+    [TestMethod]
+    public void UnconditionalPriorGeneratesFromRowsWithoutColumns()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = RuleRows(16).Select(r => new TokenRow { Label = 0, Tokens = r.Tokens }).ToArray();
+        var prior = ml.Transforms.FitPrior("Tokens", options: Tiny(steps: 20)).Fit(ml.Data.LoadFromEnumerable(rows));
+        Assert.AreEqual(Conditioning.None, prior.Layout.Conditioning);
+        var seeds = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 4).Select(i => new SeedRow { Seed = i }));
+        var generated = ml.Transforms.GenerateTokens("Generated", prior, seedColumnName: "Seed").Fit(seeds).Transform(seeds);
+        var tokens = TinyData.Tokens(generated, "Generated");
+        Assert.AreEqual(4 * 6, tokens.Length);
+        Assert.IsTrue(tokens.All(t => t is >= 1 and <= Codes));
+    }
+
+    [TestMethod]
+    public void BadInputsAreNamed()
+    {
+        var ml = new MLContext(seed: 1);
+        var prior = Trained(ml);
+        // Token id outside the codebook.
+        var outside = ml.Data.LoadFromEnumerable(new[] { new IdRow { Label = 0, Tokens = new[] { 0, 1, 2, 3, 4, 99 } } });
+        var e1 = Assert.ThrowsExactly<InvalidDataException>(() => ScoresOf(prior.Transform(outside)));
+        StringAssert.Contains(e1.Message, "token 5 is 99");
+        // Token column of the wrong length.
+        var shortRows = ml.Data.LoadFromEnumerable(new[] { new ShortRow() });
+        var e2 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => prior.Transform(shortRows));
+        StringAssert.Contains(e2.Message, "4 tokens per row");
+        // Token column of the wrong type.
+        var floats = ml.Data.LoadFromEnumerable(new[] { new FloatRow() });
+        var e3 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.FitPrior("Tokens").Fit(floats));
+        StringAssert.Contains(e3.Message, "'Tokens'");
+        // A label outside the trained classes.
+        var e4 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => prior.Sample(new[] { new long[] { 7 } }, new[] { 1 }));
+        StringAssert.Contains(e4.Message, "outside the trained classes");
+        var wideLabels = ml.Data.LoadFromEnumerable(new[] { new WideLabelRow() });
+        var e5 = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.GenerateTokens("G", prior).Fit(wideLabels));
+        StringAssert.Contains(e5.Message, "fitted on 4");
+    }
+
+    private static float[] ScoresOf(IDataView data) =>
+        data.GetColumn<float>(data.Schema["BitsPerToken"]).ToArray();
+
+    private sealed class TokenRow
+    {
+        [KeyType(Classes)] public uint Label { get; set; }
+        [KeyType(Codes), VectorType(2, 3)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    private sealed class IdRow
+    {
+        [KeyType(Classes)] public uint Label { get; set; }
+        [VectorType(2, 3)] public int[] Tokens { get; set; } = Array.Empty<int>();
+    }
+
+    private sealed class ShortRow
+    {
+        [KeyType(Classes)] public uint Label { get; set; }
+        [KeyType(Codes), VectorType(2, 2)] public uint[] Tokens { get; set; } = { 1, 1, 1, 1 };
+    }
+
+    private sealed class FloatRow
+    {
+        [VectorType(4)] public float[] Tokens { get; set; } = new float[4];
+    }
+
+    private sealed class WideLabelRow
+    {
+        [KeyType(9)] public uint Label { get; set; }
+    }
+
+    private sealed class SeedRow
+    {
+        public int Seed { get; set; }
+    }
+}

@@ -1,0 +1,123 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Taming.ML.Models;
+using Taming.ML.Native;
+using Taming.ML.Training;
+
+namespace Taming.ML.MLNet;
+
+/// <summary>
+/// Fits a transformer prior on a token column (a tokenizer's output), unconditionally, on a class label, or on a
+/// second token column of condition images. <see cref="Fit"/> returns a <see cref="PriorTransformer"/>.
+/// </summary>
+public sealed class PriorEstimator : IEstimator<PriorTransformer>
+{
+    private readonly IHostEnvironment env;
+    private readonly IHost host;
+    private readonly string scoreColumnName, tokenColumnName;
+    private readonly string? labelColumnName, conditionColumnName;
+    private readonly GptOptions options;
+
+    internal PriorEstimator(IHostEnvironment env, string tokenColumnName, string? labelColumnName, string? conditionColumnName,
+        GptOptions? options, string scoreColumnName)
+    {
+        if (labelColumnName != null && conditionColumnName != null)
+            throw new ArgumentException("A prior is conditioned on a label or on condition tokens, not both.");
+        this.env = env;
+        host = env.Register(nameof(PriorEstimator));
+        this.tokenColumnName = tokenColumnName;
+        this.labelColumnName = labelColumnName;
+        this.conditionColumnName = conditionColumnName;
+        this.options = (options ?? new GptOptions()).Clone();
+        this.scoreColumnName = scoreColumnName;
+    }
+
+    /// <summary>Checks the input columns and describes the score column the prior adds.</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        foreach (var name in new[] { tokenColumnName, labelColumnName, conditionColumnName }.OfType<string>())
+            if (!inputSchema.TryFindColumn(name, out _))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{name}' not found in the data.");
+        var result = inputSchema.ToDictionary(c => c.Name);
+        result[scoreColumnName] = new SchemaShape.Column(scoreColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single, false);
+        return new SchemaShape(result.Values);
+    }
+
+    /// <summary>Reads the token grids (and conditions) into memory and trains the prior.</summary>
+    public PriorTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var layout = Layout(input);
+        var o = options.Clone();
+        o.Seed ??= (env as IHostEnvironmentInternal)?.Seed;
+        o.Validate();
+        var device = TorchRuntime.ResolveDevice(o.Device);
+        var sequences = ReadSequences(input, layout);
+        using var ch = host.Start("Fit");
+        ch.Info($"Training a {layout.Conditioning.ToString().ToLowerInvariant()}-conditioned prior on {sequences.Count} grids of " +
+                $"{layout.GridHeight}×{layout.GridWidth} tokens ({layout.CodebookSize} codes), {o.Layers} layers × {o.Width} wide, on {device}.");
+        var model = new GptTrainer(o, layout, device, m => ch.Info(m)).Train(sequences);
+        return new PriorTransformer(env, model, device, scoreColumnName, tokenColumnName, labelColumnName, conditionColumnName);
+    }
+
+    private PriorLayout Layout(IDataView input)
+    {
+        var tokens = input.Schema.GetColumnOrNull(tokenColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(input), $"Input column '{tokenColumnName}' not found in the data.");
+        var (count, h, w) = TokenColumns.Inspect(tokens);
+        int codebook = count ?? MaxPlusOne(input, tokens);
+        if (labelColumnName != null)
+        {
+            var label = input.Schema.GetColumnOrNull(labelColumnName)
+                ?? throw new ArgumentOutOfRangeException(nameof(input), $"Label column '{labelColumnName}' not found in the data.");
+            int classes = TokenColumns.InspectLabel(label) ?? MaxPlusOne(input, label);
+            return new PriorLayout(Conditioning.Class, codebook, h, w, ClassCount: classes);
+        }
+        if (conditionColumnName != null)
+        {
+            var condition = input.Schema.GetColumnOrNull(conditionColumnName)
+                ?? throw new ArgumentOutOfRangeException(nameof(input), $"Condition column '{conditionColumnName}' not found in the data.");
+            var (ck, ch, cw) = TokenColumns.Inspect(condition);
+            return new PriorLayout(Conditioning.Image, codebook, h, w,
+                ConditionCodebookSize: ck ?? MaxPlusOne(input, condition), ConditionHeight: ch, ConditionWidth: cw);
+        }
+        return new PriorLayout(Conditioning.None, codebook, h, w);
+    }
+
+    /// <summary>1 + the largest id in an Int32 column (a scalar label or a token vector).</summary>
+    private static int MaxPlusOne(IDataView input, DataViewSchema.Column column)
+    {
+        int max = -1;
+        using var cursor = input.GetRowCursor(new[] { column });
+        if (column.Type is VectorDataViewType)
+        {
+            var getter = cursor.GetGetter<VBuffer<int>>(column);
+            var buffer = default(VBuffer<int>);
+            while (cursor.MoveNext()) { getter(ref buffer); foreach (var v in buffer.DenseValues()) max = Math.Max(max, v); }
+        }
+        else
+        {
+            var getter = cursor.GetGetter<int>(column);
+            int v = 0;
+            while (cursor.MoveNext()) { getter(ref v); max = Math.Max(max, v); }
+        }
+        if (max < 0) throw new InvalidOperationException($"Column '{column.Name}' has no values ≥ 0: the data is empty or holds no valid ids.");
+        return max + 1;
+    }
+
+    private List<long[]> ReadSequences(IDataView input, PriorLayout layout)
+    {
+        var columns = PriorInputs.Columns(input.Schema, layout, tokenColumnName, labelColumnName, conditionColumnName);
+        var sequences = new List<long[]>();
+        using var cursor = input.GetRowCursor(columns);
+        var inputs = new PriorInputs(cursor, layout, tokenColumnName, labelColumnName, conditionColumnName);
+        while (cursor.MoveNext())
+        {
+            options.CancellationToken.ThrowIfCancellationRequested();
+            sequences.Add(inputs.Prefix().Concat(inputs.Tokens()).ToArray());
+        }
+        if (sequences.Count == 0) throw new InvalidOperationException("The training data is empty: the prior needs at least one token grid.");
+        return sequences;
+    }
+}

@@ -1,0 +1,72 @@
+using Microsoft.ML;
+using Taming.ML.Models;
+
+namespace Taming.ML.MLNet;
+
+/// <summary>
+/// The columns a prior reads — image tokens, and a class label or condition tokens — checked against its
+/// <see cref="PriorLayout"/>, and read as vocabulary ids: the prefix (start, class or condition tokens shifted
+/// past the image codes) and the image tokens.
+/// </summary>
+internal sealed class PriorInputs
+{
+    private readonly PriorLayout layout;
+    private readonly Func<int>? label;
+    private readonly Func<long[]>? condition, tokens;
+
+    /// <summary>The input columns, after checking that they exist and suit the layout.</summary>
+    public static List<DataViewSchema.Column> Columns(DataViewSchema schema, PriorLayout layout, string? tokenColumn, string? labelColumn, string? conditionColumn)
+    {
+        DataViewSchema.Column Find(string name, string role) => schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"The {role} column '{name}' was not found in the data.");
+        var columns = new List<DataViewSchema.Column>();
+        if (tokenColumn != null)
+        {
+            var c = Find(tokenColumn, "token");
+            var (count, h, w) = TokenColumns.Inspect(c);
+            if (h * w != layout.ImageLength)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' holds {h * w} tokens per row; the prior models {layout.GridHeight}×{layout.GridWidth} = {layout.ImageLength}.");
+            if (count is { } k && k != layout.CodebookSize)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' has {k} codes; the prior was fitted on {layout.CodebookSize}.");
+            columns.Add(c);
+        }
+        if (layout.Conditioning == Conditioning.Class)
+        {
+            var c = Find(labelColumn ?? throw new ArgumentException("This prior is class-conditional: name a label column."), "label");
+            if (TokenColumns.InspectLabel(c) is { } classes && classes > layout.ClassCount)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' has {classes} classes; the prior was fitted on {layout.ClassCount}.");
+            columns.Add(c);
+        }
+        if (layout.Conditioning == Conditioning.Image)
+        {
+            var c = Find(conditionColumn ?? throw new ArgumentException("This prior is conditioned on image tokens: name a condition column."), "condition");
+            var (count, h, w) = TokenColumns.Inspect(c);
+            if (h * w != layout.PrefixLength)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' holds {h * w} condition tokens per row; the prior was fitted on {layout.PrefixLength}.");
+            if (count is { } k && k != layout.ConditionCodebookSize)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' has {k} codes; the prior was fitted on {layout.ConditionCodebookSize}.");
+            columns.Add(c);
+        }
+        return columns;
+    }
+
+    public PriorInputs(DataViewRow row, PriorLayout layout, string? tokenColumn, string? labelColumn, string? conditionColumn)
+    {
+        this.layout = layout;
+        if (tokenColumn != null) tokens = TokenColumns.Reader(row, row.Schema[tokenColumn], layout.CodebookSize, layout.ImageLength);
+        if (layout.Conditioning == Conditioning.Class) label = TokenColumns.LabelReader(row, row.Schema[labelColumn!], layout.ClassCount);
+        if (layout.Conditioning == Conditioning.Image)
+            condition = TokenColumns.Reader(row, row.Schema[conditionColumn!], layout.ConditionCodebookSize, layout.PrefixLength);
+    }
+
+    /// <summary>The row's prefix as vocabulary ids.</summary>
+    public long[] Prefix() => layout.Conditioning switch
+    {
+        Conditioning.None => new long[] { layout.CodebookSize },
+        Conditioning.Class => new long[] { layout.CodebookSize + label!() },
+        _ => condition!().Select(c => c + layout.CodebookSize).ToArray(),
+    };
+
+    /// <summary>The row's image tokens.</summary>
+    public long[] Tokens() => tokens!();
+}

@@ -1,0 +1,152 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Taming.ML.MLNet;
+using Taming.ML.Models;
+using Taming.ML.Sampling;
+using static TorchSharp.torch;
+
+[assembly: LoadableClass(typeof(PriorTransformer), null, typeof(SignatureLoadModel),
+    "Transformer prior", PriorTransformer.LoaderSignature)]
+
+namespace Taming.ML.MLNet;
+
+/// <summary>
+/// A fitted transformer prior p(tokens | condition). As a transformer it scores rows: it adds a Single column
+/// with each row's negative log-likelihood in bits per image token (higher = less typical), so the prior can
+/// rank or flag unusual images downstream. <see cref="Sample"/> draws new token grids; the
+/// <see cref="TamingCatalogExtensions.GenerateTokens"/> stage does so inside a pipeline.
+/// </summary>
+public sealed class PriorTransformer : BatchedTransformerBase
+{
+    internal const string LoaderSignature = "TamingTransformerPrior";
+    private static readonly VersionInfo Version = ModelFile.Version("TAMPRIOR", LoaderSignature);
+
+    internal PriorTransformer(IHostEnvironment env, Gpt model, Device device, string scoreColumnName, string tokenColumnName,
+        string? labelColumnName, string? conditionColumnName) : base(env, nameof(PriorTransformer))
+    {
+        Model = model;
+        Device = device;
+        ScoreColumnName = scoreColumnName;
+        TokenColumnName = tokenColumnName;
+        LabelColumnName = labelColumnName;
+        ConditionColumnName = conditionColumnName;
+    }
+
+    /// <summary>The trained GPT, for direct TorchSharp use.</summary>
+    public Gpt Model { get; }
+
+    /// <summary>Conditioning, grid shape and vocabulary.</summary>
+    public PriorLayout Layout => Model.Layout;
+
+    /// <summary>The bits-per-token column this transformer adds.</summary>
+    public string ScoreColumnName { get; }
+
+    /// <summary>The image-token column it reads.</summary>
+    public string TokenColumnName { get; }
+
+    /// <summary>The class-label column (class-conditional priors).</summary>
+    public string? LabelColumnName { get; }
+
+    /// <summary>The condition-token column (image-conditional priors).</summary>
+    public string? ConditionColumnName { get; }
+
+    internal Device Device { get; }
+
+    /// <summary>The type of sampled token grids: the same key vector the tokenizer produces.</summary>
+    public VectorDataViewType TokenType => new(new KeyDataViewType(typeof(uint), Layout.CodebookSize), Layout.GridHeight, Layout.GridWidth);
+
+    /// <summary>
+    /// Samples one token grid (row-major ids, 0-based) per prefix. Each prefix is a class index (class-conditional),
+    /// condition token ids (image-conditional) or empty (unconditional); each row has its own seed.
+    /// </summary>
+    public long[][] Sample(IReadOnlyList<long[]> conditions, IReadOnlyList<int> seeds, SamplingOptions? options = null)
+    {
+        var prefixes = conditions.Select(c => Layout.Conditioning switch
+        {
+            Conditioning.None => new long[] { Layout.CodebookSize },
+            Conditioning.Class => c.Length == 1 && c[0] >= 0 && c[0] < Layout.ClassCount
+                ? new long[] { Layout.CodebookSize + c[0] }
+                : throw new ArgumentOutOfRangeException(nameof(conditions), $"Class {string.Join(",", c)} is outside the trained classes 0 … {Layout.ClassCount - 1}."),
+            _ => c.Length == Layout.PrefixLength && c.All(t => t >= 0 && t < Layout.ConditionCodebookSize)
+                ? c.Select(t => t + Layout.CodebookSize).ToArray()
+                : throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition tokens must be {Layout.PrefixLength} ids in 0 … {Layout.ConditionCodebookSize - 1}."),
+        }).ToList();
+        return SamplePrefixes(prefixes, seeds, options ?? new SamplingOptions());
+    }
+
+    internal long[][] SamplePrefixes(IReadOnlyList<long[]> prefixes, IReadOnlyList<int> seeds, SamplingOptions options)
+    {
+        using var scope = NewDisposeScope();
+        var prefix = tensor(prefixes.SelectMany(p => p).ToArray(), new long[] { prefixes.Count, Layout.PrefixLength }).to(Device);
+        var tokens = PriorSampler.Sample(Model, prefix, seeds, options).cpu().data<long>().ToArray();
+        int n = Layout.ImageLength;
+        return Enumerable.Range(0, prefixes.Count).Select(r => tokens[(r * n)..((r + 1) * n)]).ToArray();
+    }
+
+    private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
+
+    private protected override void SaveModel(ModelSaveContext ctx) =>
+        PriorModelFile.Save(ctx, Version, Model, new[] { ScoreColumnName, TokenColumnName, LabelColumnName, ConditionColumnName }, Array.Empty<string>());
+
+    private static PriorTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
+    {
+        var (model, device, columns, _) = PriorModelFile.Load(env, ctx, Version, columnCount: 4, extraCount: 0);
+        return new PriorTransformer(env, model, device, columns[0]!, columns[1]!, columns[2], columns[3]);
+    }
+
+    private sealed class Mapper : IBatchMapper
+    {
+        private readonly PriorTransformer parent;
+
+        public Mapper(PriorTransformer parent, DataViewSchema schema)
+        {
+            this.parent = parent;
+            InputColumns = PriorInputs.Columns(schema, parent.Layout, parent.TokenColumnName, parent.LabelColumnName, parent.ConditionColumnName);
+            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.ScoreColumnName, NumberDataViewType.Single) };
+        }
+
+        public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
+        public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
+        public int BatchSize => parent.Model.Options.InferenceBatchSize;
+
+        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, capacity);
+    }
+
+    private sealed class State : IBatchState
+    {
+        private readonly PriorTransformer parent;
+        private readonly PriorInputs inputs;
+        private readonly long[][] sequences;
+        private readonly float[] scores;
+
+        public State(PriorTransformer parent, DataViewRow row, int capacity)
+        {
+            this.parent = parent;
+            inputs = new PriorInputs(row, parent.Layout, parent.TokenColumnName, parent.LabelColumnName, parent.ConditionColumnName);
+            sequences = new long[capacity][];
+            scores = new float[capacity];
+        }
+
+        public void ReadRow(int slot) => sequences[slot] = inputs.Prefix().Concat(inputs.Tokens()).ToArray();
+
+        public void Compute(int count)
+        {
+            var layout = parent.Layout;
+            int p = layout.PrefixLength, n = layout.ImageLength;
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var ids = tensor(sequences.Take(count).SelectMany(s => s).ToArray(), new long[] { count, p + n }).to(parent.Device);
+            var nll = parent.Model.ImageTokenNll(ids).mean(new long[] { 1 }) / Math.Log(2);
+            nll.cpu().data<float>().CopyTo(scores.AsSpan(0, count));
+        }
+
+        public Delegate MakeGetter(int output, Func<int> slot)
+        {
+            ValueGetter<float> getter = (ref float dst) => dst = scores[slot()];
+            return getter;
+        }
+
+        public void Dispose() { }
+    }
+}

@@ -1,0 +1,79 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Taming.ML.MLNet;
+
+/// <summary>
+/// Reading token grids and class labels from ML.NET columns: key vectors (the tokenizer's output) or Int32
+/// vectors of 0-based ids, key or Int32 labels, with range and length checks that name the column and row.
+/// </summary>
+internal static class TokenColumns
+{
+    /// <summary>Codebook size (key count) and grid shape of a token column; null key count for Int32 vectors.</summary>
+    public static (int? KeyCount, int Height, int Width) Inspect(DataViewSchema.Column column)
+    {
+        if (column.Type is not VectorDataViewType { ItemType: var item } v || !(item is KeyDataViewType || item == NumberDataViewType.Int32))
+            throw new ArgumentOutOfRangeException(nameof(column),
+                $"Column '{column.Name}' has type {column.Type}; expected a key vector (a tokenizer's output) or a vector of Int32 token ids.");
+        if (item is KeyDataViewType { RawType: var raw } && raw != typeof(uint))
+            throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' has keys of {raw.Name}; expected UInt32 keys.");
+        int? count = item is KeyDataViewType key ? (int)key.Count : null;
+        if (v.Dimensions.Length == 2) return (count, (int)v.Dimensions[0], (int)v.Dimensions[1]);
+        int side = (int)Math.Round(Math.Sqrt(v.Size));
+        return side * side == v.Size ? (count, side, side) : (count, 1, v.Size);
+    }
+
+    /// <summary>A reader of the row's token ids (0-based), checked against the codebook and the expected length.</summary>
+    public static Func<long[]> Reader(DataViewRow row, DataViewSchema.Column column, int codebookSize, int length)
+    {
+        long[] Check(long[] ids)
+        {
+            if (ids.Length != length)
+                throw new InvalidDataException($"Column '{column.Name}', row {row.Position}: {ids.Length} tokens, expected {length}.");
+            for (int i = 0; i < ids.Length; i++)
+                if (ids[i] < 0 || ids[i] >= codebookSize)
+                    throw new InvalidDataException($"Column '{column.Name}', row {row.Position}: token {i} is {ids[i]}, " +
+                                                   $"outside the codebook (0 … {codebookSize - 1}; a missing key reads as -1).");
+            return ids;
+        }
+        if (((VectorDataViewType)column.Type).ItemType is KeyDataViewType)
+        {
+            var getter = row.GetGetter<VBuffer<uint>>(column);
+            var buffer = default(VBuffer<uint>);
+            return () => { getter(ref buffer); return Check(buffer.DenseValues().Select(k => (long)k - 1).ToArray()); };
+        }
+        var intGetter = row.GetGetter<VBuffer<int>>(column);
+        var ints = default(VBuffer<int>);
+        return () => { intGetter(ref ints); return Check(ints.DenseValues().Select(k => (long)k).ToArray()); };
+    }
+
+    /// <summary>Class count of a key label column (null for Int32 labels, whose count comes from the data).</summary>
+    public static int? InspectLabel(DataViewSchema.Column column) => column.Type switch
+    {
+        KeyDataViewType { RawType: var raw } key when raw == typeof(uint) => (int)key.Count,
+        var t when t == NumberDataViewType.Int32 => null,
+        _ => throw new ArgumentOutOfRangeException(nameof(column),
+            $"Column '{column.Name}' has type {column.Type}; expected a key (e.g. from MapValueToKey) or an Int32 class label."),
+    };
+
+    /// <summary>A reader of the row's class index (0-based), checked against <paramref name="classCount"/> when it is known.</summary>
+    public static Func<int> LabelReader(DataViewRow row, DataViewSchema.Column column, int? classCount)
+    {
+        int Check(long label)
+        {
+            if (label < 0 || (classCount is { } c && label >= c))
+                throw new InvalidDataException($"Column '{column.Name}', row {row.Position}: class {label} is outside the " +
+                                               (classCount is { } n ? $"trained classes (0 … {n - 1}; a missing key reads as -1)." : "valid range (≥ 0)."));
+            return (int)label;
+        }
+        if (column.Type is KeyDataViewType)
+        {
+            var getter = row.GetGetter<uint>(column);
+            uint key = 0;
+            return () => { getter(ref key); return Check((long)key - 1); };
+        }
+        var intGetter = row.GetGetter<int>(column);
+        int value = 0;
+        return () => { intGetter(ref value); return Check(value); };
+    }
+}

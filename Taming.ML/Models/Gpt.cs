@@ -1,0 +1,99 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+using Taming.ML.Modules;
+using Taming.ML.Sampling;
+
+namespace Taming.ML.Models;
+
+/// <summary>
+/// The transformer prior (minGPT): token and learned position embeddings, pre-LayerNorm blocks, a final
+/// LayerNorm and a linear head over the image codes. Input ids follow <see cref="PriorLayout"/>.
+/// </summary>
+public sealed class Gpt : Module<Tensor, Tensor>
+{
+    private readonly TorchSharp.Modules.Embedding tok_emb;
+    private readonly TorchSharp.Modules.Parameter pos_emb;
+    private readonly TorchSharp.Modules.Dropout drop;
+    private readonly TorchSharp.Modules.ModuleList<TransformerBlock> blocks;
+    private readonly TorchSharp.Modules.LayerNorm ln_f;
+    private readonly TorchSharp.Modules.Linear head;
+
+    /// <summary>Builds an untrained prior for a sequence layout.</summary>
+    public Gpt(GptOptions options, PriorLayout layout) : base(nameof(Gpt))
+    {
+        options.Validate();
+        layout.Validate();
+        Options = options.Clone();
+        Layout = layout;
+        tok_emb = Embedding(layout.Vocabulary, options.Width);
+        pos_emb = new TorchSharp.Modules.Parameter(zeros(1, layout.BlockSize, options.Width));
+        drop = Dropout(options.Dropout);
+        blocks = new TorchSharp.Modules.ModuleList<TransformerBlock>(
+            Enumerable.Range(0, options.Layers).Select(_ => new TransformerBlock(options.Width, options.Heads, options.Dropout)).ToArray());
+        ln_f = LayerNorm(options.Width);
+        head = Linear(options.Width, layout.CodebookSize, hasBias: false);
+        RegisterComponents();
+        using (no_grad())
+        {
+            foreach (var (name, p) in named_parameters())
+            {
+                if (name.EndsWith("bias")) init.zeros_(p);
+                else if (name.StartsWith("tok_emb") || (name.EndsWith("weight") && !name.Contains("ln"))) init.normal_(p, 0, 0.02);
+            }
+        }
+    }
+
+    /// <summary>The options the prior was built with.</summary>
+    public GptOptions Options { get; }
+
+    /// <summary>The sequence layout (conditioning, grid, vocabulary).</summary>
+    public PriorLayout Layout { get; }
+
+    /// <summary>Logits over the image codes for every position of <paramref name="ids"/> (b, t), t ≤ block size.</summary>
+    public override Tensor forward(Tensor ids) => Forward(ids, null, 0);
+
+    /// <summary>Logits for positions start … start+t−1, reading and filling <paramref name="cache"/> when given.</summary>
+    internal Tensor Forward(Tensor ids, KvCache? cache, long start)
+    {
+        long t = ids.shape[1];
+        if (start + t > Layout.BlockSize)
+            throw new ArgumentException($"The sequence is {start + t} tokens long; the prior's block size is {Layout.BlockSize}.");
+        var x = drop.forward(tok_emb.forward(ids) + pos_emb.narrow(1, start, t));
+        for (int l = 0; l < blocks.Count; l++) x = blocks[l].Step(x, cache, l, start);
+        return head.forward(ln_f.forward(x));
+    }
+
+    /// <summary>
+    /// Cross-entropy in nats of each image token of whole sequences (b, prefix + image tokens), shape (b, image
+    /// tokens). <paramref name="inputs"/> replaces the model's input (the sequences less their last token), e.g.
+    /// with pkeep corruption.
+    /// </summary>
+    internal Tensor ImageTokenNll(Tensor sequences, Tensor? inputs = null)
+    {
+        int p = Layout.PrefixLength, n = Layout.ImageLength;
+        var logits = forward(inputs ?? sequences.narrow(1, 0, p + n - 1)).narrow(1, p - 1, n);
+        return functional.cross_entropy(logits.reshape(-1, Layout.CodebookSize), sequences.narrow(1, p, n).reshape(-1),
+            reduction: Reduction.None).view(sequences.shape[0], n);
+    }
+
+    /// <summary>A cache for sampling <paramref name="batch"/> sequences.</summary>
+    internal KvCache NewCache(long batch)
+    {
+        var p = pos_emb;
+        return new KvCache(Options.Layers, batch, Options.Heads, Layout.BlockSize, Options.Width / Options.Heads, p.device, p.dtype);
+    }
+
+    /// <summary>Parameters that get weight decay (Linear weights) and those that do not (biases, norms, embeddings).</summary>
+    internal (IList<TorchSharp.Modules.Parameter> Decay, IList<TorchSharp.Modules.Parameter> NoDecay) ParameterGroups()
+    {
+        var decay = new List<TorchSharp.Modules.Parameter>();
+        var noDecay = new List<TorchSharp.Modules.Parameter>();
+        foreach (var (name, p) in named_parameters())
+        {
+            bool linearWeight = name.EndsWith("weight") && !name.StartsWith("tok_emb") && !name.Contains("ln");
+            (linearWeight ? decay : noDecay).Add(p);
+        }
+        return (decay, noDecay);
+    }
+}

@@ -1,0 +1,95 @@
+using System.Text.Json.Serialization;
+
+namespace Taming.ML.Models;
+
+/// <summary>
+/// Every knob of the transformer prior in one place, minGPT-style: architecture and training. The
+/// defaults suit a 2-core CPU and 8×8 token grids; the sequence length is set from the data.
+/// </summary>
+public sealed class GptOptions
+{
+    // ---- architecture -------------------------------------------------------------------------
+
+    /// <summary>Transformer blocks. Default 4.</summary>
+    public int Layers { get; set; } = 4;
+
+    /// <summary>Attention heads per block; must divide <see cref="Width"/>. Default 4.</summary>
+    public int Heads { get; set; } = 4;
+
+    /// <summary>Embedding width. Default 128.</summary>
+    public int Width { get; set; } = 128;
+
+    /// <summary>Dropout on embeddings, attention and residual paths. Default 0.1.</summary>
+    public double Dropout { get; set; } = 0.1;
+
+    // ---- training -----------------------------------------------------------------------------
+
+    /// <summary>Optimisation steps. Default 4000.</summary>
+    public int Steps { get; set; } = 4000;
+
+    /// <summary>Sequences per step. Default 32.</summary>
+    public int BatchSize { get; set; } = 32;
+
+    /// <summary>Peak AdamW learning rate (betas 0.9, 0.95); linear warm-up, then a cosine to a tenth. Default 1e-3.</summary>
+    public double LearningRate { get; set; } = 1e-3;
+
+    /// <summary>AdamW weight decay, applied to Linear weights only. Default 0.01.</summary>
+    public double WeightDecay { get; set; } = 0.01;
+
+    /// <summary>Gradient-norm clipping threshold. Default 1.</summary>
+    public double GradientClip { get; set; } = 1.0;
+
+    /// <summary>Probability of keeping each input image token; the rest are replaced by random codes
+    /// during training (the reference's <c>pkeep</c>). Default 1 (off).</summary>
+    public double PKeep { get; set; } = 1.0;
+
+    /// <summary>Share of the rows held out to measure validation loss. Default 0.05.</summary>
+    public double ValidationFraction { get; set; } = 0.05;
+
+    /// <summary>Stop when validation loss has not improved for this many progress reports, and keep the best
+    /// weights. 0 disables early stopping. Default 5.</summary>
+    public int EarlyStoppingPatience { get; set; } = 5;
+
+    /// <summary>Stop after this much wall-clock time; the learning-rate schedule follows whichever of
+    /// steps and time runs out first. Null (default): no limit.</summary>
+    public TimeSpan? TimeBudget { get; set; }
+
+    /// <summary>Random seed. Null (default): the MLContext's seed, if any.</summary>
+    public int? Seed { get; set; }
+
+    /// <summary>Torch device: "cpu" (default), "cuda" or "cuda:N".</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Rows per forward pass when the fitted prior scores or samples. Default 64.</summary>
+    public int InferenceBatchSize { get; set; } = 64;
+
+    /// <summary>Steps between progress reports (and validation). Default 100.</summary>
+    public int ProgressInterval { get; set; } = 100;
+
+    /// <summary>Called at every report; <see cref="Training.PriorProgress.RequestStop"/> ends training early.</summary>
+    [JsonIgnore] public Action<Training.PriorProgress>? Progress { get; set; }
+
+    /// <summary>Cancels training (an <see cref="OperationCanceledException"/> is thrown).</summary>
+    [JsonIgnore] public CancellationToken CancellationToken { get; set; }
+
+    /// <summary>A copy (callbacks included).</summary>
+    public GptOptions Clone() => (GptOptions)MemberwiseClone();
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad option.</summary>
+    public void Validate()
+    {
+        void Require(bool ok, string name, string why) { if (!ok) throw new ArgumentException($"GptOptions.{name}: {why}", name); }
+        Require(Layers > 0, nameof(Layers), "must be positive.");
+        Require(Heads > 0 && Width % Heads == 0, nameof(Heads), $"must be positive and divide Width ({Width}).");
+        Require(Width > 0, nameof(Width), "must be positive.");
+        Require(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1).");
+        Require(Steps > 0, nameof(Steps), "must be positive.");
+        Require(BatchSize > 0, nameof(BatchSize), "must be positive.");
+        Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");
+        Require(WeightDecay >= 0, nameof(WeightDecay), "must be non-negative.");
+        Require(PKeep is > 0 and <= 1, nameof(PKeep), "must be in (0, 1].");
+        Require(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1).");
+        Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");
+        Require(ProgressInterval > 0, nameof(ProgressInterval), "must be positive.");
+    }
+}

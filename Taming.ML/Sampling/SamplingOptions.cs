@@ -1,0 +1,31 @@
+namespace Taming.ML.Sampling;
+
+/// <summary>How the prior draws tokens.</summary>
+public sealed class SamplingOptions
+{
+    /// <summary>Logits are divided by this before softmax. Default 1.</summary>
+    public double Temperature { get; set; } = 1.0;
+
+    /// <summary>Keep only the k most likely codes (0: all). Default 100, as the reference's samplers.</summary>
+    public int TopK { get; set; } = 100;
+
+    /// <summary>Keep the smallest set of codes whose probability reaches p (1: all). Default 1.</summary>
+    public double TopP { get; set; } = 1.0;
+
+    /// <summary>Seed of the first row; row i uses Seed + i unless a seed column gives its own. Default 0.</summary>
+    public int Seed { get; set; }
+
+    /// <summary>Use the key/value cache (true, default) or a full forward pass per token (for checks).</summary>
+    public bool UseCache { get; set; } = true;
+
+    /// <summary>A copy.</summary>
+    public SamplingOptions Clone() => (SamplingOptions)MemberwiseClone();
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad option.</summary>
+    public void Validate()
+    {
+        if (!(Temperature > 0) || !double.IsFinite(Temperature)) throw new ArgumentException("SamplingOptions.Temperature must be a positive number.");
+        if (TopK < 0) throw new ArgumentException("SamplingOptions.TopK must be 0 (all) or positive.");
+        if (TopP is <= 0 or > 1) throw new ArgumentException("SamplingOptions.TopP must be in (0, 1].");
+    }
+}

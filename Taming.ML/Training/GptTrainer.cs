@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using TorchSharp;
+using static TorchSharp.torch;
+using Taming.ML.Models;
+
+namespace Taming.ML.Training;
+
+/// <summary>
+/// Fits a <see cref="Gpt"/> on token sequences (prefix + image tokens) by next-token cross-entropy on the image
+/// tokens: AdamW (0.9, 0.95) with weight decay on Linear weights only, warm-up then cosine decay, gradient
+/// clipping, optional pkeep corruption, validation split with early stopping that keeps the best weights.
+/// </summary>
+internal sealed class GptTrainer
+{
+    private readonly GptOptions o;
+    private readonly PriorLayout layout;
+    private readonly Device device;
+    private readonly Action<string>? log;
+
+    public GptTrainer(GptOptions options, PriorLayout layout, Device device, Action<string>? log = null)
+    {
+        options.Validate();
+        layout.Validate();
+        o = options;
+        this.layout = layout;
+        this.device = device;
+        this.log = log;
+    }
+
+    /// <summary>Trains on sequences of vocabulary ids, each PrefixLength + ImageLength long.</summary>
+    public Gpt Train(IReadOnlyList<long[]> sequences)
+    {
+        if (sequences.Count == 0) throw new InvalidOperationException("The training data is empty: the prior needs at least one token grid.");
+        int seed = o.Seed ?? 0;
+        random.manual_seed(seed);
+        var rng = new Random(seed);
+        var order = Enumerable.Range(0, sequences.Count).ToArray();
+        rng.Shuffle(order);
+        int validationCount = o.ValidationFraction > 0 && sequences.Count >= 20 ? Math.Max(1, (int)(sequences.Count * o.ValidationFraction)) : 0;
+        var validation = order.Take(validationCount).Select(i => sequences[i]).ToList();
+        var train = order.Skip(validationCount).Select(i => sequences[i]).ToList();
+
+        var model = new Gpt(o, layout);
+        model.to(device).train();
+        var (decay, noDecay) = model.ParameterGroups();
+        var optimizer = optim.AdamW(new[]
+        {
+            new TorchSharp.Modules.AdamW.ParamGroup(decay, new TorchSharp.Modules.AdamW.Options { weight_decay = o.WeightDecay }),
+            new TorchSharp.Modules.AdamW.ParamGroup(noDecay, new TorchSharp.Modules.AdamW.Options { weight_decay = 0 }),
+        }, o.LearningRate, beta1: 0.9, beta2: 0.95);
+
+        var clock = Stopwatch.StartNew();
+        int step = 0, batchStart = train.Count, reportsWithoutGain = 0;
+        double best = double.PositiveInfinity, lossSum = 0;
+        long tokens = 0;
+        TimeSpan windowStart = TimeSpan.Zero;
+        Dictionary<string, Tensor>? bestWeights = null;
+        while (step < o.Steps)
+        {
+            o.CancellationToken.ThrowIfCancellationRequested();
+            double progress = Math.Max((double)step / o.Steps, o.TimeBudget is { } budget ? clock.Elapsed / budget : 0);
+            if (progress >= 1) break;
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = LearningRateAt(progress, step);
+
+            var batch = new List<long[]>(o.BatchSize);
+            for (int i = 0; i < Math.Min(o.BatchSize, train.Count); i++)
+            {
+                if (batchStart == train.Count) { Shuffle(train, rng); batchStart = 0; }
+                batch.Add(train[batchStart++]);
+            }
+            using (var scope = NewDisposeScope())
+            {
+                var loss = Loss(model, batch, corrupt: o.PKeep < 1);
+                optimizer.zero_grad();
+                loss.backward();
+                nn.utils.clip_grad_norm_(model.parameters(), o.GradientClip);
+                optimizer.step();
+                lossSum += loss.item<float>();
+            }
+            step++;
+            tokens += batch.Count * (long)layout.ImageLength;
+
+            if (step % o.ProgressInterval == 0 || step == o.Steps)
+            {
+                double trainLoss = lossSum / Math.Max(1, step % o.ProgressInterval == 0 ? o.ProgressInterval : step % o.ProgressInterval);
+                double validationLoss = validation.Count > 0 ? Evaluate(model, validation) : double.NaN;
+                double tracked = validation.Count > 0 ? validationLoss : trainLoss;
+                if (tracked < best - 1e-4)
+                {
+                    best = tracked;
+                    reportsWithoutGain = 0;
+                    if (o.EarlyStoppingPatience > 0 && validation.Count > 0) bestWeights = Snapshot(model, bestWeights);
+                }
+                else reportsWithoutGain++;
+                var elapsed = clock.Elapsed;
+                double perStep = elapsed.TotalSeconds / step;
+                double left = Math.Min(perStep * (o.Steps - step), o.TimeBudget is { } b ? Math.Max(0, (b - elapsed).TotalSeconds) : double.MaxValue);
+                var report = new PriorProgress
+                {
+                    Step = step, TotalSteps = o.Steps, TrainLoss = trainLoss, ValidationLoss = validationLoss,
+                    BitsPerToken = tracked / Math.Log(2), TokensPerSecond = tokens / Math.Max(1e-9, (elapsed - windowStart).TotalSeconds),
+                    Elapsed = elapsed, Eta = TimeSpan.FromSeconds(left),
+                };
+                log?.Invoke(report.ToString());
+                o.Progress?.Invoke(report);
+                lossSum = 0;
+                tokens = 0;
+                windowStart = elapsed;
+                if (report.StopRequested) break;
+                if (o.EarlyStoppingPatience > 0 && validation.Count > 0 && reportsWithoutGain >= o.EarlyStoppingPatience)
+                {
+                    log?.Invoke($"Validation loss has not improved for {reportsWithoutGain} reports: stopping early.");
+                    break;
+                }
+            }
+        }
+        if (bestWeights != null)
+        {
+            using (no_grad())
+                foreach (var (name, p) in model.named_parameters()) p.copy_(bestWeights[name]);
+            foreach (var t in bestWeights.Values) t.Dispose();
+        }
+        model.eval();
+        optimizer.Dispose();
+        return model;
+    }
+
+    private static void Shuffle(List<long[]> list, Random rng)
+    {
+        for (int i = list.Count - 1; i > 0; i--)
+        {
+            int j = rng.Next(i + 1);
+            (list[i], list[j]) = (list[j], list[i]);
+        }
+    }
+
+    /// <summary>Mean cross-entropy (nats) of the image tokens of <paramref name="batch"/>.</summary>
+    internal Tensor Loss(Gpt model, IReadOnlyList<long[]> batch, bool corrupt)
+    {
+        int p = layout.PrefixLength, n = layout.ImageLength;
+        var ids = tensor(batch.SelectMany(s => s).ToArray(), new long[] { batch.Count, p + n }).to(device);
+        Tensor? input = null;
+        if (corrupt)
+        {
+            // pkeep: replace a share of the image tokens (never the prefix) by random codes.
+            var image = ids.narrow(1, p, n - 1);
+            var keep = rand(image.shape, device: device) < o.PKeep;
+            var noise = randint(layout.CodebookSize, image.shape, device: device);
+            input = cat(new[] { ids.narrow(1, 0, p), where(keep, image, noise) }, 1);
+        }
+        return model.ImageTokenNll(ids, input).mean();
+    }
+
+    private double Evaluate(Gpt model, List<long[]> validation)
+    {
+        model.eval();
+        double sum = 0;
+        int count = 0;
+        for (int start = 0; start < validation.Count; start += o.InferenceBatchSize)
+        {
+            var batch = validation.Skip(start).Take(o.InferenceBatchSize).ToList();
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            sum += Loss(model, batch, corrupt: false).item<float>() * batch.Count;
+            count += batch.Count;
+        }
+        model.train();
+        return sum / count;
+    }
+
+    private static Dictionary<string, Tensor> Snapshot(Gpt model, Dictionary<string, Tensor>? previous)
+    {
+        if (previous != null) foreach (var t in previous.Values) t.Dispose();
+        using var _ = no_grad();
+        return model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone().DetachFromDisposeScope());
+    }
+
+    private double LearningRateAt(double progress, int step)
+    {
+        int warmup = Math.Min(200, Math.Max(1, o.Steps / 20));
+        if (step < warmup) return o.LearningRate * (step + 1) / warmup;
+        return o.LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress))));
+    }
+}
