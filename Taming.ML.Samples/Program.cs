@@ -7,7 +7,7 @@ try
     var options = new Arguments(command == "demo" && (args.Length == 0 || args[0] != "demo") ? args : args.Skip(1));
     return command switch
     {
-        "demo" => TokenizerCommands.Demo(options),
+        "demo" => Demo.Run(options),
         "train-tokenizer" => TokenizerCommands.Train(options),
         "evaluate-tokenizer" => TokenizerCommands.Evaluate(options),
         "benchmark-tokenizer" => Benchmarks.Tokenizer(options),

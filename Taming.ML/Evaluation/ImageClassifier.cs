@@ -1,0 +1,105 @@
+using Microsoft.ML;
+using Taming.ML.Data;
+using Taming.ML.MLNet;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Taming.ML.Evaluation;
+
+/// <summary>
+/// A small CNN trained on real labelled images, used to judge generated ones (class consistency). Create it with
+/// <see cref="TamingCatalog.TrainImageClassifier"/>.
+/// </summary>
+public sealed class ImageClassifier
+{
+    private readonly ConvClassifierNet net;
+
+    private ImageClassifier(ConvClassifierNet net, int channels, int resolution, int classes)
+    {
+        this.net = net;
+        Channels = channels;
+        Resolution = resolution;
+        ClassCount = classes;
+    }
+
+    /// <summary>Image channels the classifier reads.</summary>
+    public int Channels { get; }
+    /// <summary>Image side in pixels.</summary>
+    public int Resolution { get; }
+    /// <summary>Number of classes.</summary>
+    public int ClassCount { get; }
+
+    internal static ImageClassifier Train(ImageSet images, IReadOnlyList<int> labels, int classes, int epochs, int seed, Action<string>? log)
+    {
+        if (images.Count == 0) throw new InvalidOperationException("The classifier's training data is empty.");
+        random.manual_seed(seed);
+        var rng = new Random(seed);
+        var net = new ConvClassifierNet(images.Channels, images.Height, classes);
+        var optimizer = optim.Adam(net.parameters(), 1e-3);
+        net.train();
+        var order = Enumerable.Range(0, images.Count).ToArray();
+        for (int epoch = 0; epoch < epochs; epoch++)
+        {
+            rng.Shuffle(order);
+            double lossSum = 0;
+            int batches = 0;
+            for (int start = 0; start < order.Length; start += 64)
+            {
+                var idx = order.Skip(start).Take(64).ToArray();
+                using var scope = NewDisposeScope();
+                var x = images.Batch(idx, CPU);
+                var y = tensor(idx.Select(i => (long)labels[i]).ToArray());
+                var loss = nn.functional.cross_entropy(net.forward(x), y);
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+                lossSum += loss.item<float>();
+                batches++;
+            }
+            log?.Invoke($"classifier epoch {epoch + 1}/{epochs}: loss {lossSum / batches:F4}");
+        }
+        net.eval();
+        optimizer.Dispose();
+        return new ImageClassifier(net, images.Channels, images.Height, classes);
+    }
+
+    /// <summary>The most likely class of each image.</summary>
+    internal int[] Predict(ImageSet images)
+    {
+        if (images.Channels != Channels || images.Height != Resolution || images.Width != Resolution)
+            throw new ArgumentException($"The classifier reads {Resolution}×{Resolution}×{Channels} images; got {images.Width}×{images.Height}×{images.Channels}.");
+        var predictions = new List<int>(images.Count);
+        for (int start = 0; start < images.Count; start += 256)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var x = images.Batch(Enumerable.Range(start, Math.Min(256, images.Count - start)).ToArray(), CPU);
+            predictions.AddRange(net.forward(x).argmax(1).data<long>().Select(p => (int)p));
+        }
+        return predictions.ToArray();
+    }
+
+    /// <summary>Reads an image column and a label column (key or Int32) into memory.</summary>
+    internal static (ImageSet Images, List<int> Labels) Read(IDataView data, string imageColumnName, string labelColumnName, int channels, int resolution)
+    {
+        var image = data.Schema.GetColumnOrNull(imageColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Image column '{imageColumnName}' not found in the data.");
+        var label = data.Schema.GetColumnOrNull(labelColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(labelColumnName), $"Label column '{labelColumnName}' not found in the data.");
+        ImageColumnReader.Inspect(image);
+        int? classes = TokenColumns.InspectLabel(label);
+        var set = new ImageSet(channels, resolution, resolution);
+        var labels = new List<int>();
+        using var cursor = data.GetRowCursor(new[] { image, label });
+        var reader = new ImageColumnReader(cursor, image, channels, resolution, resize: false);
+        var readLabel = TokenColumns.LabelReader(cursor, label, classes);
+        var pixels = new float[set.PixelsPerImage];
+        while (cursor.MoveNext())
+        {
+            reader.Read(pixels);
+            set.Add(pixels.Select(v => (byte)Math.Clamp(MathF.Round(v), 0, 255)).ToArray());
+            labels.Add(readLabel());
+        }
+        return (set, labels);
+    }
+}
