@@ -11,6 +11,10 @@ try
         "train-tokenizer" => TokenizerCommands.Train(options),
         "evaluate-tokenizer" => TokenizerCommands.Evaluate(options),
         "benchmark-tokenizer" => Benchmarks.Tokenizer(options),
+        "train-prior" => PriorCommands.Train(options),
+        "generate" => PriorCommands.Generate(options),
+        "benchmark-sampling" => PriorCommands.Benchmark(options),
+        "evaluate-generation" => PriorCommands.EvaluateGeneration(options),
         "help" or "--help" => Usage(0),
         _ => Usage(2, $"Unknown command '{command}'."),
     };
@@ -27,11 +31,18 @@ static int Usage(int code, string? problem = null)
     if (problem != null) Console.Error.WriteLine(problem);
     Console.WriteLine("""
         Usage: Taming.ML.Samples [command] [options]
-          (no command)         MNIST demo: fit a tokenizer, evaluate, save, reload, decode  [--output-dir out] [--steps N] [--device cpu|cuda]
+          (no command)         MNIST demo: tokenizer, class-conditional prior, generated digits, class consistency
+                               [--output-dir out] [--tokenizer-minutes M] [--prior-minutes M] [--steps N] [--prior-steps N] [--device cpu|cuda]
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--seed S] [--minutes M] [--device cpu|cuda]
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
-          benchmark-tokenizer  [--model <zip>] [--images <idx>] [--batches N]: ML.NET transformer vs. the raw TorchSharp encoder
+          train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
+                               [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda]
+          generate             --tokenizer <zip> --prior <zip> [--label k | --all-labels] [--count N] [--temperature t]
+                               [--top-k k] [--top-p p] [--seed s] --output <png>
+          evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json]
+          benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder
+          benchmark-sampling   [--prior <zip>] [--count N]: key/value-cached vs. uncached sampling
         """);
     return code;
 }

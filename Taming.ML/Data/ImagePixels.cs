@@ -22,6 +22,36 @@ public static class ImagePixels
         return bgra;
     }
 
+    /// <summary>
+    /// Planar pixels (c·h·w values, 0–255) of an image: RGB for <paramref name="channels"/> = 3, luminance
+    /// (0.299 R + 0.587 G + 0.114 B, rounded) for 1.
+    /// </summary>
+    public static float[] ToPlanar(MLImage image, int channels)
+    {
+        if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), "channels must be 1 or 3.");
+        int n = image.Height * image.Width;
+        var raw = image.Pixels;
+        // MLImage holds 4 bytes per pixel; the order depends on the platform's native format.
+        bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
+        var planar = new float[channels * n];
+        for (int i = 0; i < n; i++)
+        {
+            float r = raw[4 * i + (bgra ? 2 : 0)], g = raw[4 * i + 1], b = raw[4 * i + (bgra ? 0 : 2)];
+            if (channels == 1) planar[i] = MathF.Round(0.299f * r + 0.587f * g + 0.114f * b);
+            else
+            {
+                planar[i] = r;
+                planar[n + i] = g;
+                planar[2 * n + i] = b;
+            }
+        }
+        return planar;
+    }
+
+    /// <summary>Planar bytes of an image (see <see cref="ToPlanar"/>).</summary>
+    public static byte[] ToPlanarBytes(MLImage image, int channels) =>
+        ToPlanar(image, channels).Select(v => (byte)v).ToArray();
+
     /// <summary>A new <see cref="MLImage"/> from planar gray or RGB bytes.</summary>
     public static MLImage ToImage(ReadOnlySpan<byte> planar, int channels, int height, int width) =>
         MLImage.CreateFromPixels(width, height, MLPixelFormat.Bgra32, ToBgra(planar, channels, height, width));

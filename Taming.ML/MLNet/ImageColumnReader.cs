@@ -75,23 +75,7 @@ internal sealed class ImageColumnReader
         imageGetter!(ref image);
         if (image is null || image.Width <= 0 || image.Height <= 0)
             throw new InvalidDataException($"Column '{name}', row {row.Position}: the image is missing (a file that could not be loaded?).");
-        int h = image.Height, w = image.Width, n = h * w;
-        var raw = image.Pixels;
-        // MLImage holds 4 bytes per pixel; the order depends on the platform's native format.
-        bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
-        var planar = new float[channels * n];
-        for (int i = 0; i < n; i++)
-        {
-            float r = raw[4 * i + (bgra ? 2 : 0)], g = raw[4 * i + 1], b = raw[4 * i + (bgra ? 0 : 2)];
-            if (channels == 1) planar[i] = MathF.Round(0.299f * r + 0.587f * g + 0.114f * b);
-            else
-            {
-                planar[i] = r;
-                planar[n + i] = g;
-                planar[2 * n + i] = b;
-            }
-        }
-        return (planar, channels, h, w);
+        return (Data.ImagePixels.ToPlanar(image, channels), channels, image.Height, image.Width);
     }
 
     private (float[] Pixels, int C, int H, int W) ReadVector()

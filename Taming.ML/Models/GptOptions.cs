@@ -19,8 +19,8 @@ public sealed class GptOptions
     /// <summary>Embedding width. Default 128.</summary>
     public int Width { get; set; } = 128;
 
-    /// <summary>Dropout on embeddings, attention and residual paths. Default 0.1.</summary>
-    public double Dropout { get; set; } = 0.1;
+    /// <summary>Dropout on embeddings, attention and residual paths. Default 0, as the reference's priors.</summary>
+    public double Dropout { get; set; }
 
     // ---- training -----------------------------------------------------------------------------
 
