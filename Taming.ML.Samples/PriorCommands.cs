@@ -145,7 +145,7 @@ internal static class PriorCommands
     public static int Benchmark(Arguments args)
     {
         string priorPath = args.String("prior") ?? Path.Combine("out", "mnist-prior.zip");
-        int count = args.Int("count") ?? 16;
+        int count = args.Int("count") ?? 64; // the generator's default batch
         args.RejectUnknown();
         var ml = new MLContext(seed: 1);
         var prior = TamingCatalog.FindPrior(ml.Taming().LoadModel(priorPath, out _));

@@ -47,6 +47,14 @@ internal static class TokenColumns
         return () => { intGetter(ref ints); return Check(ints.DenseValues().Select(k => (long)k).ToArray()); };
     }
 
+    /// <summary>Writes 0-based token ids into a key vector (keys are 1-based).</summary>
+    public static void WriteKeys(ref VBuffer<uint> dst, ReadOnlySpan<long> ids)
+    {
+        var editor = VBufferEditor.Create(ref dst, ids.Length);
+        for (int i = 0; i < ids.Length; i++) editor.Values[i] = (uint)ids[i] + 1;
+        dst = editor.Commit();
+    }
+
     /// <summary>Class count of a key label column (null for Int32 labels, whose count comes from the data).</summary>
     public static int? InspectLabel(DataViewSchema.Column column) => column.Type switch
     {

@@ -129,13 +129,7 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
 
         public Delegate MakeGetter(int output, Func<int> slot)
         {
-            ValueGetter<VBuffer<uint>> getter = (ref VBuffer<uint> dst) =>
-            {
-                var ids = tokens[slot()];
-                var editor = VBufferEditor.Create(ref dst, ids.Length);
-                for (int i = 0; i < ids.Length; i++) editor.Values[i] = (uint)ids[i] + 1; // keys are 1-based
-                dst = editor.Commit();
-            };
+            ValueGetter<VBuffer<uint>> getter = (ref VBuffer<uint> dst) => TokenColumns.WriteKeys(ref dst, tokens[slot()]);
             return getter;
         }
 

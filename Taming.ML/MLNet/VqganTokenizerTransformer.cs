@@ -140,12 +140,7 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
         public Delegate MakeGetter(int output, Func<int> slot)
         {
             ValueGetter<VBuffer<uint>> getter = (ref VBuffer<uint> dst) =>
-            {
-                int s = slot();
-                var editor = VBufferEditor.Create(ref dst, tokensPerImage);
-                for (int i = 0; i < tokensPerImage; i++) editor.Values[i] = (uint)tokens[s * tokensPerImage + i] + 1; // keys are 1-based
-                dst = editor.Commit();
-            };
+                TokenColumns.WriteKeys(ref dst, tokens.AsSpan(slot() * tokensPerImage, tokensPerImage));
             return getter;
         }
 
