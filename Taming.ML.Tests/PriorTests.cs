@@ -144,6 +144,47 @@ public sealed class PriorTests
     }
 
     [TestMethod]
+    public void ImageConditionedPriorLearnsToCopyTheConditionTokens()
+    {
+        // The image tokens equal the condition tokens (a second "tokenizer" with the same grid): a copy task.
+        var rng = new Random(4);
+        var rows = Enumerable.Range(0, 96).Select(_ =>
+        {
+            var ids = Enumerable.Range(0, 6).Select(_ => (uint)rng.Next(Codes) + 1).ToArray();
+            return new ConditionRow { Condition = ids, Tokens = ids };
+        }).ToArray();
+        var ml = new MLContext(seed: 1);
+        var options = Tiny(steps: 400);
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var prior = ml.Transforms.FitPrior("Tokens", conditionColumnName: "Condition", options: options).Fit(data);
+        Assert.AreEqual(Conditioning.Image, prior.Layout.Conditioning);
+        var test = ml.Data.LoadFromEnumerable(rows.Take(5));
+        var generated = ml.Transforms.GenerateTokens("Generated", prior, options: new SamplingOptions { TopK = 1 }).Fit(test).Transform(test);
+        CollectionAssert.AreEqual(rows.Take(5).SelectMany(r => r.Condition).ToArray(), TinyData.Tokens(generated, "Generated"));
+    }
+
+    [TestMethod]
+    public void EarlyStoppingEndsTrainingWhenValidationStopsImproving()
+    {
+        // Random tokens: nothing to learn beyond their frequencies, so validation loss soon stops improving.
+        var rng = new Random(5);
+        var rows = Enumerable.Range(0, 200).Select(_ => new TokenRow
+        {
+            Label = (uint)rng.Next(Classes), Tokens = Enumerable.Range(0, 6).Select(_ => (uint)rng.Next(Codes) + 1).ToArray(),
+        }).ToArray();
+        var reports = new List<PriorProgress>();
+        var options = Tiny(steps: 3000);
+        options.ValidationFraction = 0.2;
+        options.EarlyStoppingPatience = 2;
+        options.ProgressInterval = 25;
+        options.Progress = reports.Add;
+        var ml = new MLContext(seed: 1);
+        ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(ml.Data.LoadFromEnumerable(rows));
+        Assert.IsTrue(reports[^1].Step < 3000, $"ran all {reports[^1].Step} steps");
+        Assert.IsTrue(reports.All(r => !double.IsNaN(r.ValidationLoss)));
+    }
+
+    [TestMethod]
     public void BadInputsAreNamed()
     {
         var ml = new MLContext(seed: 1);
@@ -174,6 +215,12 @@ public sealed class PriorTests
     private sealed class TokenRow
     {
         [KeyType(Classes)] public uint Label { get; set; }
+        [KeyType(Codes), VectorType(2, 3)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    private sealed class ConditionRow
+    {
+        [KeyType(Codes), VectorType(2, 3)] public uint[] Condition { get; set; } = Array.Empty<uint>();
         [KeyType(Codes), VectorType(2, 3)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
     }
 
