@@ -16,8 +16,9 @@ internal sealed class KvCache : IDisposable
         values = new Tensor[layers];
         for (int l = 0; l < layers; l++)
         {
-            keys[l] = zeros(new[] { batch, heads, maxLength, headDim }, dtype, device);
-            values[l] = zeros(new[] { batch, heads, maxLength, headDim }, dtype, device);
+            // Owned by the cache, whatever dispose scope it is made in.
+            keys[l] = zeros(new[] { batch, heads, maxLength, headDim }, dtype, device).DetachFromDisposeScope();
+            values[l] = zeros(new[] { batch, heads, maxLength, headDim }, dtype, device).DetachFromDisposeScope();
         }
     }
 

@@ -62,7 +62,7 @@ public static class PriorSampler
     }
 
     /// <summary>One uniform in [0, 1) per row and position, from each row's own seed.</summary>
-    private static Tensor Uniforms(IReadOnlyList<int> seeds, int n)
+    internal static Tensor Uniforms(IReadOnlyList<int> seeds, int n)
     {
         var u = new float[seeds.Count * n];
         for (int r = 0; r < seeds.Count; r++)
