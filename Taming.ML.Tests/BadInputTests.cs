@@ -103,7 +103,7 @@ public sealed class BadInputTests
         var wrongLength = ml.Data.LoadFromEnumerable(new[] { new ShortIdRow() });
         var lengthError = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
             ml.Transforms.DecodeTokens("Image", "Ids", Tokenizer()).Fit(wrongLength));
-        AssertMessage(lengthError, "5 tokens", "16");
+        AssertMessage(lengthError, "1×5 tokens", "4×4");
     }
 
     [TestMethod]

@@ -185,6 +185,53 @@ public sealed class PriorTests
     }
 
     [TestMethod]
+    public void GeneratorSamplesCanvasesLargerThanTheWindowAndSavesTheirSize()
+    {
+        Directory.CreateDirectory(Temp);
+        var ml = new MLContext(seed: 1);
+        var prior = Trained(ml);
+        var labels = ml.Data.LoadFromEnumerable(RuleRows(3));
+        var options = new SamplingOptions { HeightTokens = 4, WidthTokens = 9, TopK = 1 };
+        var generator = ml.Transforms.GenerateTokens("Canvas", prior, options: options).Fit(labels);
+        var type = (VectorDataViewType)generator.GetOutputSchema(labels.Schema)["Canvas"].Type;
+        CollectionAssert.AreEqual(new[] { 4, 9 }, type.Dimensions.ToArray());
+        var tokens = TinyData.Tokens(generator.Transform(labels), "Canvas");
+        Assert.AreEqual(3 * 36, tokens.Length);
+        // Greedy sampling continues the class rule (token = class·2 + column index, mod 8) across the wide canvas's first row.
+        var firstRow = tokens.Take(9).Select(t => (int)t - 1).ToArray();
+        CollectionAssert.AreEqual(Enumerable.Range(0, 3).Select(i => i % Codes).ToArray(), firstRow.Take(3).ToArray());
+
+        string path = Path.Combine(Temp, "canvas.zip");
+        ml.Model.Save(generator, labels.Schema, path);
+        var loaded = new MLContext().Model.Load(path, out _);
+        CollectionAssert.AreEqual(tokens, TinyData.Tokens(loaded.Transform(labels), "Canvas"));
+
+        var small = new SamplingOptions { HeightTokens = 1, WidthTokens = 9 };
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.GenerateTokens("C", prior, options: small).Fit(labels));
+        StringAssert.Contains(e.Message, "smaller than the prior's window");
+    }
+
+    [TestMethod]
+    public void WindowedImageConditioningNeedsAConditionCanvasOfTheOutputSize()
+    {
+        var rng = new Random(6);
+        var rows = Enumerable.Range(0, 32).Select(_ =>
+        {
+            var ids = Enumerable.Range(0, 6).Select(_ => (uint)rng.Next(Codes) + 1).ToArray();
+            return new ConditionRow { Condition = ids, Tokens = ids };
+        }).ToArray();
+        var ml = new MLContext(seed: 1);
+        var prior = ml.Transforms.FitPrior("Tokens", conditionColumnName: "Condition", options: Tiny(steps: 5)).Fit(ml.Data.LoadFromEnumerable(rows));
+        var canvas = new SamplingOptions { HeightTokens = 2, WidthTokens = 6 };
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            ml.Transforms.GenerateTokens("G", prior, options: canvas).Fit(ml.Data.LoadFromEnumerable(rows)));
+        StringAssert.Contains(e.Message, "6 condition tokens per row; expected 12");
+        var wide = ml.Data.LoadFromEnumerable(new[] { new WideConditionRow() });
+        var generated = ml.Transforms.GenerateTokens("G", prior, options: canvas).Fit(wide).Transform(wide);
+        Assert.AreEqual(12, TinyData.Tokens(generated, "G").Length);
+    }
+
+    [TestMethod]
     public void BadInputsAreNamed()
     {
         var ml = new MLContext(seed: 1);
@@ -222,6 +269,11 @@ public sealed class PriorTests
     {
         [KeyType(Codes), VectorType(2, 3)] public uint[] Condition { get; set; } = Array.Empty<uint>();
         [KeyType(Codes), VectorType(2, 3)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    private sealed class WideConditionRow
+    {
+        [KeyType(Codes), VectorType(2, 6)] public uint[] Condition { get; set; } = Enumerable.Range(1, 12).Select(i => (uint)(i % Codes) + 1).ToArray();
     }
 
     private sealed class IdRow

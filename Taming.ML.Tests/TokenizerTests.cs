@@ -147,6 +147,24 @@ public sealed class TokenizerTests
     }
 
     [TestMethod]
+    public void DecoderDecodesGridsLargerThanTheTrainingGrid()
+    {
+        var ml = new MLContext(seed: 1);
+        var tokenizer = Shared(ml);
+        var rows = ml.Data.LoadFromEnumerable(new[] { new WideTokens() });
+        var images = ml.Transforms.DecodeTokens("Image", "Tokens", tokenizer).Fit(rows).Transform(rows);
+        var type = (Microsoft.ML.Transforms.Image.ImageDataViewType)images.Schema["Image"].Type;
+        Assert.AreEqual((12, 20), (type.Height, type.Width)); // 6×10 tokens, 2 pixels per token
+        var image = images.GetColumn<MLImage>(images.Schema["Image"]).First();
+        Assert.AreEqual((20, 12), (image.Width, image.Height));
+    }
+
+    private sealed class WideTokens
+    {
+        [KeyType(16), VectorType(6, 10)] public uint[] Tokens { get; set; } = Enumerable.Range(0, 60).Select(i => (uint)(i % 16) + 1).ToArray();
+    }
+
+    [TestMethod]
     public void ReconstructionMetricsAndGrid()
     {
         Directory.CreateDirectory(Temp);

@@ -15,8 +15,10 @@ internal sealed class PriorInputs
     private readonly Func<long[]>? condition, tokens;
 
     /// <summary>The input columns, after checking that they exist and suit the layout.</summary>
-    public static List<DataViewSchema.Column> Columns(DataViewSchema schema, PriorLayout layout, string? tokenColumn, string? labelColumn, string? conditionColumn)
+    public static List<DataViewSchema.Column> Columns(DataViewSchema schema, PriorLayout layout, string? tokenColumn, string? labelColumn,
+        string? conditionColumn, int? conditionLength = null)
     {
+        int expectedCondition = conditionLength ?? layout.PrefixLength;
         DataViewSchema.Column Find(string name, string role) => schema.GetColumnOrNull(name)
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"The {role} column '{name}' was not found in the data.");
         var columns = new List<DataViewSchema.Column>();
@@ -41,8 +43,9 @@ internal sealed class PriorInputs
         {
             var c = Find(conditionColumn ?? throw new ArgumentException("This prior is conditioned on image tokens: name a condition column."), "condition");
             var (count, h, w) = TokenColumns.Inspect(c);
-            if (h * w != layout.PrefixLength)
-                throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' holds {h * w} condition tokens per row; the prior was fitted on {layout.PrefixLength}.");
+            if (h * w != expectedCondition)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' holds {h * w} condition tokens per row; expected {expectedCondition}" +
+                    (expectedCondition == layout.PrefixLength ? " (the prior's condition grid)." : " (the condition canvas must match the output canvas)."));
             if (count is { } k && k != layout.ConditionCodebookSize)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' has {k} codes; the prior was fitted on {layout.ConditionCodebookSize}.");
             columns.Add(c);
@@ -50,13 +53,13 @@ internal sealed class PriorInputs
         return columns;
     }
 
-    public PriorInputs(DataViewRow row, PriorLayout layout, string? tokenColumn, string? labelColumn, string? conditionColumn)
+    public PriorInputs(DataViewRow row, PriorLayout layout, string? tokenColumn, string? labelColumn, string? conditionColumn, int? conditionLength = null)
     {
         this.layout = layout;
         if (tokenColumn != null) tokens = TokenColumns.Reader(row, row.Schema[tokenColumn], layout.CodebookSize, layout.ImageLength);
         if (layout.Conditioning == Conditioning.Class) label = TokenColumns.LabelReader(row, row.Schema[labelColumn!], layout.ClassCount);
         if (layout.Conditioning == Conditioning.Image)
-            condition = TokenColumns.Reader(row, row.Schema[conditionColumn!], layout.ConditionCodebookSize, layout.PrefixLength);
+            condition = TokenColumns.Reader(row, row.Schema[conditionColumn!], layout.ConditionCodebookSize, conditionLength ?? layout.PrefixLength);
     }
 
     /// <summary>The row's prefix as vocabulary ids.</summary>
@@ -66,6 +69,9 @@ internal sealed class PriorInputs
         Conditioning.Class => new long[] { layout.CodebookSize + label!() },
         _ => condition!().Select(c => c + layout.CodebookSize).ToArray(),
     };
+
+    /// <summary>The row's condition tokens as condition-codebook ids (image-conditioned priors).</summary>
+    public long[] Condition() => condition!();
 
     /// <summary>The row's image tokens.</summary>
     public long[] Tokens() => tokens!();

@@ -75,6 +75,24 @@ public sealed class PriorTransformer : BatchedTransformerBase
         return SamplePrefixes(prefixes, seeds, options ?? new SamplingOptions());
     }
 
+    /// <summary>
+    /// Samples canvases of <paramref name="height"/>×<paramref name="width"/> tokens with the sliding window. Each
+    /// row of <paramref name="inputs"/> is a (1-token) vocabulary prefix, or for image-conditioned priors the
+    /// condition canvas (height·width condition ids).
+    /// </summary>
+    internal long[][] SampleCanvases(IReadOnlyList<long[]> inputs, IReadOnlyList<int> seeds, SamplingOptions options, int height, int width)
+    {
+        using var scope = NewDisposeScope();
+        long b = inputs.Count;
+        var flat = tensor(inputs.SelectMany(p => p).ToArray()).to(Device);
+        bool image = Layout.Conditioning == Conditioning.Image;
+        var canvas = WindowedSampler.Sample(Model, height, width, image ? null : flat.view(b, 1), image ? flat.view(b, height, width) : null,
+            seeds, options, options.WindowMode);
+        var tokens = canvas.cpu().data<long>().ToArray();
+        int n = height * width;
+        return Enumerable.Range(0, inputs.Count).Select(r => tokens[(r * n)..((r + 1) * n)]).ToArray();
+    }
+
     internal long[][] SamplePrefixes(IReadOnlyList<long[]> prefixes, IReadOnlyList<int> seeds, SamplingOptions options)
     {
         using var scope = NewDisposeScope();

@@ -29,9 +29,9 @@ public sealed class TokenDecoderEstimator : IEstimator<TokenDecoderTransformer>
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"Column '{inputColumnName}' has type {col.GetTypeString()}; expected a key vector (the tokenizer's output) or a vector of Int32 token ids.");
         var result = inputSchema.ToDictionary(c => c.Name);
-        int r = tokenizer.Resolution;
+        // The image size follows the token grid, which a SchemaShape does not carry; Fit knows it.
         result[outputColumnName] = new SchemaShape.Column(outputColumnName, SchemaShape.Column.VectorKind.Scalar,
-            new ImageDataViewType(r, r), isKey: false);
+            new ImageDataViewType(), isKey: false);
         return new SchemaShape(result.Values);
     }
 

@@ -62,20 +62,25 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
             this.parent = parent;
             var column = schema.GetColumnOrNull(parent.InputColumnName)
                 ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Input column '{parent.InputColumnName}' not found in the data.");
-            var (_, h, w) = TokenColumns.Inspect(column);
+            (_, Height, Width) = TokenColumns.Inspect(column);
             int side = parent.Model.Options.TokenGridSide;
-            if (h * w != side * side)
+            if (Height < side || Width < side)
                 throw new ArgumentOutOfRangeException(nameof(schema),
-                    $"Column '{column.Name}' holds {h * w} tokens per row; this VQGAN decodes {side}×{side} = {side * side}.");
-            int r = parent.Model.Options.Resolution;
+                    $"Column '{column.Name}' holds {Height}×{Width} tokens per row; this VQGAN decodes grids of at least {side}×{side} " +
+                    "(give the vector [height, width] dimensions for other shapes).");
+            int f = parent.Model.Options.Resolution / side; // the decoder upsamples each token to f×f pixels
             InputColumns = new[] { column };
-            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, new ImageDataViewType(r, r)) };
+            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, new ImageDataViewType(Height * f, Width * f)) };
         }
+
+        /// <summary>The token grid's shape.</summary>
+        public int Height { get; }
+        public int Width { get; }
 
         public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
         public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
         public int BatchSize => parent.Model.Options.InferenceBatchSize;
-        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], capacity);
+        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], capacity, Height, Width);
     }
 
     private sealed class State : IBatchState
@@ -84,18 +89,20 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
         private readonly Func<long[]> readTokens;
         private readonly long[] tokens;
         private readonly byte[] pixels;
-        private readonly int tokensPerImage, side, resolution, channels;
+        private readonly int tokensPerImage, height, width, pixelHeight, pixelWidth, channels;
 
-        public State(TokenDecoderTransformer parent, DataViewRow row, DataViewSchema.Column column, int capacity)
+        public State(TokenDecoderTransformer parent, DataViewRow row, DataViewSchema.Column column, int capacity, int height, int width)
         {
             this.parent = parent;
             var o = parent.Model.Options;
-            side = o.TokenGridSide;
-            resolution = o.Resolution;
+            this.height = height;
+            this.width = width;
+            int f = o.Resolution / o.TokenGridSide;
+            (pixelHeight, pixelWidth) = (height * f, width * f);
             channels = o.Channels;
-            tokensPerImage = side * side;
+            tokensPerImage = height * width;
             tokens = new long[capacity * tokensPerImage];
-            pixels = new byte[capacity * channels * resolution * resolution];
+            pixels = new byte[capacity * channels * pixelHeight * pixelWidth];
             readTokens = TokenColumns.Reader(row, column, o.CodebookSize, tokensPerImage);
         }
 
@@ -105,7 +112,7 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
         {
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            var ids = tensor(tokens.AsSpan(0, count * tokensPerImage).ToArray(), new long[] { count, side, side }).to(parent.device);
+            var ids = tensor(tokens.AsSpan(0, count * tokensPerImage).ToArray(), new long[] { count, height, width }).to(parent.device);
             var images = PixelScale.ToBytes(parent.Model.DecodeTokens(ids)).cpu();
             images.data<byte>().CopyTo(pixels.AsSpan(0, (int)images.NumberOfElements));
         }
@@ -116,8 +123,8 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
             {
                 int s = slot();
                 dst?.Dispose();
-                dst = ImagePixels.ToImage(pixels.AsSpan(s * channels * resolution * resolution, channels * resolution * resolution),
-                    channels, resolution, resolution);
+                int size = channels * pixelHeight * pixelWidth;
+                dst = ImagePixels.ToImage(pixels.AsSpan(s * size, size), channels, pixelHeight, pixelWidth);
             };
             return getter;
         }

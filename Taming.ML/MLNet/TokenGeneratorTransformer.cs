@@ -49,8 +49,17 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
     /// <summary>An Int32 column with each row's seed; without it row i uses Options.Seed + i.</summary>
     public string? SeedColumnName { get; }
 
-    /// <summary>Temperature, top-k, top-p, seed.</summary>
+    /// <summary>Temperature, top-k, top-p, seed, canvas size.</summary>
     public SamplingOptions Options { get; }
+
+    /// <summary>The generated canvas in tokens: the options' size, or the prior's grid.</summary>
+    public (int Height, int Width) Canvas => (Options.HeightTokens > 0 ? Options.HeightTokens : Prior.Layout.GridHeight,
+                                              Options.WidthTokens > 0 ? Options.WidthTokens : Prior.Layout.GridWidth);
+
+    private bool Windowed => Canvas != (Prior.Layout.GridHeight, Prior.Layout.GridWidth);
+
+    /// <summary>Condition tokens per row: the canvas for windowed image-conditioned sampling, else the prior's condition grid.</summary>
+    private int? ConditionLength => Windowed && Prior.Layout.Conditioning == Conditioning.Image ? Canvas.Height * Canvas.Width : null;
 
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
@@ -73,7 +82,11 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
         public Mapper(TokenGeneratorTransformer parent, DataViewSchema schema)
         {
             this.parent = parent;
-            var columns = PriorInputs.Columns(schema, parent.Prior.Layout, null, parent.LabelColumnName, parent.ConditionColumnName);
+            var (height, width) = parent.Canvas;
+            var layout = parent.Prior.Layout;
+            if (height < layout.GridHeight || width < layout.GridWidth)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"The canvas ({height}×{width} tokens) is smaller than the prior's window ({layout.GridHeight}×{layout.GridWidth}).");
+            var columns = PriorInputs.Columns(schema, layout, null, parent.LabelColumnName, parent.ConditionColumnName, parent.ConditionLength);
             if (parent.SeedColumnName != null)
             {
                 var seed = schema.GetColumnOrNull(parent.SeedColumnName)
@@ -83,7 +96,8 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
                 columns.Add(seed);
             }
             InputColumns = columns;
-            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, parent.Prior.TokenType) };
+            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName,
+                new VectorDataViewType(new KeyDataViewType(typeof(uint), layout.CodebookSize), height, width)) };
         }
 
         public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
@@ -106,7 +120,7 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
         {
             this.parent = parent;
             this.row = row;
-            inputs = new PriorInputs(row, parent.Prior.Layout, null, parent.LabelColumnName, parent.ConditionColumnName);
+            inputs = new PriorInputs(row, parent.Prior.Layout, null, parent.LabelColumnName, parent.ConditionColumnName, parent.ConditionLength);
             if (parent.SeedColumnName != null) seedGetter = row.GetGetter<int>(row.Schema[parent.SeedColumnName]);
             prefixes = new long[capacity][];
             tokens = new long[capacity][];
@@ -115,7 +129,7 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
 
         public void ReadRow(int slot)
         {
-            prefixes[slot] = inputs.Prefix();
+            prefixes[slot] = parent.Windowed && parent.Prior.Layout.Conditioning == Conditioning.Image ? inputs.Condition() : inputs.Prefix();
             int seed = 0;
             seedGetter?.Invoke(ref seed);
             seeds[slot] = seedGetter != null ? seed : unchecked(parent.Options.Seed + (int)row.Position);
@@ -123,7 +137,9 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
 
         public void Compute(int count)
         {
-            var sampled = parent.Prior.SamplePrefixes(prefixes[..count], seeds[..count], parent.Options);
+            var sampled = parent.Windowed
+                ? parent.Prior.SampleCanvases(prefixes[..count], seeds[..count], parent.Options, parent.Canvas.Height, parent.Canvas.Width)
+                : parent.Prior.SamplePrefixes(prefixes[..count], seeds[..count], parent.Options);
             for (int i = 0; i < count; i++) tokens[i] = sampled[i];
         }
 

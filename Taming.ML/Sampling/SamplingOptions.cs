@@ -18,6 +18,16 @@ public sealed class SamplingOptions
     /// <summary>Use the key/value cache (true, default) or a full forward pass per token (for checks).</summary>
     public bool UseCache { get; set; } = true;
 
+    /// <summary>Height of the generated token canvas; 0 (default) is the prior's trained grid. Larger canvases are
+    /// sampled with the reference's sliding window.</summary>
+    public int HeightTokens { get; set; }
+
+    /// <summary>Width of the generated token canvas; 0 (default) is the prior's trained grid.</summary>
+    public int WidthTokens { get; set; }
+
+    /// <summary>How windowed sampling computes logits. Default <see cref="WindowMode.Exact"/>.</summary>
+    public WindowMode WindowMode { get; set; } = WindowMode.Exact;
+
     /// <summary>A copy.</summary>
     public SamplingOptions Clone() => (SamplingOptions)MemberwiseClone();
 
@@ -27,5 +37,6 @@ public sealed class SamplingOptions
         if (!(Temperature > 0) || !double.IsFinite(Temperature)) throw new ArgumentException("SamplingOptions.Temperature must be a positive number.");
         if (TopK < 0) throw new ArgumentException("SamplingOptions.TopK must be 0 (all) or positive.");
         if (TopP is <= 0 or > 1) throw new ArgumentException("SamplingOptions.TopP must be in (0, 1].");
+        if (HeightTokens < 0 || WidthTokens < 0) throw new ArgumentException("SamplingOptions.HeightTokens and WidthTokens must be 0 (the trained grid) or positive.");
     }
 }
