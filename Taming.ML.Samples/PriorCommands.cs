@@ -90,8 +90,8 @@ internal static class PriorCommands
         }
         int perRow = classes ? count : (int)Math.Ceiling(Math.Sqrt(images.Count));
         var grid = images.Chunk(perRow).Select(r => (IReadOnlyList<byte[]>)r).ToList();
-        int r = tokenizer.Resolution;
-        ImageGrid.SavePng(output, grid, tokenizer.Channels, r, r, scale: Math.Max(1, 64 / r));
+        var size = (Microsoft.ML.Transforms.Image.ImageDataViewType)column.Type;
+        ImageGrid.SavePng(output, grid, tokenizer.Channels, size.Height, size.Width, scale: Math.Max(1, 64 / tokenizer.Resolution));
         Console.WriteLine($"{images.Count} samples in {clock.Elapsed.TotalSeconds:F1} s → {output}" + (classes ? " (one row per class)" : ""));
         return 0;
     }
@@ -138,7 +138,45 @@ internal static class PriorCommands
         sampling.TopK = args.Int("top-k") ?? sampling.TopK;
         sampling.TopP = args.Double("top-p") ?? sampling.TopP;
         sampling.Seed = args.Int("seed") ?? sampling.Seed;
+        sampling.HeightTokens = args.Int("height-tokens") ?? 0;
+        sampling.WidthTokens = args.Int("width-tokens") ?? 0;
         return sampling;
+    }
+
+    /// <summary>
+    /// benchmark-windowed [--prior zip] [--height-tokens H] [--width-tokens W] [--count N]: the reference's
+    /// per-token full-window loop against the exact mode on the same canvases and draws.
+    /// </summary>
+    public static int BenchmarkWindowed(Arguments args)
+    {
+        string priorPath = args.String("prior") ?? Path.Combine("out", "mnist-prior.zip");
+        int count = args.Int("count") ?? 4;
+        var ml = new MLContext(seed: 1);
+        var prior = TamingCatalog.FindPrior(ml.Taming().LoadModel(priorPath, out _));
+        var layout = prior.Layout;
+        int height = args.Int("height-tokens") ?? 2 * layout.GridHeight, width = args.Int("width-tokens") ?? 2 * layout.GridWidth;
+        args.RejectUnknown();
+        var conditions = Enumerable.Range(0, count).Select(i => layout.Conditioning switch
+        {
+            Conditioning.Class => new long[] { i % layout.ClassCount },
+            Conditioning.Image => new long[height * width],
+            _ => Array.Empty<long>(),
+        }).ToList();
+        var seeds = Enumerable.Range(0, count).ToArray();
+        (double Rate, long[][] Tokens) Run(WindowMode mode)
+        {
+            var clock = Stopwatch.StartNew();
+            var tokens = prior.Sample(conditions, seeds, new SamplingOptions { TopK = 100, WindowMode = mode, HeightTokens = height, WidthTokens = width });
+            return ((double)count * height * width / clock.Elapsed.TotalSeconds, tokens);
+        }
+        Run(WindowMode.Exact);
+        var reference = Run(WindowMode.Reference);
+        var exact = Run(WindowMode.Exact);
+        bool same = reference.Tokens.Zip(exact.Tokens).All(p => p.First.SequenceEqual(p.Second));
+        Console.WriteLine($"{count} canvases of {height}×{width} tokens, window {layout.GridHeight}×{layout.GridWidth}, top-k 100:");
+        Console.WriteLine($"  reference (full window per token): {reference.Rate,8:F0} tokens/s");
+        Console.WriteLine($"  exact mode                       : {exact.Rate,8:F0} tokens/s  ({exact.Rate / reference.Rate:F1}×)   same tokens: {same}");
+        return 0;
     }
 
     /// <summary>benchmark-sampling [--prior zip] [--count N]: cached against uncached sampling of the same rows.</summary>

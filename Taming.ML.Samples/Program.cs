@@ -15,6 +15,7 @@ try
         "generate" => PriorCommands.Generate(options),
         "benchmark-sampling" => PriorCommands.Benchmark(options),
         "evaluate-generation" => PriorCommands.EvaluateGeneration(options),
+        "benchmark-windowed" => PriorCommands.BenchmarkWindowed(options),
         "help" or "--help" => Usage(0),
         _ => Usage(2, $"Unknown command '{command}'."),
     };
@@ -39,10 +40,11 @@ static int Usage(int code, string? problem = null)
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda]
           generate             --tokenizer <zip> --prior <zip> [--label k | --all-labels] [--count N] [--temperature t]
-                               [--top-k k] [--top-p p] [--seed s] --output <png>
+                               [--top-k k] [--top-p p] [--seed s] [--height-tokens H --width-tokens W] --output <png>
           evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json]
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder
           benchmark-sampling   [--prior <zip>] [--count N]: key/value-cached vs. uncached sampling
+          benchmark-windowed   [--prior <zip>] [--height-tokens H] [--width-tokens W] [--count N]: exact windowed mode vs. the reference loop
         """);
     return code;
 }

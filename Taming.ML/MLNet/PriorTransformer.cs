@@ -57,22 +57,31 @@ public sealed class PriorTransformer : BatchedTransformerBase
     public VectorDataViewType TokenType => new(new KeyDataViewType(typeof(uint), Layout.CodebookSize), Layout.GridHeight, Layout.GridWidth);
 
     /// <summary>
-    /// Samples one token grid (row-major ids, 0-based) per prefix. Each prefix is a class index (class-conditional),
-    /// condition token ids (image-conditional) or empty (unconditional); each row has its own seed.
+    /// Samples one token grid (row-major ids, 0-based) per condition: a class index (class-conditional), condition
+    /// token ids (image-conditional: the prior's condition grid, or a condition canvas of the output canvas's size),
+    /// or empty (unconditional). Each row has its own seed. Canvases larger than the trained grid
+    /// (<see cref="SamplingOptions.HeightTokens"/>, <see cref="SamplingOptions.WidthTokens"/>) use the sliding window.
     /// </summary>
     public long[][] Sample(IReadOnlyList<long[]> conditions, IReadOnlyList<int> seeds, SamplingOptions? options = null)
     {
-        var prefixes = conditions.Select(c => Layout.Conditioning switch
+        options ??= new SamplingOptions();
+        options.Validate();
+        if (conditions.Count != seeds.Count) throw new ArgumentException($"{conditions.Count} conditions but {seeds.Count} seeds.");
+        int height = options.HeightTokens > 0 ? options.HeightTokens : Layout.GridHeight;
+        int width = options.WidthTokens > 0 ? options.WidthTokens : Layout.GridWidth;
+        bool windowed = (height, width) != (Layout.GridHeight, Layout.GridWidth);
+        int conditionLength = windowed ? height * width : Layout.PrefixLength;
+        var inputs = conditions.Select(c => Layout.Conditioning switch
         {
             Conditioning.None => new long[] { Layout.CodebookSize },
             Conditioning.Class => c.Length == 1 && c[0] >= 0 && c[0] < Layout.ClassCount
                 ? new long[] { Layout.CodebookSize + c[0] }
                 : throw new ArgumentOutOfRangeException(nameof(conditions), $"Class {string.Join(",", c)} is outside the trained classes 0 … {Layout.ClassCount - 1}."),
-            _ => c.Length == Layout.PrefixLength && c.All(t => t >= 0 && t < Layout.ConditionCodebookSize)
-                ? c.Select(t => t + Layout.CodebookSize).ToArray()
-                : throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition tokens must be {Layout.PrefixLength} ids in 0 … {Layout.ConditionCodebookSize - 1}."),
+            _ => c.Length == conditionLength && c.All(t => t >= 0 && t < Layout.ConditionCodebookSize)
+                ? (windowed ? c : c.Select(t => t + Layout.CodebookSize).ToArray())
+                : throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition tokens must be {conditionLength} ids in 0 … {Layout.ConditionCodebookSize - 1}."),
         }).ToList();
-        return SamplePrefixes(prefixes, seeds, options ?? new SamplingOptions());
+        return windowed ? SampleCanvases(inputs, seeds, options, height, width) : SamplePrefixes(inputs, seeds, options);
     }
 
     /// <summary>

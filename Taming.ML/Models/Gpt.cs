@@ -53,14 +53,18 @@ public sealed class Gpt : Module<Tensor, Tensor>
     /// <summary>Logits over the image codes for every position of <paramref name="ids"/> (b, t), t ≤ block size.</summary>
     public override Tensor forward(Tensor ids) => Forward(ids, null, 0);
 
-    /// <summary>Logits for positions start … start+t−1, reading and filling <paramref name="cache"/> when given.</summary>
-    internal Tensor Forward(Tensor ids, KvCache? cache, long start)
+    /// <summary>
+    /// Logits for positions start … start+t−1, reading and filling <paramref name="cache"/> when given; with
+    /// <paramref name="lastOnly"/> only the last position's (b, 1, K), which is all sampling needs.
+    /// </summary>
+    internal Tensor Forward(Tensor ids, KvCache? cache, long start, bool lastOnly = false)
     {
         long t = ids.shape[1];
         if (start + t > Layout.BlockSize)
             throw new ArgumentException($"The sequence is {start + t} tokens long; the prior's block size is {Layout.BlockSize}.");
         var x = drop.forward(tok_emb.forward(ids) + pos_emb.narrow(1, start, t));
         for (int l = 0; l < blocks.Count; l++) x = blocks[l].Step(x, cache, l, start);
+        if (lastOnly) x = x.narrow(1, t - 1, 1);
         return head.forward(ln_f.forward(x));
     }
 

@@ -33,14 +33,14 @@ public static class PriorSampler
             if (options.UseCache)
             {
                 using var cache = model.NewCache(b);
-                var logits = model.Forward(prefix, cache, 0).select(1, -1);
+                var logits = model.Forward(prefix, cache, 0, lastOnly: true).select(1, -1);
                 for (int i = 0; i < n; i++)
                 {
                     using var step = NewDisposeScope();
                     var next = Pick(logits, uniforms.select(1, i), options);
                     tokens.select(1, i).copy_(next);
                     if (i + 1 < n)
-                        logits = model.Forward(next.unsqueeze(1), cache, prefix.shape[1] + i).select(1, -1).MoveToOuterDisposeScope();
+                        logits = model.Forward(next.unsqueeze(1), cache, prefix.shape[1] + i, lastOnly: true).select(1, -1).MoveToOuterDisposeScope();
                 }
             }
             else

@@ -80,7 +80,7 @@ public static class WindowedSampler
                     {
                         if (!caches.TryGetValue((top, left), out var entry)) entry = (model.NewCache(b), 0);
                         int need = p + index;
-                        logits = model.Forward(Sequence().narrow(1, entry.Filled, need - entry.Filled), entry.Cache, entry.Filled).select(1, -1);
+                        logits = model.Forward(Sequence().narrow(1, entry.Filled, need - entry.Filled), entry.Cache, entry.Filled, lastOnly: true).select(1, -1);
                         caches[(top, left)] = (entry.Cache, need);
                     }
                     canvas.select(1, i).select(1, j).copy_(PriorSampler.Pick(logits, uniforms.select(1, i * width + j), options));
