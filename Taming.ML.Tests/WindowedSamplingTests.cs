@@ -83,8 +83,36 @@ public sealed class WindowedSamplingTests
         var prefix = full(new long[] { 3, 1 }, 6L);
         var seeds = new[] { 7, 8, 9 };
         var ordinary = PriorSampler.Sample(model, prefix, seeds, new SamplingOptions()).data<long>().ToArray();
-        foreach (var mode in new[] { WindowMode.Reference, WindowMode.Exact })
+        foreach (var mode in new[] { WindowMode.Reference, WindowMode.Exact, WindowMode.Strided })
             CollectionAssert.AreEqual(ordinary, WindowedSampler.Sample(model, 3, 4, prefix, null, seeds, new SamplingOptions(), mode).data<long>().ToArray());
+    }
+
+    [TestMethod]
+    public void StridedModeFillsEveryPositionOnce()
+    {
+        var model = TinyModel(new PriorLayout(Conditioning.Class, 6, 4, 4, ClassCount: 2), seed: 6);
+        var prefix = tensor(new long[] { 6, 7 }, new long[] { 2, 1 });
+        var canvas = WindowedSampler.Sample(model, 7, 11, prefix, null, new[] { 1, 2 }, new SamplingOptions { TopK = 0 }, WindowMode.Strided);
+        CollectionAssert.AreEqual(new long[] { 2, 7, 11 }, canvas.shape);
+        var values = canvas.data<long>().ToArray();
+        Assert.IsTrue(values.All(v => v is >= 0 and < 6));
+        Assert.IsTrue(values.Distinct().Count() > 3, "a canvas of one token suggests positions were never sampled");
+    }
+
+    [TestMethod]
+    public void BitsPerTokenOfAWindowSizedCanvasIsThePriorsScore()
+    {
+        var model = TinyModel(new PriorLayout(Conditioning.Class, 6, 3, 4, ClassCount: 2), seed: 7);
+        random.manual_seed(1);
+        var canvas = randint(6, new long[] { 2, 3, 4 });
+        var prefix = tensor(new long[] { 6, 7 }, new long[] { 2, 1 });
+        var bits = WindowedSampler.BitsPerToken(model, canvas, prefix, null);
+        double[] expected;
+        using (no_grad())
+            expected = (model.ImageTokenNll(cat(new[] { prefix, canvas.reshape(2, -1) }, 1)).mean(new long[] { 1 }) / Math.Log(2))
+                .to(ScalarType.Float64).data<double>().ToArray();
+        Assert.AreEqual(expected[0], bits[0], 1e-5);
+        Assert.AreEqual(expected[1], bits[1], 1e-5);
     }
 
     [TestMethod]

@@ -85,6 +85,29 @@ public sealed class PriorTransformer : BatchedTransformerBase
     }
 
     /// <summary>
+    /// The prior's negative log-likelihood, in bits per token, of token canvases (row-major ids) of
+    /// <paramref name="height"/>×<paramref name="width"/> under the reference's sliding window; conditions as for
+    /// <see cref="Sample"/>. Lower is more typical of the training data.
+    /// </summary>
+    public double[] BitsPerToken(IReadOnlyList<long[]> conditions, IReadOnlyList<long[]> canvases, int height, int width)
+    {
+        if (conditions.Count != canvases.Count) throw new ArgumentException($"{conditions.Count} conditions but {canvases.Count} canvases.");
+        if (canvases.Any(c => c.Length != height * width || c.Any(t => t < 0 || t >= Layout.CodebookSize)))
+            throw new ArgumentOutOfRangeException(nameof(canvases), $"Each canvas must hold {height * width} ids in 0 … {Layout.CodebookSize - 1}.");
+        using var scope = NewDisposeScope();
+        long b = canvases.Count;
+        var canvas = tensor(canvases.SelectMany(c => c).ToArray(), new long[] { b, height, width }).to(Device);
+        bool image = Layout.Conditioning == Conditioning.Image;
+        var flat = tensor(conditions.SelectMany(c => Layout.Conditioning switch
+        {
+            Conditioning.None => new long[] { Layout.CodebookSize },
+            Conditioning.Class => new[] { Layout.CodebookSize + c[0] },
+            _ => c,
+        }).ToArray()).to(Device);
+        return WindowedSampler.BitsPerToken(Model, canvas, image ? null : flat.view(b, 1), image ? flat.view(b, height, width) : null);
+    }
+
+    /// <summary>
     /// Samples canvases of <paramref name="height"/>×<paramref name="width"/> tokens with the sliding window. Each
     /// row of <paramref name="inputs"/> is a (1-token) vocabulary prefix, or for image-conditioned priors the
     /// condition canvas (height·width condition ids).
