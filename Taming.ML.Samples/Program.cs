@@ -8,6 +8,7 @@ try
     return command switch
     {
         "demo" => Demo.Run(options),
+        "photos" => PhotosDemo.Run(options),
         "train-tokenizer" => TokenizerCommands.Train(options),
         "evaluate-tokenizer" => TokenizerCommands.Evaluate(options),
         "benchmark-tokenizer" => Benchmarks.Tokenizer(options),
@@ -34,6 +35,8 @@ static int Usage(int code, string? problem = null)
         Usage: Taming.ML.Samples [command] [options]
           (no command)         MNIST demo: tokenizer, class-conditional prior, generated digits, class consistency
                                [--output-dir out] [--tokenizer-minutes M] [--prior-minutes M] [--steps N] [--prior-steps N] [--device cpu|cuda]
+          photos               photo-sized and 5×-wide generation from random crops of the shipped photos (≈ 15 min)
+                               [--output-dir out/photos] [--minutes M per model] [--window-mode exact|strided|reference] [--device cpu|cuda]
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--seed S] [--minutes M] [--device cpu|cuda]
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]

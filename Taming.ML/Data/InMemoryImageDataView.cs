@@ -5,7 +5,7 @@ using Microsoft.ML.Transforms.Image;
 namespace Taming.ML.Data;
 
 /// <summary>
-/// Grayscale images held as bytes, served as an <see cref="MLImage"/> column ("Image") and an optional
+/// Gray or RGB images held as planar bytes, served as an <see cref="MLImage"/> column ("Image") and an optional
 /// key-typed label column ("Label"). Each getter call creates a fresh <see cref="MLImage"/>, so downstream
 /// transforms that dispose their input never destroy the data.
 /// </summary>
@@ -13,11 +13,12 @@ internal sealed class InMemoryImageDataView : IDataView
 {
     private readonly byte[][] images;
     private readonly uint[]? labels;
-    private readonly int height, width;
+    private readonly int height, width, channels;
 
     public InMemoryImageDataView(byte[][] images, int height, int width, byte[]? labels, int labelCount,
-        string imageColumnName = "Image", string labelColumnName = "Label")
+        string imageColumnName = "Image", string labelColumnName = "Label", int channels = 1)
     {
+        this.channels = channels;
         if (labels != null && labels.Length != images.Length)
             throw new InvalidDataException($"There are {images.Length} images but {labels.Length} labels.");
         this.images = images;
@@ -67,7 +68,7 @@ internal sealed class InMemoryImageDataView : IDataView
                 ValueGetter<MLImage> image = (ref MLImage dst) =>
                 {
                     dst?.Dispose(); // ML.NET's convention: the getter owns what it handed out before
-                    dst = ImagePixels.ToImage(parent.images[position], 1, parent.height, parent.width);
+                    dst = ImagePixels.ToImage(parent.images[position], parent.channels, parent.height, parent.width);
                 };
                 return (ValueGetter<TValue>)(Delegate)image;
             }

@@ -76,6 +76,19 @@ public static class TamingCatalogExtensions
     }
 
     /// <summary>
+    /// <paramref name="count"/> random RGB crops of <paramref name="cropSize"/>² pixels from a few large images (each
+    /// first shrunk by <paramref name="downscale"/>), as an image column: training data for texture and landscape
+    /// priors whose windowed samples are larger than the crops.
+    /// </summary>
+    public static IDataView LoadRandomCrops(this DataOperationsCatalog catalog, IReadOnlyList<string> imagePaths, int cropSize,
+        int count, int seed = 0, int downscale = 1, string imageColumnName = "Image")
+    {
+        if (cropSize < 1 || count < 1) throw new ArgumentOutOfRangeException(nameof(cropSize), "cropSize and count must be positive.");
+        var crops = RandomCrops.Take(imagePaths, cropSize, count, seed, downscale);
+        return new InMemoryImageDataView(crops, cropSize, cropSize, null, 0, imageColumnName, channels: 3);
+    }
+
+    /// <summary>
     /// Loads the images of a folder with one sub-folder per class (ML.NET's image-classification layout) through
     /// ML.NET's LoadImages: an image column, a text column with the path, and a key-typed label column.
     /// </summary>

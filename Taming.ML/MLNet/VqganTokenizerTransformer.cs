@@ -60,6 +60,23 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
 
     internal Device Device => device;
 
+    /// <summary>
+    /// Tokenizes one image of any size whose sides are multiples of the downsampling factor (the encoder is
+    /// convolutional), e.g. a whole photograph for a windowed prior's condition canvas: row-major ids and the grid shape.
+    /// </summary>
+    public (long[] Tokens, int Height, int Width) TokenizeImage(MLImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        int f = Resolution / GridShape.Height;
+        if (image.Height % f != 0 || image.Width % f != 0 || image.Height < Resolution || image.Width < Resolution)
+            throw new ArgumentException($"The image is {image.Width}×{image.Height}; whole-image tokenizing needs sides that are multiples of {f} and at least {Resolution}.");
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var pixels = tensor(Data.ImagePixels.ToPlanar(image, Channels), new long[] { 1, Channels, image.Height, image.Width });
+        var ids = Model.Tokenize(Data.PixelScale.ToModel(pixels.to(device))).cpu();
+        return (ids.data<long>().ToArray(), (int)ids.shape[1], (int)ids.shape[2]);
+    }
+
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
     private static readonly VersionInfo Version = ModelFile.Version("TAMVQTOK", LoaderSignature);

@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Taming.ML.Data;
+using Taming.ML.Evaluation;
+using Taming.ML.MLNet;
+using Taming.ML.Models;
+using Taming.ML.Sampling;
+
+namespace Taming.ML.Samples;
+
+/// <summary>
+/// The photos demo: tokenizers and priors fitted on random crops of the shipped photographs, then canvases far
+/// larger than the crops — whole photographs generated from a blurred (4× downscaled) photo, and a moss texture
+/// five times wider than its training crops — with the sliding-window sampler.
+/// </summary>
+internal static class PhotosDemo
+{
+    private const int Crop = 32, Downscale = 4, ConditionFactor = 4;
+
+    public static int Run(Arguments args)
+    {
+        string output = args.String("output-dir") ?? Path.Combine("out", "photos");
+        double minutes = args.Double("minutes") ?? 3;
+        string device = args.String("device") ?? "cpu";
+        var mode = Enum.Parse<WindowMode>(args.String("window-mode") ?? nameof(WindowMode.Exact), ignoreCase: true);
+        args.RejectUnknown();
+        Directory.CreateDirectory(output);
+        var total = Stopwatch.StartNew();
+        var photos = Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "data", "photos"), "*.jpg").OrderBy(p => p).ToArray();
+        string moss = photos.Single(p => p.EndsWith("onestandsout.jpg"));
+        var ml = new MLContext(seed: 1);
+        void Log(object p) => Console.WriteLine("   " + p);
+
+        Console.WriteLine($"Taming.ML photos demo: {photos.Length} photographs shrunk {Downscale}× (256×160), random {Crop}×{Crop} crops.");
+        var crops = ml.Data.LoadRandomCrops(photos, Crop, count: 6000, seed: 1, downscale: Downscale);
+
+        // The condition of a crop: the crop shrunk 4× and blown up again, with ML.NET's own ResizeImages stages.
+        var blur = ml.Transforms.ResizeImages("Small", Crop / ConditionFactor, Crop / ConditionFactor, "Image")
+            .Append(ml.Transforms.ResizeImages("Condition", Crop, Crop, "Small"));
+
+        Console.WriteLine($"\n1. Image tokenizer on the crops ({minutes} min)");
+        var imageTokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", new VqganOptions
+        {
+            CodebookSize = 512, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, DiscWeight = 0.3, Progress = Log,
+        }).Fit(crops);
+        Log(ml.Taming().EvaluateReconstruction(ml.Data.LoadRandomCrops(photos, Crop, 300, seed: 2, downscale: Downscale), imageTokenizer,
+            gridPath: Path.Combine(output, "crop-reconstructions.png")));
+
+        Console.WriteLine($"\n2. Condition tokenizer on the blurred crops ({minutes * 0.7:F1} min)");
+        var blurred = blur.Fit(crops).Transform(crops);
+        var conditionTokenizer = ml.Transforms.TokenizeImages("ConditionTokens", "Condition", new VqganOptions
+        {
+            CodebookSize = 256, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes * 0.7), Device = device, DiscStart = -1, Progress = Log,
+        }).Fit(blurred);
+
+        Console.WriteLine($"\n3. Prior of image tokens given condition tokens ({minutes * 1.3:F1} min)");
+        var tokens = ml.Data.Cache(conditionTokenizer.Transform(imageTokenizer.Transform(blurred)), "Tokens", "ConditionTokens");
+        var conditional = ml.Transforms.FitPrior("Tokens", conditionColumnName: "ConditionTokens", options: new GptOptions
+        {
+            Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes * 1.3), Device = device, Progress = Log,
+        }).Fit(tokens);
+
+        Console.WriteLine($"\n4. Unconditional prior of the moss texture ({minutes:F1} min)");
+        var mossCrops = ml.Data.LoadRandomCrops(new[] { moss }, Crop, count: 3000, seed: 3, downscale: Downscale);
+        var mossTokens = ml.Data.Cache(imageTokenizer.Transform(mossCrops), "Tokens");
+        var texture = ml.Transforms.FitPrior("Tokens", options: new GptOptions
+        {
+            Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Progress = Log,
+        }).Fit(mossTokens);
+
+        Console.WriteLine($"\n5. Whole photographs from their blurred versions ({mode} window)");
+        var rows = new List<IReadOnlyList<byte[]>>();
+        int photoH = 0, photoW = 0;
+        foreach (var photo in photos)
+        {
+            var clock = Stopwatch.StartNew();
+            var (real, condition, h, w) = ShrunkAndBlurred(ml, photo);
+            (photoH, photoW) = (h, w);
+            using var conditionImage = ImagePixels.ToImage(condition, 3, h, w);
+            var (conditionIds, th, tw) = conditionTokenizer.TokenizeImage(conditionImage);
+            var canvas = conditional.Sample(new[] { conditionIds }, new[] { 7 },
+                new SamplingOptions { TopK = 100, HeightTokens = th, WidthTokens = tw, WindowMode = mode })[0];
+            var generated = Decode(ml, imageTokenizer, canvas, th, tw);
+            rows.Add(new[] { condition, generated, real });
+            Log($"{Path.GetFileName(photo)}: {th}×{tw} tokens in {clock.Elapsed.TotalSeconds:F0} s");
+        }
+        string photosPng = Path.Combine(output, "photos-condition-generated-real.png");
+        ImageGrid.SavePng(photosPng, rows, 3, photoH, photoW);
+        Log($"Condition | generated | real, one photo per row: {photosPng}");
+
+        Console.WriteLine("\n6. A moss strip five times wider than the training crops");
+        int stripTokens = 5 * Crop / (Crop / 8);
+        var strips = texture.Sample(new[] { Array.Empty<long>(), Array.Empty<long>() }, new[] { 1, 2 },
+            new SamplingOptions { TopK = 100, HeightTokens = 8, WidthTokens = stripTokens, WindowMode = mode });
+        var (mossReal, _, mh, mw) = ShrunkAndBlurred(ml, moss);
+        var realStrip = CropOf(mossReal, mh, mw, top: 40, left: 40, Crop, 5 * Crop);
+        string stripPng = Path.Combine(output, "moss-strips.png");
+        ImageGrid.SavePng(stripPng, new[] { new[] { realStrip }, new[] { Decode(ml, imageTokenizer, strips[0], 8, stripTokens) },
+            new[] { Decode(ml, imageTokenizer, strips[1], 8, stripTokens) } }, 3, Crop, 5 * Crop, scale: 2);
+        Log($"A real strip over two generated ones: {stripPng}");
+        Console.WriteLine($"\nDone in {total.Elapsed:mm\\:ss}.");
+        return 0;
+    }
+
+    /// <summary>
+    /// A photo shrunk by the demo's factor (sides multiples of 8), and its condition — shrunk 4× more and blown up
+    /// again, as the crops' conditions were made — as planar RGB bytes, through ML.NET's image stages.
+    /// </summary>
+    private static (byte[] Photo, byte[] Condition, int Height, int Width) ShrunkAndBlurred(MLContext ml, string path)
+    {
+        var source = ml.Data.LoadFromEnumerable(new[] { new PathRow { Path = path } });
+        using var original = MLImage.CreateFromFile(path);
+        int h = original.Height / Downscale / 8 * 8, w = original.Width / Downscale / 8 * 8;
+        var images = ml.Transforms.LoadImages("Photo", null, "Path")
+            .Append(ml.Transforms.ResizeImages("Photo", w, h, "Photo"))
+            .Append(ml.Transforms.ResizeImages("Small", w / ConditionFactor, h / ConditionFactor, "Photo"))
+            .Append(ml.Transforms.ResizeImages("Condition", w, h, "Small"))
+            .Fit(source).Transform(source);
+        using var cursor = images.GetRowCursor(images.Schema);
+        cursor.MoveNext();
+        MLImage photo = null!, condition = null!;
+        cursor.GetGetter<MLImage>(images.Schema["Photo"])(ref photo);
+        var photoPixels = ImagePixels.ToPlanarBytes(photo, 3);
+        cursor.GetGetter<MLImage>(images.Schema["Condition"])(ref condition);
+        return (photoPixels, ImagePixels.ToPlanarBytes(condition, 3), h, w);
+    }
+
+    /// <summary>Decodes one token canvas through the DecodeTokens stage.</summary>
+    private static byte[] Decode(MLContext ml, VqganTokenizerTransformer tokenizer, long[] canvas, int height, int width)
+    {
+        var schema = SchemaDefinition.Create(typeof(TokenRow));
+        schema[nameof(TokenRow.Tokens)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), tokenizer.CodebookSize), height, width);
+        var rows = ml.Data.LoadFromEnumerable(new[] { new TokenRow { Tokens = canvas.Select(t => (uint)t + 1).ToArray() } }, schema);
+        var images = ml.Transforms.DecodeTokens("Decoded", "Tokens", tokenizer).Fit(rows).Transform(rows);
+        using var image = images.GetColumn<MLImage>(images.Schema["Decoded"]).First();
+        return ImagePixels.ToPlanarBytes(image, 3);
+    }
+
+    private static byte[] CropOf(byte[] planar, int h, int w, int top, int left, int height, int width)
+    {
+        var crop = new byte[3 * height * width];
+        for (int c = 0; c < 3; c++)
+        for (int y = 0; y < height; y++)
+            Array.Copy(planar, c * h * w + (top + y) * w + left, crop, c * height * width + y * width, width);
+        return crop;
+    }
+
+    private sealed class PathRow
+    {
+        public string Path { get; set; } = "";
+    }
+
+    private sealed class TokenRow
+    {
+        public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+}
