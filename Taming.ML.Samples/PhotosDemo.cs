@@ -42,7 +42,9 @@ internal static class PhotosDemo
         Console.WriteLine($"\n1. Image tokenizer on the crops ({minutes} min)");
         var imageTokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", new VqganOptions
         {
-            CodebookSize = 512, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, DiscWeight = 0.3, Progress = Log,
+            // Fully convolutional, so that whole photos decode as their crops do.
+            CodebookSize = 512, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device,
+            DiscWeight = 0.3, Progress = Log,
         }).Fit(crops);
         Log(ml.Taming().EvaluateReconstruction(ml.Data.LoadRandomCrops(photos, Crop, 300, seed: 2, downscale: Downscale), imageTokenizer,
             gridPath: Path.Combine(output, "crop-reconstructions.png")));
@@ -51,14 +53,16 @@ internal static class PhotosDemo
         var blurred = blur.Fit(crops).Transform(crops);
         var conditionTokenizer = ml.Transforms.TokenizeImages("ConditionTokens", "Condition", new VqganOptions
         {
-            CodebookSize = 256, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes * 0.7), Device = device, DiscStart = -1, Progress = Log,
+            CodebookSize = 256, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes * 0.7), Device = device,
+            DiscStart = -1, Progress = Log,
         }).Fit(blurred);
+        Log(ml.Taming().EvaluateReconstruction(blurred, conditionTokenizer, "Condition"));
 
-        Console.WriteLine($"\n3. Prior of image tokens given condition tokens ({minutes * 1.3:F1} min)");
+        Console.WriteLine($"\n3. Prior of image tokens given condition tokens ({minutes * 1.6:F1} min)");
         var tokens = ml.Data.Cache(conditionTokenizer.Transform(imageTokenizer.Transform(blurred)), "Tokens", "ConditionTokens");
         var conditional = ml.Transforms.FitPrior("Tokens", conditionColumnName: "ConditionTokens", options: new GptOptions
         {
-            Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes * 1.3), Device = device, Progress = Log,
+            Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes * 1.6), Device = device, Progress = Log,
         }).Fit(tokens);
 
         Console.WriteLine($"\n4. Unconditional prior of the moss texture ({minutes:F1} min)");
@@ -68,6 +72,14 @@ internal static class PhotosDemo
         {
             Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Progress = Log,
         }).Fit(mossTokens);
+
+        foreach (var (model, schema, name) in new (ITransformer, DataViewSchema, string)[]
+                 {
+                     (imageTokenizer, crops.Schema, "photos-tokenizer.zip"), (conditionTokenizer, blurred.Schema, "photos-condition-tokenizer.zip"),
+                     (conditional, tokens.Schema, "photos-conditional-prior.zip"), (texture, mossTokens.Schema, "moss-prior.zip"),
+                 })
+            ml.Model.Save(model, schema, Path.Combine(output, name));
+        Log($"Saved the tokenizers and priors in {output} (generate --condition uses them).");
 
         Console.WriteLine($"\n5. Whole photographs from their blurred versions ({mode} window)");
         var rows = new List<IReadOnlyList<byte[]>>();

@@ -53,6 +53,7 @@ internal static class PriorCommands
         bool allLabels = args.Flag("all-labels");
         int count = args.Int("count") ?? 10;
         var sampling = SamplingFrom(args);
+        string? conditionPath = args.String("condition"), conditionTokenizerPath = args.String("condition-tokenizer");
         args.RejectUnknown();
 
         var ml = new MLContext(seed: 1);
@@ -60,7 +61,10 @@ internal static class PriorCommands
         var prior = TamingCatalog.FindPrior(ml.Taming().LoadModel(priorPath, out _));
         var layout = prior.Layout;
         if (layout.Conditioning == Conditioning.Image)
-            throw new ArgumentException("This prior is conditioned on images; image-conditioned generation comes with --condition (not yet available).");
+            return GenerateFromCondition(ml, tokenizer, prior, conditionPath ?? throw new ArgumentException("This prior is conditioned on images: give --condition <image> and --condition-tokenizer <zip>."),
+                conditionTokenizerPath ?? throw new ArgumentException("--condition needs --condition-tokenizer <zip>, the tokenizer the prior's conditions came from."),
+                count, sampling, output);
+        if (conditionPath != null) throw new ArgumentException("--condition needs an image-conditioned prior; this one is " + layout.Conditioning.ToString().ToLowerInvariant() + ".");
         bool classes = layout.Conditioning == Conditioning.Class;
         if (!classes && (label != null || allLabels)) throw new ArgumentException("--label/--all-labels need a class-conditional prior; this one is unconditional.");
         if (classes && label == null && !allLabels) allLabels = true;
@@ -94,6 +98,54 @@ internal static class PriorCommands
         ImageGrid.SavePng(output, grid, tokenizer.Channels, size.Height, size.Width, scale: Math.Max(1, 64 / tokenizer.Resolution));
         Console.WriteLine($"{images.Count} samples in {clock.Elapsed.TotalSeconds:F1} s → {output}" + (classes ? " (one row per class)" : ""));
         return 0;
+    }
+
+    /// <summary>
+    /// Image-conditioned generation: the condition image (sides rounded down to whole tokens) is tokenized whole by the
+    /// condition tokenizer; the output canvas has the same token grid, sampled with the sliding window.
+    /// </summary>
+    private static int GenerateFromCondition(MLContext ml, VqganTokenizerTransformer tokenizer, PriorTransformer prior,
+        string conditionPath, string conditionTokenizerPath, int count, SamplingOptions sampling, string output)
+    {
+        var conditionTokenizer = TamingCatalog.FindTokenizer(ml.Taming().LoadModel(conditionTokenizerPath, out _));
+        int f = conditionTokenizer.Resolution / conditionTokenizer.GridShape.Height;
+        using var original = MLImage.CreateFromFile(conditionPath);
+        int h = original.Height / f * f, w = original.Width / f * f;
+        var source = ml.Data.LoadFromEnumerable(new[] { new PathRow { Path = Path.GetFullPath(conditionPath) } });
+        var resized = ml.Transforms.LoadImages("Condition", null, "Path").Append(ml.Transforms.ResizeImages("Condition", w, h, "Condition"))
+            .Fit(source).Transform(source);
+        using var condition = resized.GetColumn<MLImage>(resized.Schema["Condition"]).First();
+        var (ids, th, tw) = conditionTokenizer.TokenizeImage(condition);
+        sampling.HeightTokens = th;
+        sampling.WidthTokens = tw;
+        var clock = Stopwatch.StartNew();
+        var canvases = prior.Sample(Enumerable.Repeat(ids, count).ToList(), Enumerable.Range(sampling.Seed, count).ToList(), sampling);
+        var rows = ml.Data.LoadFromEnumerable(canvases.Select(c => new CanvasRow { Tokens = c.Select(t => (uint)t + 1).ToArray() }).ToList(),
+            CanvasRow.Schema(tokenizer.CodebookSize, th, tw));
+        var images = ml.Transforms.DecodeTokens("Image", "Tokens", tokenizer).Fit(rows).Transform(rows);
+        var pictures = images.GetColumn<MLImage>(images.Schema["Image"]).Select(i => ImagePixels.ToPlanarBytes(i, tokenizer.Channels)).ToList();
+        var size = (Microsoft.ML.Transforms.Image.ImageDataViewType)images.Schema["Image"].Type;
+        var conditionPixels = ImagePixels.ToPlanarBytes(condition, tokenizer.Channels);
+        ImageGrid.SavePng(output, pictures.Select(p => (IReadOnlyList<byte[]>)new[] { conditionPixels, p }).ToList(), tokenizer.Channels, size.Height, size.Width);
+        Console.WriteLine($"{count} canvases of {th}×{tw} tokens in {clock.Elapsed.TotalSeconds:F1} s → {output} (condition | generated)");
+        return 0;
+    }
+
+    private sealed class PathRow
+    {
+        public string Path { get; set; } = "";
+    }
+
+    private sealed class CanvasRow
+    {
+        public uint[] Tokens { get; set; } = Array.Empty<uint>();
+
+        public static SchemaDefinition Schema(int codes, int height, int width)
+        {
+            var schema = SchemaDefinition.Create(typeof(CanvasRow));
+            schema[nameof(Tokens)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), codes), height, width);
+            return schema;
+        }
     }
 
     /// <summary>

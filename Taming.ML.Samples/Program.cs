@@ -44,6 +44,7 @@ static int Usage(int code, string? problem = null)
                                [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda]
           generate             --tokenizer <zip> --prior <zip> [--label k | --all-labels] [--count N] [--temperature t]
                                [--top-k k] [--top-p p] [--seed s] [--height-tokens H --width-tokens W] --output <png>
+                               image-conditioned priors: --condition <image> --condition-tokenizer <zip> (canvas = the condition's token grid)
           evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json]
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder
           benchmark-sampling   [--prior <zip>] [--count N]: key/value-cached vs. uncached sampling

@@ -35,6 +35,11 @@ public sealed class VqganOptions
     /// Default empty: only the middle attention block.</summary>
     public int[] AttnResolutions { get; set; } = Array.Empty<int>();
 
+    /// <summary>Put the reference's attention block in the middle of encoder and decoder. Default true. Without it
+    /// (and without <see cref="AttnResolutions"/>) the tokenizer is fully convolutional, so a whole large image
+    /// tokenizes and decodes as its crops do — what windowed, high-resolution generation wants.</summary>
+    public bool MidAttention { get; set; } = true;
+
     /// <summary>Channels of the encoder output / decoder input (reference: <c>z_channels</c>). Default 64.</summary>
     public int ZChannels { get; set; } = 64;
 

@@ -21,10 +21,9 @@ internal sealed class Decoder : Module<Tensor, Tensor>
         long blockIn = (long)o.Ch * o.ChMult[levels - 1];
         int res = o.Resolution >> (levels - 1);
         conv_in = Conv2d(o.ZChannels, blockIn, 3, padding: 1);
-        mid = Sequential(
-            ("block_1", new ResnetBlock(blockIn, blockIn, o.Dropout)),
-            ("attn_1", new AttnBlock(blockIn)),
-            ("block_2", new ResnetBlock(blockIn, blockIn, o.Dropout)));
+        mid = Sequential(("block_1", new ResnetBlock(blockIn, blockIn, o.Dropout)));
+        if (o.MidAttention) mid.append("attn_1", new AttnBlock(blockIn));
+        mid.append("block_2", new ResnetBlock(blockIn, blockIn, o.Dropout));
         up = Sequential();
         for (int level = levels - 1; level >= 0; level--)
         {

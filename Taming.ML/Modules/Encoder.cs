@@ -36,10 +36,9 @@ internal sealed class Encoder : Module<Tensor, Tensor>
                 res /= 2;
             }
         }
-        mid = Sequential(
-            ("block_1", new ResnetBlock(blockIn, blockIn, o.Dropout)),
-            ("attn_1", new AttnBlock(blockIn)),
-            ("block_2", new ResnetBlock(blockIn, blockIn, o.Dropout)));
+        mid = Sequential(("block_1", new ResnetBlock(blockIn, blockIn, o.Dropout)));
+        if (o.MidAttention) mid.append("attn_1", new AttnBlock(blockIn));
+        mid.append("block_2", new ResnetBlock(blockIn, blockIn, o.Dropout));
         norm_out = Normalize.Create(blockIn);
         conv_out = Conv2d(blockIn, o.ZChannels, 3, padding: 1);
         RegisterComponents();
