@@ -73,9 +73,10 @@ internal static class PhotosDemo
             Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Progress = Log,
         }).Fit(mossTokens);
 
-        foreach (var (model, schema, name) in new (ITransformer, DataViewSchema, string)[]
+        // ML.NET cannot store an input schema of image columns only, so the tokenizers are saved without one.
+        foreach (var (model, schema, name) in new (ITransformer, DataViewSchema?, string)[]
                  {
-                     (imageTokenizer, crops.Schema, "photos-tokenizer.zip"), (conditionTokenizer, blurred.Schema, "photos-condition-tokenizer.zip"),
+                     (imageTokenizer, null, "photos-tokenizer.zip"), (conditionTokenizer, null, "photos-condition-tokenizer.zip"),
                      (conditional, tokens.Schema, "photos-conditional-prior.zip"), (texture, mossTokens.Schema, "moss-prior.zip"),
                  })
             ml.Model.Save(model, schema, Path.Combine(output, name));
@@ -93,7 +94,7 @@ internal static class PhotosDemo
             var (conditionIds, th, tw) = conditionTokenizer.TokenizeImage(conditionImage);
             var canvas = conditional.Sample(new[] { conditionIds }, new[] { 7 },
                 new SamplingOptions { TopK = 100, HeightTokens = th, WidthTokens = tw, WindowMode = mode })[0];
-            var generated = Decode(ml, imageTokenizer, canvas, th, tw);
+            var generated = Decode(imageTokenizer, canvas, th, tw);
             rows.Add(new[] { condition, generated, real });
             Log($"{Path.GetFileName(photo)}: {th}×{tw} tokens in {clock.Elapsed.TotalSeconds:F0} s");
         }
@@ -106,10 +107,10 @@ internal static class PhotosDemo
         var strips = texture.Sample(new[] { Array.Empty<long>(), Array.Empty<long>() }, new[] { 1, 2 },
             new SamplingOptions { TopK = 100, HeightTokens = 8, WidthTokens = stripTokens, WindowMode = mode });
         var (mossReal, _, mh, mw) = ShrunkAndBlurred(ml, moss);
-        var realStrip = CropOf(mossReal, mh, mw, top: 40, left: 40, Crop, 5 * Crop);
+        var realStrip = ImagePixels.Crop(mossReal, 3, mh, mw, top: 40, left: 40, Crop, 5 * Crop);
         string stripPng = Path.Combine(output, "moss-strips.png");
-        ImageGrid.SavePng(stripPng, new[] { new[] { realStrip }, new[] { Decode(ml, imageTokenizer, strips[0], 8, stripTokens) },
-            new[] { Decode(ml, imageTokenizer, strips[1], 8, stripTokens) } }, 3, Crop, 5 * Crop, scale: 2);
+        ImageGrid.SavePng(stripPng, new[] { new[] { realStrip }, new[] { Decode(imageTokenizer, strips[0], 8, stripTokens) },
+            new[] { Decode(imageTokenizer, strips[1], 8, stripTokens) } }, 3, Crop, 5 * Crop, scale: 2);
         Log($"A real strip over two generated ones: {stripPng}");
         Console.WriteLine($"\nDone in {total.Elapsed:mm\\:ss}.");
         return 0;
@@ -138,33 +139,14 @@ internal static class PhotosDemo
         return (photoPixels, ImagePixels.ToPlanarBytes(condition, 3), h, w);
     }
 
-    /// <summary>Decodes one token canvas through the DecodeTokens stage.</summary>
-    private static byte[] Decode(MLContext ml, VqganTokenizerTransformer tokenizer, long[] canvas, int height, int width)
+    private static byte[] Decode(VqganTokenizerTransformer tokenizer, long[] canvas, int height, int width)
     {
-        var schema = SchemaDefinition.Create(typeof(TokenRow));
-        schema[nameof(TokenRow.Tokens)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), tokenizer.CodebookSize), height, width);
-        var rows = ml.Data.LoadFromEnumerable(new[] { new TokenRow { Tokens = canvas.Select(t => (uint)t + 1).ToArray() } }, schema);
-        var images = ml.Transforms.DecodeTokens("Decoded", "Tokens", tokenizer).Fit(rows).Transform(rows);
-        using var image = images.GetColumn<MLImage>(images.Schema["Decoded"]).First();
+        using var image = tokenizer.DecodeImage(canvas, height, width);
         return ImagePixels.ToPlanarBytes(image, 3);
-    }
-
-    private static byte[] CropOf(byte[] planar, int h, int w, int top, int left, int height, int width)
-    {
-        var crop = new byte[3 * height * width];
-        for (int c = 0; c < 3; c++)
-        for (int y = 0; y < height; y++)
-            Array.Copy(planar, c * h * w + (top + y) * w + left, crop, c * height * width + y * width, width);
-        return crop;
     }
 
     private sealed class PathRow
     {
         public string Path { get; set; } = "";
-    }
-
-    private sealed class TokenRow
-    {
-        public uint[] Tokens { get; set; } = Array.Empty<uint>();
     }
 }

@@ -109,24 +109,28 @@ internal static class PriorCommands
     {
         var conditionTokenizer = TamingCatalog.FindTokenizer(ml.Taming().LoadModel(conditionTokenizerPath, out _));
         int f = conditionTokenizer.Resolution / conditionTokenizer.GridShape.Height;
+        if (tokenizer.Resolution / tokenizer.GridShape.Height != f)
+            throw new ArgumentException("The image and condition tokenizers must shrink images by the same factor, so that their token grids align.");
         using var original = MLImage.CreateFromFile(conditionPath);
         int h = original.Height / f * f, w = original.Width / f * f;
         var source = ml.Data.LoadFromEnumerable(new[] { new PathRow { Path = Path.GetFullPath(conditionPath) } });
         var resized = ml.Transforms.LoadImages("Condition", null, "Path").Append(ml.Transforms.ResizeImages("Condition", w, h, "Condition"))
             .Fit(source).Transform(source);
-        using var condition = resized.GetColumn<MLImage>(resized.Schema["Condition"]).First();
+        // The image stages own the images they hand out: copy the pixels while the row is current.
+        var conditionPixels = resized.GetColumn<MLImage>(resized.Schema["Condition"]).Select(i => ImagePixels.ToPlanarBytes(i, 3)).First();
+        using var condition = ImagePixels.ToImage(conditionPixels, 3, h, w);
         var (ids, th, tw) = conditionTokenizer.TokenizeImage(condition);
         sampling.HeightTokens = th;
         sampling.WidthTokens = tw;
         var clock = Stopwatch.StartNew();
         var canvases = prior.Sample(Enumerable.Repeat(ids, count).ToList(), Enumerable.Range(sampling.Seed, count).ToList(), sampling);
-        var rows = ml.Data.LoadFromEnumerable(canvases.Select(c => new CanvasRow { Tokens = c.Select(t => (uint)t + 1).ToArray() }).ToList(),
-            CanvasRow.Schema(tokenizer.CodebookSize, th, tw));
-        var images = ml.Transforms.DecodeTokens("Image", "Tokens", tokenizer).Fit(rows).Transform(rows);
-        var pictures = images.GetColumn<MLImage>(images.Schema["Image"]).Select(i => ImagePixels.ToPlanarBytes(i, tokenizer.Channels)).ToList();
-        var size = (Microsoft.ML.Transforms.Image.ImageDataViewType)images.Schema["Image"].Type;
-        var conditionPixels = ImagePixels.ToPlanarBytes(condition, tokenizer.Channels);
-        ImageGrid.SavePng(output, pictures.Select(p => (IReadOnlyList<byte[]>)new[] { conditionPixels, p }).ToList(), tokenizer.Channels, size.Height, size.Width);
+        var pictures = canvases.Select(c =>
+        {
+            using var image = tokenizer.DecodeImage(c, th, tw);
+            return ImagePixels.ToPlanarBytes(image, tokenizer.Channels);
+        }).ToList();
+        var shown = ImagePixels.ToPlanarBytes(condition, tokenizer.Channels);
+        ImageGrid.SavePng(output, pictures.Select(p => (IReadOnlyList<byte[]>)new[] { shown, p }).ToList(), tokenizer.Channels, h, w);
         Console.WriteLine($"{count} canvases of {th}×{tw} tokens in {clock.Elapsed.TotalSeconds:F1} s → {output} (condition | generated)");
         return 0;
     }
@@ -134,18 +138,6 @@ internal static class PriorCommands
     private sealed class PathRow
     {
         public string Path { get; set; } = "";
-    }
-
-    private sealed class CanvasRow
-    {
-        public uint[] Tokens { get; set; } = Array.Empty<uint>();
-
-        public static SchemaDefinition Schema(int codes, int height, int width)
-        {
-            var schema = SchemaDefinition.Create(typeof(CanvasRow));
-            schema[nameof(Tokens)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), codes), height, width);
-            return schema;
-        }
     }
 
     /// <summary>

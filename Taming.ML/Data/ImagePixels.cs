@@ -48,6 +48,18 @@ public static class ImagePixels
         return planar;
     }
 
+    /// <summary>The <paramref name="height"/>×<paramref name="width"/> region at (top, left) of a planar image of c·h·w bytes.</summary>
+    public static byte[] Crop(byte[] planar, int channels, int h, int w, int top, int left, int height, int width)
+    {
+        if (top < 0 || left < 0 || top + height > h || left + width > w)
+            throw new ArgumentOutOfRangeException(nameof(top), $"A {width}×{height} crop at ({left}, {top}) does not fit a {w}×{h} image.");
+        var crop = new byte[channels * height * width];
+        for (int c = 0; c < channels; c++)
+        for (int y = 0; y < height; y++)
+            Array.Copy(planar, c * h * w + (top + y) * w + left, crop, c * height * width + y * width, width);
+        return crop;
+    }
+
     /// <summary>Planar bytes of an image (see <see cref="ToPlanar"/>).</summary>
     public static byte[] ToPlanarBytes(MLImage image, int channels) =>
         ToPlanar(image, channels).Select(v => (byte)v).ToArray();

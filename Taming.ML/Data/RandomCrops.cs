@@ -21,12 +21,7 @@ internal static class RandomCrops
         for (int n = 0; n < count; n++)
         {
             var (pixels, h, w, _) = photos[rng.Next(photos.Count)];
-            int top = rng.Next(h - size + 1), left = rng.Next(w - size + 1);
-            var crop = new byte[3 * size * size];
-            for (int c = 0; c < 3; c++)
-            for (int y = 0; y < size; y++)
-                Array.Copy(pixels, c * h * w + (top + y) * w + left, crop, c * size * size + y * size, size);
-            crops[n] = crop;
+            crops[n] = ImagePixels.Crop(pixels, 3, h, w, rng.Next(h - size + 1), rng.Next(w - size + 1), size, size);
         }
         return crops;
     }

@@ -77,6 +77,18 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
         return (ids.data<long>().ToArray(), (int)ids.shape[1], (int)ids.shape[2]);
     }
 
+    /// <summary>Decodes one token grid of any size (row-major ids) to an image — the inverse of <see cref="TokenizeImage"/>.</summary>
+    public MLImage DecodeImage(IReadOnlyList<long> tokens, int height, int width)
+    {
+        if (tokens.Count != height * width || tokens.Any(t => t < 0 || t >= CodebookSize))
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"Expected {height}×{width} ids in 0 … {CodebookSize - 1}.");
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var ids = tensor(tokens.ToArray(), new long[] { 1, height, width }).to(device);
+        var image = Data.PixelScale.ToBytes(Model.DecodeTokens(ids)).cpu();
+        return Data.ImagePixels.ToImage(image.data<byte>().ToArray(), Channels, (int)image.shape[2], (int)image.shape[3]);
+    }
+
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
     private static readonly VersionInfo Version = ModelFile.Version("TAMVQTOK", LoaderSignature);
