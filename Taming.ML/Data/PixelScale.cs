@@ -11,6 +11,14 @@ internal static class PixelScale
     /// <summary>Model output → bytes 0–255, rounded and clamped.</summary>
     public static Tensor ToBytes(Tensor model) => ((model + 1f) * 127.5f).round().clamp(0, 255).to(ScalarType.Byte);
 
+    /// <summary>Pixel values 0–255 (floats) → bytes, rounded and clamped.</summary>
+    public static byte[] ToBytes(ReadOnlySpan<float> pixels)
+    {
+        var bytes = new byte[pixels.Length];
+        for (int i = 0; i < pixels.Length; i++) bytes[i] = (byte)Math.Clamp(MathF.Round(pixels[i]), 0, 255);
+        return bytes;
+    }
+
     /// <summary>One value 0–255 → [−1, 1].</summary>
     public static float ToModel(float pixel) => pixel / 127.5f - 1f;
 }

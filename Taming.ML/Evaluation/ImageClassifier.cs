@@ -97,7 +97,7 @@ public sealed class ImageClassifier
         while (cursor.MoveNext())
         {
             reader.Read(pixels);
-            set.Add(pixels.Select(v => (byte)Math.Clamp(MathF.Round(v), 0, 255)).ToArray());
+            set.Add(PixelScale.ToBytes(pixels));
             labels.Add(readLabel());
         }
         return (set, labels);

@@ -44,7 +44,7 @@ internal static class ReconstructionEvaluator
             foreach (long id in ids.cpu().data<long>()) counts[id]++;
             for (int i = 0; keep != null && i < filled && keep.Count < keepCount; i++)
             {
-                var original = x[i].flatten().data<float>().Select(v => (byte)Math.Clamp(MathF.Round(v), 0, 255)).ToArray();
+                var original = PixelScale.ToBytes(x[i].flatten().data<float>().ToArray());
                 keep.Add((original, recBytes[i].flatten().data<byte>().ToArray()));
             }
             n += filled;

@@ -70,19 +70,26 @@ public sealed class PriorTransformer : BatchedTransformerBase
         int height = options.HeightTokens > 0 ? options.HeightTokens : Layout.GridHeight;
         int width = options.WidthTokens > 0 ? options.WidthTokens : Layout.GridWidth;
         bool windowed = (height, width) != (Layout.GridHeight, Layout.GridWidth);
-        int conditionLength = windowed ? height * width : Layout.PrefixLength;
-        var inputs = conditions.Select(c => Layout.Conditioning switch
+        var inputs = Inputs(conditions, windowed ? height * width : Layout.PrefixLength, windowed);
+        return windowed ? SampleCanvases(inputs, seeds, options, height, width) : SamplePrefixes(inputs, seeds, options);
+    }
+
+    /// <summary>
+    /// Checks user conditions and turns them into sampler inputs: a one-token vocabulary prefix for unconditional and
+    /// class priors; condition ids for image priors — raw for the sliding window (<paramref name="canvas"/>), which
+    /// crops and shifts them itself, else shifted past the image codes as a prefix.
+    /// </summary>
+    private List<long[]> Inputs(IReadOnlyList<long[]> conditions, int conditionLength, bool canvas) =>
+        conditions.Select(c => Layout.Conditioning switch
         {
             Conditioning.None => new long[] { Layout.CodebookSize },
             Conditioning.Class => c.Length == 1 && c[0] >= 0 && c[0] < Layout.ClassCount
                 ? new long[] { Layout.CodebookSize + c[0] }
                 : throw new ArgumentOutOfRangeException(nameof(conditions), $"Class {string.Join(",", c)} is outside the trained classes 0 … {Layout.ClassCount - 1}."),
             _ => c.Length == conditionLength && c.All(t => t >= 0 && t < Layout.ConditionCodebookSize)
-                ? (windowed ? c : c.Select(t => t + Layout.CodebookSize).ToArray())
+                ? (canvas ? c : c.Select(t => t + Layout.CodebookSize).ToArray())
                 : throw new ArgumentOutOfRangeException(nameof(conditions), $"Condition tokens must be {conditionLength} ids in 0 … {Layout.ConditionCodebookSize - 1}."),
         }).ToList();
-        return windowed ? SampleCanvases(inputs, seeds, options, height, width) : SamplePrefixes(inputs, seeds, options);
-    }
 
     /// <summary>
     /// The prior's negative log-likelihood, in bits per token, of token canvases (row-major ids) of
@@ -98,12 +105,7 @@ public sealed class PriorTransformer : BatchedTransformerBase
         long b = canvases.Count;
         var canvas = tensor(canvases.SelectMany(c => c).ToArray(), new long[] { b, height, width }).to(Device);
         bool image = Layout.Conditioning == Conditioning.Image;
-        var flat = tensor(conditions.SelectMany(c => Layout.Conditioning switch
-        {
-            Conditioning.None => new long[] { Layout.CodebookSize },
-            Conditioning.Class => new[] { Layout.CodebookSize + c[0] },
-            _ => c,
-        }).ToArray()).to(Device);
+        var flat = tensor(Inputs(conditions, height * width, canvas: true).SelectMany(c => c).ToArray()).to(Device);
         return WindowedSampler.BitsPerToken(Model, canvas, image ? null : flat.view(b, 1), image ? flat.view(b, height, width) : null);
     }
 

@@ -116,9 +116,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         {
             o.CancellationToken.ThrowIfCancellationRequested();
             reader.Read(pixels);
-            var bytes = new byte[pixels.Length];
-            for (int i = 0; i < pixels.Length; i++) bytes[i] = (byte)Math.Clamp(MathF.Round(pixels[i]), 0, 255);
-            set.Add(bytes);
+            set.Add(PixelScale.ToBytes(pixels));
         }
         if (set.Count == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
         return set;

@@ -50,7 +50,7 @@ internal sealed class GptTrainer
         }, o.LearningRate, beta1: 0.9, beta2: 0.95);
 
         var clock = Stopwatch.StartNew();
-        int step = 0, batchStart = train.Count, reportsWithoutGain = 0;
+        int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0;
         double best = double.PositiveInfinity, lossSum = 0;
         long tokens = 0;
         TimeSpan windowStart = TimeSpan.Zero;
@@ -76,13 +76,14 @@ internal sealed class GptTrainer
                 nn.utils.clip_grad_norm_(model.parameters(), o.GradientClip);
                 optimizer.step();
                 lossSum += loss.item<float>();
+                windowSteps++;
             }
             step++;
             tokens += batch.Count * (long)layout.ImageLength;
 
             if (step % o.ProgressInterval == 0 || step == o.Steps)
             {
-                double trainLoss = lossSum / Math.Max(1, step % o.ProgressInterval == 0 ? o.ProgressInterval : step % o.ProgressInterval);
+                double trainLoss = lossSum / windowSteps;
                 double validationLoss = validation.Count > 0 ? Evaluate(model, validation) : double.NaN;
                 double tracked = validation.Count > 0 ? validationLoss : trainLoss;
                 if (tracked < best - 1e-4)
@@ -104,6 +105,7 @@ internal sealed class GptTrainer
                 log?.Invoke(report.ToString());
                 o.Progress?.Invoke(report);
                 lossSum = 0;
+                windowSteps = 0;
                 tokens = 0;
                 windowStart = elapsed;
                 if (report.StopRequested) break;
