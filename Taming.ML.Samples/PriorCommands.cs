@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TorchSharp;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Taming.ML.Data;
@@ -188,42 +189,70 @@ internal static class PriorCommands
     }
 
     /// <summary>
-    /// benchmark-windowed [--prior zip] [--height-tokens H] [--width-tokens W] [--count N]: the reference's
-    /// per-token full-window loop against the exact mode on the same canvases and draws.
+    /// benchmark-windowed [--prior zip | --window N [--layers L] [--width C] [--heads H] [--codes K]] [--height-tokens H]
+    /// [--width-tokens W] [--count N] [--repeats R] [--device D]: the reference's per-token full-window loop against
+    /// the exact and strided modes on the same canvases and draws. --window times an untrained prior of that window
+    /// (speed does not depend on the weights), e.g. the reference's 16×16.
     /// </summary>
     public static int BenchmarkWindowed(Arguments args)
     {
-        string priorPath = args.String("prior") ?? Path.Combine("out", "mnist-prior.zip");
-        int count = args.Int("count") ?? 4;
-        var ml = new MLContext(seed: 1);
-        var prior = TamingCatalog.FindPrior(ml.Taming().LoadModel(priorPath, out _));
-        var layout = prior.Layout;
+        int count = args.Int("count") ?? 4, repeats = args.Int("repeats") ?? 3;
+        Gpt model;
+        if (args.Int("window") is { } window)
+        {
+            var options = new GptOptions { Layers = args.Int("layers") ?? 4, Width = args.Int("width") ?? 128, Heads = args.Int("heads") ?? 4 };
+            TorchSharp.torch.random.manual_seed(1);
+            model = new Gpt(options, new PriorLayout(Conditioning.None, args.Int("codes") ?? 512, window, window));
+        }
+        else
+        {
+            string priorPath = args.String("prior") ?? Path.Combine("out", "mnist-prior.zip");
+            model = TamingCatalog.FindPrior(new MLContext(seed: 1).Taming().LoadModel(priorPath, out _)).Model;
+        }
+        string device = args.String("device") ?? "cpu";
+        var layout = model.Layout;
         int height = args.Int("height-tokens") ?? 2 * layout.GridHeight, width = args.Int("width-tokens") ?? 2 * layout.GridWidth;
         args.RejectUnknown();
-        var conditions = Enumerable.Range(0, count).Select(i => layout.Conditioning switch
-        {
-            Conditioning.Class => new long[] { i % layout.ClassCount },
-            Conditioning.Image => new long[height * width],
-            _ => Array.Empty<long>(),
-        }).ToList();
+        var torchDevice = Native.TorchRuntime.ResolveDevice(device);
+        model.to(torchDevice);
+        using var prefix = layout.Conditioning == Conditioning.Image ? null
+            : TorchSharp.torch.tensor(Enumerable.Range(0, count).Select(i => (long)layout.CodebookSize + (layout.Conditioning == Conditioning.Class ? i % layout.ClassCount : 0)).ToArray(),
+                new long[] { count, 1 }).to(torchDevice);
+        using var condition = layout.Conditioning == Conditioning.Image ? TorchSharp.torch.zeros(new long[] { count, height, width }, TorchSharp.torch.ScalarType.Int64).to(torchDevice) : null;
         var seeds = Enumerable.Range(0, count).ToArray();
-        (double Rate, long[][] Tokens) Run(WindowMode mode)
+        var sampling = new SamplingOptions { TopK = 100 };
+        (double Rate, long[] Tokens) Run(WindowMode mode)
         {
-            var clock = Stopwatch.StartNew();
-            var tokens = prior.Sample(conditions, seeds, new SamplingOptions { TopK = 100, WindowMode = mode, HeightTokens = height, WidthTokens = width });
-            return ((double)count * height * width / clock.Elapsed.TotalSeconds, tokens);
+            double best = 0;
+            long[] tokens = Array.Empty<long>();
+            for (int r = 0; r < repeats; r++)
+            {
+                var clock = Stopwatch.StartNew();
+                using var canvas = WindowedSampler.Sample(model, height, width, prefix, condition, seeds, sampling, mode);
+                tokens = canvas.cpu().data<long>().ToArray();
+                best = Math.Max(best, (double)count * height * width / clock.Elapsed.TotalSeconds);
+            }
+            return (best, tokens);
         }
-        double Bits(long[][] canvases) => prior.BitsPerToken(conditions, canvases, height, width).Average();
-        Run(WindowMode.Exact);
+        double Bits(long[] tokens)
+        {
+            using var canvas = TorchSharp.torch.tensor(tokens, new long[] { count, height, width }).to(torchDevice);
+            return WindowedSampler.BitsPerToken(model, canvas, prefix, condition).Average();
+        }
+        WindowedSampler.Sample(model, layout.GridHeight, layout.GridWidth, prefix, condition is null ? null : condition.narrow(1, 0, layout.GridHeight).narrow(2, 0, layout.GridWidth),
+            seeds, sampling).Dispose(); // warm-up
         var reference = Run(WindowMode.Reference);
         var exact = Run(WindowMode.Exact);
         var strided = Run(WindowMode.Strided);
-        bool same = reference.Tokens.Zip(exact.Tokens).All(p => p.First.SequenceEqual(p.Second));
-        Console.WriteLine($"{count} canvases of {height}×{width} tokens, window {layout.GridHeight}×{layout.GridWidth}, top-k 100 " +
-                          "(quality: the prior's bits per token of the canvases under the sliding window; lower is more typical):");
-        Console.WriteLine($"  reference (full window per token): {reference.Rate,8:F0} tokens/s");
-        Console.WriteLine($"  exact mode                       : {exact.Rate,8:F0} tokens/s  ({exact.Rate / reference.Rate:F1}×)  same tokens: {same}  {Bits(exact.Tokens):F3} bits/token");
-        Console.WriteLine($"  strided mode (approximate)       : {strided.Rate,8:F0} tokens/s  ({strided.Rate / reference.Rate:F1}×)  {Bits(strided.Tokens):F3} bits/token");
+        // Float rounding differs between batch shapes; once one draw flips, the rest of its canvas follows another path.
+        int n = height * width;
+        var agree = Enumerable.Range(0, count).Select(c => Enumerable.Range(0, n).TakeWhile(i => reference.Tokens[c * n + i] == exact.Tokens[c * n + i]).Count()).ToArray();
+        Console.WriteLine($"{count} canvases of {height}×{width} tokens, window {layout.GridHeight}×{layout.GridWidth}, {model.Options.Layers} layers × {model.Options.Width}, " +
+                          $"top-k 100, {device}, best of {repeats} (quality: the prior's bits per token of the canvases under the sliding window):");
+        Console.WriteLine($"  reference (full window per token): {reference.Rate,8:F0} tokens/s                {Bits(reference.Tokens):F3} bits/token");
+        Console.WriteLine($"  exact mode                       : {exact.Rate,8:F0} tokens/s  ({exact.Rate / reference.Rate,4:F1}×)  {Bits(exact.Tokens):F3} bits/token  " +
+                          (agree.All(a => a == n) ? "same tokens" : $"same tokens up to the first float-rounding flip: {string.Join(", ", agree)} of {n}"));
+        Console.WriteLine($"  strided mode (approximate)       : {strided.Rate,8:F0} tokens/s  ({strided.Rate / reference.Rate,4:F1}×)  {Bits(strided.Tokens):F3} bits/token");
         return 0;
     }
 

@@ -48,7 +48,7 @@ static int Usage(int code, string? problem = null)
           evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json]
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder
           benchmark-sampling   [--prior <zip>] [--count N]: key/value-cached vs. uncached sampling
-          benchmark-windowed   [--prior <zip>] [--height-tokens H] [--width-tokens W] [--count N]: exact windowed mode vs. the reference loop
+          benchmark-windowed   [--prior <zip> | --window N [--layers L] [--width C]] [--height-tokens H] [--width-tokens W] [--count N]: windowed modes vs. the reference loop
         """);
     return code;
 }

@@ -49,6 +49,7 @@ public sealed class WindowedSamplingTests
     [DataRow(3, 4, 3, 4)]
     [DataRow(5, 7, 3, 4)]
     [DataRow(8, 6, 3, 4)]
+    [DataRow(9, 13, 4, 4)]
     public void ExactModeGivesTheReferenceTokens(int height, int width, int wh, int ww)
     {
         var model = TinyModel(new PriorLayout(Conditioning.Class, 6, wh, ww, ClassCount: 3), seed: height * 31 + width);
@@ -59,6 +60,27 @@ public sealed class WindowedSamplingTests
         var exact = WindowedSampler.Sample(model, height, width, prefix, null, seeds, options, WindowMode.Exact);
         CollectionAssert.AreEqual(reference.data<long>().ToArray(), exact.data<long>().ToArray());
         Assert.IsTrue(exact.data<long>().Distinct().Count() > 1);
+    }
+
+    [TestMethod]
+    public void RaggedCachedLogitsMatchAFullForwardPass()
+    {
+        // Rows at different points of their sequences, fed in uneven chunks through one cache, see what a plain
+        // forward pass of the whole sequence sees.
+        var model = TinyModel(new PriorLayout(Conditioning.None, 6, 3, 3), seed: 8);
+        model.eval();
+        using var _ = no_grad();
+        random.manual_seed(3);
+        var sequences = randint(7, new long[] { 2, 9 });
+        var full = model.forward(sequences);
+        using var cache = model.NewCache(2);
+        // Row 0 feeds 0…4 then 5…6; row 1 feeds 0…1 then 2…6 (its first chunk padded by repeating its last token).
+        var first = stack(new[] { sequences[0].narrow(0, 0, 5), cat(new[] { sequences[1].narrow(0, 0, 2), sequences[1][1].expand(3) }) });
+        var logits = model.LogitsAt(first, tensor(new long[] { 4, 1 }), cache, tensor(new long[,] { { 0, 1, 2, 3, 4 }, { 0, 1, 1, 1, 1 } }), keys: 5);
+        Assert.IsTrue(logits[0].allclose(full[0][4], 1e-5, 1e-6) && logits[1].allclose(full[1][1], 1e-5, 1e-6));
+        var second = stack(new[] { cat(new[] { sequences[0].narrow(0, 5, 2), sequences[0][6].expand(3) }), sequences[1].narrow(0, 2, 5) });
+        logits = model.LogitsAt(second, tensor(new long[] { 1, 4 }), cache, tensor(new long[,] { { 5, 6, 6, 6, 6 }, { 2, 3, 4, 5, 6 } }), keys: 7);
+        Assert.IsTrue(logits[0].allclose(full[0][6], 1e-5, 1e-6) && logits[1].allclose(full[1][6], 1e-5, 1e-6));
     }
 
     [TestMethod]

@@ -60,12 +60,50 @@ public sealed class Gpt : Module<Tensor, Tensor>
     internal Tensor Forward(Tensor ids, KvCache? cache, long start, bool lastOnly = false)
     {
         long t = ids.shape[1];
-        if (start + t > Layout.BlockSize)
-            throw new ArgumentException($"The sequence is {start + t} tokens long; the prior's block size is {Layout.BlockSize}.");
-        var x = drop.forward(tok_emb.forward(ids) + pos_emb.narrow(1, start, t));
-        for (int l = 0; l < blocks.Count; l++) x = blocks[l].Step(x, cache, l, start);
+        CheckLength(start + t);
+        var x = Hidden(ids, pos_emb.narrow(1, start, t), cache, start);
         if (lastOnly) x = x.narrow(1, t - 1, 1);
         return head.forward(ln_f.forward(x));
+    }
+
+    /// <summary>
+    /// Logits (b, K) of one position per row, <paramref name="at"/> (b), of sequences (b, t) that start at position
+    /// 0, or, with a cache, that stand at per-row <paramref name="positions"/> (b, t) after what the cache holds
+    /// (attending to its first <paramref name="keys"/> positions; <paramref name="cacheRows"/>: which cache row each
+    /// row uses, by default the same). Rows that need fewer tokens repeat their last one.
+    /// </summary>
+    internal Tensor LogitsAt(Tensor ids, Tensor at, KvCache? cache = null, Tensor? positions = null, long keys = 0, Tensor? cacheRows = null)
+    {
+        long b = ids.shape[0], t = ids.shape[1];
+        Tensor x;
+        if (positions is null)
+        {
+            CheckLength(t);
+            x = Hidden(ids, pos_emb.narrow(1, 0, t), cache, 0, at);
+        }
+        else
+        {
+            CheckLength(keys);
+            using var ragged = cache!.Ragged(positions, keys, cacheRows);
+            x = Hidden(ids, pos_emb.squeeze(0).index_select(0, positions.reshape(-1)).view(b, t, -1), cache, 0, at);
+        }
+        return head.forward(ln_f.forward(x.squeeze(1)));
+    }
+
+    /// <summary>The last block's output; with <paramref name="at"/> (b) only at that position of each row (b, 1, C), which
+    /// spares the last block's attention output and MLP at every other position.</summary>
+    private Tensor Hidden(Tensor ids, Tensor positionEmbeddings, KvCache? cache, long start, Tensor? at = null)
+    {
+        var x = tok_emb.forward(ids) + positionEmbeddings;
+        if (training && Options.Dropout > 0) x = drop.forward(x);
+        for (int l = 0; l < blocks.Count; l++) x = blocks[l].Step(x, cache, l, start, l == blocks.Count - 1 ? at : null);
+        return x;
+    }
+
+    private void CheckLength(long length)
+    {
+        if (length > Layout.BlockSize)
+            throw new ArgumentException($"The sequence is {length} tokens long; the prior's block size is {Layout.BlockSize}.");
     }
 
     /// <summary>

@@ -28,26 +28,46 @@ internal sealed class CausalSelfAttention : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => Attend(x, null, 0, 0);
 
     /// <summary>Attention for the t positions of <paramref name="x"/>, which start at <paramref name="start"/>
-    /// (0 without a cache); with a cache they attend to all cached positions before them.</summary>
-    public Tensor Attend(Tensor x, KvCache? cache, int layer, long start)
+    /// (0 without a cache); with a cache they attend to all cached positions before them, or, when the cache is
+    /// <see cref="KvCache.IsRagged"/>, to those before each row's own positions. With <paramref name="queryAt"/> (b)
+    /// only that position of each row asks (all t still give keys and values): the output is (b, 1, C).</summary>
+    public Tensor Attend(Tensor x, KvCache? cache, int layer, long start, Tensor? queryAt = null)
     {
-        long b = x.shape[0], t = x.shape[1], c = x.shape[2];
+        long b = x.shape[0], t = x.shape[1], c = x.shape[2], d = c / heads;
         var qkv = c_attn.forward(x).split(c, 2);
-        Tensor Heads(Tensor y) => y.view(b, t, heads, c / heads).transpose(1, 2);
+        Tensor Heads(Tensor y) => y.view(b, t, heads, d).transpose(1, 2);
         Tensor q = Heads(qkv[0]), k = Heads(qkv[1]), v = Heads(qkv[2]);
-        if (cache != null) (k, v) = cache.Append(layer, k, v, start);
+        Tensor? Pick(Tensor? m) => m?.gather(2, queryAt!.view(b, 1, 1, 1).expand(b, m.shape[1], 1, m.shape[3]));
+        if (queryAt is not null) q = Pick(q)!;
+        double p = training ? dropout : 0;
         Tensor y;
-        if (start > 0 && t > 1)
+        if (cache is { IsRagged: true })
         {
-            // A block appended after cached positions: query r sees keys 0 … start + r.
-            using var mask = ones(t, start + t, ScalarType.Bool, x.device).tril(start);
-            y = functional.scaled_dot_product_attention(q, k, v, mask, p: training ? dropout : 0);
+            (k, v, var mask) = cache.AppendRagged(layer, k, v);
+            y = functional.scaled_dot_product_attention(q, k, v, queryAt is null ? mask : Pick(mask), p: p);
         }
         else
         {
-            // A single new query attends to every cached key; a block from position 0 is causal.
-            y = functional.scaled_dot_product_attention(q, k, v, p: training ? dropout : 0, is_casual: t > 1);
+            if (cache != null) (k, v) = cache.Append(layer, k, v, start);
+            if (queryAt is not null)
+            {
+                // One query per row, at its own position: it sees the keys up to there.
+                using var mask = arange(k.shape[2], device: x.device).view(1, 1, 1, -1) <= (queryAt + start).view(b, 1, 1, 1);
+                y = functional.scaled_dot_product_attention(q, k, v, mask, p: p);
+            }
+            else if (start > 0 && t > 1)
+            {
+                // A block appended after cached positions: query r sees keys 0 … start + r.
+                using var mask = ones(t, start + t, ScalarType.Bool, x.device).tril(start);
+                y = functional.scaled_dot_product_attention(q, k, v, mask, p: p);
+            }
+            else
+            {
+                // A single new query attends to every cached key; a block from position 0 is causal.
+                y = functional.scaled_dot_product_attention(q, k, v, p: p, is_casual: t > 1);
+            }
         }
-        return resid_drop.forward(c_proj.forward(y.transpose(1, 2).contiguous().view(b, t, c)));
+        y = c_proj.forward(y.transpose(1, 2).contiguous().view(b, q.shape[2], c));
+        return p > 0 ? resid_drop.forward(y) : y;
     }
 }
