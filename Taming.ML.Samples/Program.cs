@@ -17,6 +17,7 @@ try
         "benchmark-sampling" => PriorCommands.Benchmark(options),
         "evaluate-generation" => PriorCommands.EvaluateGeneration(options),
         "benchmark-windowed" => PriorCommands.BenchmarkWindowed(options),
+        "classify-tokens" => DownstreamCommands.ClassifyTokens(options),
         "help" or "--help" => Usage(0),
         _ => Usage(2, $"Unknown command '{command}'."),
     };
@@ -38,7 +39,8 @@ static int Usage(int code, string? problem = null)
           photos               photo-sized and 5×-wide generation from random crops of the shipped photos (≈ 15 min)
                                [--output-dir out/photos] [--minutes M per model] [--window-mode exact|strided|reference] [--device cpu|cuda]
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
-                               [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--seed S] [--minutes M] [--device cpu|cuda]
+                               [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--seed S] [--minutes M]
+                               [--perceptual-weight w] [--disc-weight w] [--device cpu|cuda]
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda]
@@ -46,6 +48,8 @@ static int Usage(int code, string? problem = null)
                                [--top-k k] [--top-p p] [--seed s] [--height-tokens H --width-tokens W] --output <png>
                                image-conditioned priors: --condition <image> --condition-tokenizer <zip> (canvas = the condition's token grid)
           evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json]
+          classify-tokens      [--tokenizer <zip>] [--prior <zip>] [--images <idx> --labels <idx>]: tokens as features of an ML.NET
+                               classifier (vs. raw pixels), and the prior's bits per token as an anomaly score
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder
           benchmark-sampling   [--prior <zip>] [--count N]: key/value-cached vs. uncached sampling
           benchmark-windowed   [--prior <zip> | --window N [--layers L] [--width C]] [--height-tokens H] [--width-tokens W] [--count N]: windowed modes vs. the reference loop

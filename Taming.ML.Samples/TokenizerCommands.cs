@@ -26,9 +26,11 @@ internal static class TokenizerCommands
             BatchSize = args.Int("batch-size") ?? 32,
             Seed = args.Int("seed"),
             Device = args.String("device") ?? "cpu",
+            PerceptualWeight = args.Double("perceptual-weight") ?? 0,
             Progress = p => Console.WriteLine("  " + p),
         };
-        if (args.Int("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
+        options.DiscWeight = args.Double("disc-weight") ?? options.DiscWeight;
+        if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
         args.RejectUnknown();
 
         var ml = new MLContext(seed: options.Seed ?? 1);

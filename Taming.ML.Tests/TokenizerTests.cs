@@ -175,7 +175,23 @@ public sealed class TokenizerTests
         Assert.IsTrue(metrics.Psnr is > 5 and < 100, $"PSNR {metrics.Psnr}");
         Assert.IsTrue(metrics.Ssim is > -1 and <= 1);
         Assert.IsTrue(metrics.CodebookUsage is > 0 and <= 1);
+        Assert.IsTrue(double.IsFinite(metrics.Rfid) && metrics.Rfid > 0, $"rFID {metrics.Rfid}");
         Assert.IsTrue(new FileInfo(grid).Length > 0);
+    }
+
+    [TestMethod]
+    public void PerceptualWeightTrainsWithTheShippedNetwork()
+    {
+        // Same seed and steps; the perceptual term changes the gradients, so the weights differ.
+        var ml = new MLContext(seed: 1);
+        var options = TinyData.Options(steps: 3);
+        options.DiscStart = -1;
+        var plain = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(16));
+        options.PerceptualWeight = 1;
+        var perceptual = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(16));
+        var a = plain.Model.parameters().First().data<float>().ToArray();
+        var b = perceptual.Model.parameters().First().data<float>().ToArray();
+        CollectionAssert.AreNotEqual(a, b);
     }
 
     [TestMethod]

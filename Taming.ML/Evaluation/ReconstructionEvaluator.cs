@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Taming.ML.Data;
 using Taming.ML.MLNet;
+using Taming.ML.Perceptual;
 using Taming.ML.Quantization;
 using static TorchSharp.torch;
 
@@ -11,11 +12,13 @@ internal static class ReconstructionEvaluator
 {
     /// <summary>
     /// Metrics over every row of <paramref name="data"/>; <paramref name="keep"/> receives the first rows'
-    /// original and reconstructed bytes (planar) for pictures.
+    /// original and reconstructed bytes (planar) for pictures. With <paramref name="features"/>, also rFID.
     /// </summary>
     public static ReconstructionMetrics Evaluate(VqganTokenizerTransformer tokenizer, IDataView data, string imageColumnName,
-        int keepCount = 0, List<(byte[] Original, byte[] Reconstruction)>? keep = null)
+        int keepCount = 0, List<(byte[] Original, byte[] Reconstruction)>? keep = null, ResNet18Features? features = null)
     {
+        var originalFeatures = new List<Tensor>();
+        var reconstructionFeatures = new List<Tensor>();
         var o = tokenizer.Model.Options;
         var column = data.Schema.GetColumnOrNull(imageColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Image column '{imageColumnName}' not found in the data.");
@@ -42,6 +45,13 @@ internal static class ReconstructionEvaluator
             ssim += ImageQuality.Ssim(x, recPixels).Sum();
             l1 += (x - recPixels).abs().flatten(1).mean(new long[] { 1 }).sum().item<float>() / 255.0;
             foreach (long id in ids.cpu().data<long>()) counts[id]++;
+            if (features != null)
+            {
+                // Features of what a user sees: the originals and the reconstructions rounded to bytes.
+                var device = tokenizer.Device;
+                originalFeatures.Add(features.forward(PixelScale.ToModel(x.to(device))).cpu().MoveToOuterDisposeScope());
+                reconstructionFeatures.Add(features.forward(PixelScale.ToModel(recPixels.to(device))).cpu().MoveToOuterDisposeScope());
+            }
             for (int i = 0; keep != null && i < filled && keep.Count < keepCount; i++)
             {
                 var original = PixelScale.ToBytes(x[i].flatten().data<float>().ToArray());
@@ -51,9 +61,17 @@ internal static class ReconstructionEvaluator
         }
         if (n == 0) throw new InvalidOperationException("The evaluation data is empty.");
         var (usage, perplexity) = CodebookUsage.Statistics(counts);
+        double rfid = double.NaN;
+        if (features != null && n >= 2)
+        {
+            using var a = cat(originalFeatures, 0);
+            using var b = cat(reconstructionFeatures, 0);
+            rfid = FrechetDistance.Between(a, b);
+        }
+        foreach (var t in originalFeatures.Concat(reconstructionFeatures)) t.Dispose();
         return new ReconstructionMetrics
         {
-            Count = n, Psnr = psnr / n, Ssim = ssim / n, L1 = l1 / n, CodebookUsage = usage, Perplexity = perplexity,
+            Count = n, Psnr = psnr / n, Ssim = ssim / n, L1 = l1 / n, CodebookUsage = usage, Perplexity = perplexity, Rfid = rfid,
         };
     }
 }

@@ -16,7 +16,15 @@ public sealed class ReconstructionMetrics
     /// <summary>exp(entropy) of the code distribution on this data: how many equally likely codes it is worth.</summary>
     public double Perplexity { get; init; }
 
+    /// <summary>
+    /// Reconstruction FID: Fréchet distance between ResNet18 pooled features (512-d, <see cref="Perceptual.ResNet18Features"/>)
+    /// of the originals and of the reconstructions (lower is better; NaN when not computed). An FID-style figure, not
+    /// comparable with Inception-based FIDs; biased upwards on few images, so compare it at equal counts.
+    /// </summary>
+    public double Rfid { get; init; } = double.NaN;
+
     /// <inheritdoc />
     public override string ToString() =>
-        $"PSNR {Psnr:F2} dB  SSIM {Ssim:F4}  L1 {L1:F4}  codebook usage {CodebookUsage:P1}  perplexity {Perplexity:F1}  ({Count} images)";
+        $"PSNR {Psnr:F2} dB  SSIM {Ssim:F4}  L1 {L1:F4}  codebook usage {CodebookUsage:P1}  perplexity {Perplexity:F1}" +
+        (double.IsNaN(Rfid) ? "" : $"  rFID {Rfid:F2}") + $"  ({Count} images)";
 }

@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using Taming.ML.Data;
 using Taming.ML.Evaluation;
+using Taming.ML.Perceptual;
 using Taming.ML.Losses;
 using Taming.ML.Models;
 using Taming.ML.Sampling;
@@ -134,14 +135,16 @@ public sealed class TamingCatalog
 
     /// <summary>
     /// Reconstructs every image of <paramref name="imageColumnName"/> with <paramref name="tokenizer"/> and returns
-    /// PSNR, SSIM, L1, codebook usage and perplexity. Optionally writes a PNG grid of originals (odd rows) over
-    /// reconstructions (even rows) of the first <paramref name="gridImages"/> images.
+    /// PSNR, SSIM, L1, codebook usage, perplexity and (with <paramref name="rfid"/>, default) the reconstruction FID on
+    /// the shipped ResNet18's features. Optionally writes a PNG grid of originals (odd rows) over reconstructions (even
+    /// rows) of the first <paramref name="gridImages"/> images.
     /// </summary>
     public ReconstructionMetrics EvaluateReconstruction(IDataView data, VqganTokenizerTransformer tokenizer,
-        string imageColumnName = "Image", string? gridPath = null, int gridImages = 32)
+        string imageColumnName = "Image", string? gridPath = null, int gridImages = 32, bool rfid = true)
     {
         var kept = gridPath is null ? null : new List<(byte[] Original, byte[] Reconstruction)>();
-        var metrics = ReconstructionEvaluator.Evaluate(tokenizer, data, imageColumnName, gridPath is null ? 0 : gridImages, kept);
+        using var features = rfid ? ResNet18Features.Load(device: tokenizer.Device) : null;
+        var metrics = ReconstructionEvaluator.Evaluate(tokenizer, data, imageColumnName, gridPath is null ? 0 : gridImages, kept, features);
         if (gridPath != null && kept!.Count > 0)
         {
             int perRow = (int)Math.Ceiling(Math.Sqrt(kept.Count));

@@ -71,8 +71,9 @@ public sealed class VqganOptions
     /// <summary>Weight of the quantizer loss (reference: <c>codebook_weight</c>). Default 1.</summary>
     public double CodebookWeight { get; set; } = 1.0;
 
-    /// <summary>Weight of the perceptual distance added to the L1 loss (reference: <c>perceptual_weight</c>).
-    /// Default 0: requires a perceptual distance to be supplied to the trainer.</summary>
+    /// <summary>Weight of the perceptual distance added to the L1 loss (reference: <c>perceptual_weight</c>, 1 with
+    /// LPIPS). Above 0, training uses the distance given to the estimator, or else the shipped ResNet18 one
+    /// (<see cref="Perceptual.ResNetPerceptualDistance"/>). Default 0.</summary>
     public double PerceptualWeight { get; set; }
 
     /// <summary>Training step at which the discriminator and the GAN term start (reference: <c>disc_start</c>).

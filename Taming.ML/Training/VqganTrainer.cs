@@ -3,6 +3,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using Taming.ML.Data;
 using Taming.ML.Losses;
+using Taming.ML.Perceptual;
 using Taming.ML.Models;
 using Taming.ML.Modules;
 using Taming.ML.Quantization;
@@ -23,8 +24,6 @@ internal sealed class VqganTrainer
     public VqganTrainer(VqganOptions options, Device device, IPerceptualDistance? perceptual = null, Action<string>? log = null)
     {
         options.Validate();
-        if (options.PerceptualWeight > 0 && perceptual is null)
-            throw new ArgumentException("VqganOptions.PerceptualWeight is above 0 but no perceptual distance was given.");
         o = options;
         this.device = device;
         this.perceptual = perceptual;
@@ -39,6 +38,9 @@ internal sealed class VqganTrainer
         var generator = new Generator((ulong)seed, device);
         var rng = new Random(seed);
 
+        // The shipped ResNet18 distance unless the caller brought one.
+        using var shipped = o.PerceptualWeight > 0 && perceptual is null ? ResNetPerceptualDistance.Load(device) : null;
+        var distance = o.PerceptualWeight > 0 ? perceptual ?? shipped : null;
         var model = new Vqgan(o);
         model.to(device).train();
         var discriminator = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
@@ -67,7 +69,7 @@ internal sealed class VqganTrainer
                 var q = model.Encode(x);
                 var xrec = model.Decode(q.Quantized);
                 var rec = (x - xrec).abs().mean();
-                var nll = perceptual is null ? rec : rec + o.PerceptualWeight * perceptual.Distance(x, xrec).mean();
+                var nll = distance is null ? rec : rec + o.PerceptualWeight * distance.Distance(x, xrec).mean();
                 var loss = nll + o.CodebookWeight * q.Loss;
                 Tensor? gLoss = null, dLoss = null, lambda = null;
                 if (gan)

@@ -1,0 +1,118 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using Taming.ML.Evaluation;
+using Taming.ML.Perceptual;
+using static TorchSharp.torch;
+
+namespace Taming.ML.Tests;
+
+[TestClass]
+public sealed class PerceptualTests
+{
+    private static ResNet18Features? network;
+    private static ResNet18Features Network => network ??= ResNet18Features.Load();
+
+    [TestMethod]
+    public void FrechetDistanceOfIdenticalSetsIsZero()
+    {
+        random.manual_seed(1);
+        var features = randn(200, 16, dtype: ScalarType.Float64);
+        Assert.AreEqual(0, FrechetDistance.Between(features, features.clone()), 1e-8);
+    }
+
+    [TestMethod]
+    public void FrechetDistanceOfDiagonalGaussiansIsTheClosedForm()
+    {
+        // ‖μ₁ − μ₂‖² + Σ (√a − √b)² when both covariances are diagonal.
+        var a = tensor(new[] { 1.0, 4.0, 9.0 });
+        var b = tensor(new[] { 4.0, 1.0, 0.25 });
+        var mean1 = tensor(new[] { 0.0, 1.0, 2.0 });
+        var mean2 = tensor(new[] { 1.0, 1.0, 0.0 });
+        double expected = 1 + 0 + 4 + (1 - 2) * (1 - 2) + (2 - 1) * (2 - 1) + (3 - 0.5) * (3 - 0.5);
+        Assert.AreEqual(expected, FrechetDistance.FromMoments(mean1, diag(a), mean2, diag(b)), 1e-9);
+    }
+
+    [TestMethod]
+    public void FrechetDistanceAgainstTheIdentityUsesTheRootOfTheOtherCovariance()
+    {
+        // Σ₁ = I, Σ₂ = S (not diagonal): Tr(I + S − 2 S^½), with S^½ from S's eigenvalues.
+        random.manual_seed(2);
+        var m = randn(6, 6, dtype: ScalarType.Float64);
+        var s = m.matmul(m.t()) + eye(6, dtype: ScalarType.Float64) * 0.1;
+        double rootTrace = linalg.eigvalsh(s).sqrt().sum().item<double>();
+        double expected = 6 + s.trace().item<double>() - 2 * rootTrace;
+        var zero = zeros(6, dtype: ScalarType.Float64);
+        Assert.AreEqual(expected, FrechetDistance.FromMoments(zero, eye(6, dtype: ScalarType.Float64), zero, s), 1e-8);
+        // And it is symmetric in its arguments.
+        Assert.AreEqual(expected, FrechetDistance.FromMoments(zero, s, zero, eye(6, dtype: ScalarType.Float64)), 1e-8);
+    }
+
+    [TestMethod]
+    public void FrechetDistanceRejectsBadFeatures()
+    {
+        Assert.ThrowsExactly<ArgumentException>(() => FrechetDistance.Between(zeros(5, 3), zeros(5, 4)));
+        Assert.ThrowsExactly<ArgumentException>(() => FrechetDistance.Between(zeros(1, 3), zeros(5, 3)));
+        var nan = zeros(4, 3);
+        nan[0, 0] = tensor(float.NaN);
+        Assert.ThrowsExactly<ArgumentException>(() => FrechetDistance.Between(nan, zeros(4, 3)));
+    }
+
+    [TestMethod]
+    public void ResNet18MatchesOnnxRuntimeOnTheShippedFile()
+    {
+        random.manual_seed(3);
+        var images = rand(1, 3, 224, 224) * 2 - 1;
+        using var _ = no_grad();
+        var ours = Network.forward(images).data<float>().ToArray();
+        // The same preprocessing as ours, then the network as ONNX Runtime runs it.
+        var bgr = ((images.flip(1) + 1) * 127.5 - Network.get_buffer("bgr_mean")!).contiguous();
+        using var session = new InferenceSession(ResNet18Features.DefaultPath()!);
+        var input = new DenseTensor<float>(bgr.data<float>().ToArray(), new[] { 1, 3, 224, 224 });
+        using var results = session.Run(new[] { NamedOnnxValue.CreateFromTensor(session.InputMetadata.Keys.Single(), input) });
+        var theirs = results.Single().AsEnumerable<float>().ToArray();
+        Assert.HasCount(512, ours);
+        double scale = theirs.Max(Math.Abs);
+        Assert.IsTrue(scale > 0);
+        double worst = ours.Zip(theirs).Max(p => Math.Abs(p.First - p.Second)) / scale;
+        Assert.IsTrue(worst < 1e-4, $"largest difference {worst:E2} of the largest feature");
+    }
+
+    [TestMethod]
+    public void PerceptualDistanceIsZeroForIdenticalImagesAndGrowsWithBlurAndNoise()
+    {
+        var distance = new ResNetPerceptualDistance(Network);
+        random.manual_seed(4);
+        // A smooth picture with edges: stripes and a bright square.
+        var y = linspace(-1, 1, 64).view(1, 1, 64, 1).expand(2, 3, 64, 64).clone();
+        y[.., .., 20..44, 20..44] = tensor(0.9f);
+        using var _ = no_grad();
+        Assert.AreEqual(0, distance.Distance(y, y.clone())[0].item<float>(), 1e-6);
+        var blurLight = nn.functional.avg_pool2d(y, 3, 1, 1);
+        var blurHeavy = nn.functional.avg_pool2d(y, 9, 1, 4);
+        float light = distance.Distance(y, blurLight)[0].item<float>(), heavy = distance.Distance(y, blurHeavy)[0].item<float>();
+        Assert.IsTrue(0 < light && light < heavy, $"blur 3: {light}, blur 9: {heavy}");
+        float weak = distance.Distance(y, (y + randn_like(y) * 0.05).clamp(-1, 1))[0].item<float>();
+        float strong = distance.Distance(y, (y + randn_like(y) * 0.3).clamp(-1, 1))[0].item<float>();
+        Assert.IsTrue(0 < weak && weak < strong, $"noise 0.05: {weak}, noise 0.3: {strong}");
+        // Gray images are replicated to three channels.
+        Assert.AreEqual(distance.Distance(y.narrow(1, 0, 1), blurLight.narrow(1, 0, 1))[0].item<float>(), light, 1e-5);
+    }
+
+    [TestMethod]
+    public void MissingOrForeignNetworkFilesAreNamed()
+    {
+        var missing = Assert.ThrowsExactly<FileNotFoundException>(() => ResNet18Features.Load("/nonexistent/ResNet18.onnx"));
+        StringAssert.Contains(missing.Message, "/nonexistent/ResNet18.onnx");
+        var junk = Path.GetTempFileName();
+        File.WriteAllBytes(junk, new byte[] { 1, 2, 3, 4, 5, 6, 7 });
+        try
+        {
+            var e = Assert.ThrowsExactly<InvalidDataException>(() => ResNet18Features.Load(junk));
+            StringAssert.Contains(e.Message, junk);
+        }
+        finally
+        {
+            File.Delete(junk);
+        }
+    }
+}
