@@ -19,4 +19,25 @@ internal static class DataSources
         if (Directory.Exists(images)) return ml.Data.LoadFromImageFolder(images);
         throw new FileNotFoundException($"--images: '{images}' is neither an IDX file nor a folder.");
     }
+
+    /// <summary>
+    /// <see cref="Load"/> with the row options every image command shares: --skip N and --take N pick rows (e.g. a
+    /// held-out part), and --random-crops N [--downscale F] [--crop-seed S] takes N random crops of side
+    /// <paramref name="side"/> from a folder's images instead.
+    /// </summary>
+    public static IDataView Load(MLContext ml, Arguments args, string images, string? labels, int side)
+    {
+        if (args.Int("random-crops") is { } crops)
+        {
+            if (!Directory.Exists(images)) throw new DirectoryNotFoundException($"--random-crops needs --images to be a folder; '{images}' is not.");
+            var files = Directory.EnumerateFiles(images, "*", SearchOption.AllDirectories)
+                .Where(f => f.EndsWith(".jpg", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".jpeg", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+                .Order().ToList();
+            return ml.Data.LoadRandomCrops(files, side, crops, seed: args.Int("crop-seed") ?? 1, downscale: args.Int("downscale") ?? 1);
+        }
+        var data = Load(ml, images, labels, side);
+        if (args.Int("skip") is { } skip) data = ml.Data.SkipRows(data, skip);
+        if (args.Int("take") is { } take) data = ml.Data.TakeRows(data, take);
+        return data;
+    }
 }

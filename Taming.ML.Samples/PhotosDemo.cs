@@ -24,6 +24,9 @@ internal static class PhotosDemo
         double minutes = args.Double("minutes") ?? 3;
         string device = args.String("device") ?? "cpu";
         var mode = Enum.Parse<WindowMode>(args.String("window-mode") ?? nameof(WindowMode.Exact), ignoreCase: true);
+        int topK = args.Int("top-k") ?? 20; // sharper than the reference samplers' 100 for these briefly trained priors
+        double temperature = args.Double("temperature") ?? 1;
+        bool reuse = args.Flag("reuse");
         args.RejectUnknown();
         Directory.CreateDirectory(output);
         var total = Stopwatch.StartNew();
@@ -33,8 +36,67 @@ internal static class PhotosDemo
         void Log(object p) => Console.WriteLine("   " + p);
 
         Console.WriteLine($"Taming.ML photos demo: {photos.Length} photographs shrunk {Downscale}× (256×160), random {Crop}×{Crop} crops.");
-        var crops = ml.Data.LoadRandomCrops(photos, Crop, count: 6000, seed: 1, downscale: Downscale);
+        var files = new[] { "photos-tokenizer.zip", "photos-condition-tokenizer.zip", "photos-conditional-prior.zip", "moss-prior.zip" }
+            .Select(f => Path.Combine(output, f)).ToArray();
+        VqganTokenizerTransformer imageTokenizer, conditionTokenizer;
+        PriorTransformer conditional, texture;
+        if (reuse)
+        {
+            // Sampling again with other options: the models of an earlier run.
+            Console.WriteLine($"Reusing the tokenizers and priors in {output}.");
+            (imageTokenizer, conditionTokenizer) = (TamingCatalog.FindTokenizer(ml.Taming().LoadModel(files[0], out _)), TamingCatalog.FindTokenizer(ml.Taming().LoadModel(files[1], out _)));
+            (conditional, texture) = (TamingCatalog.FindPrior(ml.Taming().LoadModel(files[2], out _)), TamingCatalog.FindPrior(ml.Taming().LoadModel(files[3], out _)));
+        }
+        else (imageTokenizer, conditionTokenizer, conditional, texture) = Fit(ml, photos, moss, minutes, device, files, Log);
 
+        Console.WriteLine($"\n5. Whole photographs from their blurred versions ({mode} window)");
+        var rows = new List<IReadOnlyList<byte[]>>();
+        int photoH = 0, photoW = 0;
+        foreach (var photo in photos)
+        {
+            var clock = Stopwatch.StartNew();
+            var (real, condition, h, w) = ShrunkAndBlurred(ml, photo);
+            (photoH, photoW) = (h, w);
+            using var conditionImage = ImagePixels.ToImage(condition, 3, h, w);
+            var (conditionIds, th, tw) = conditionTokenizer.TokenizeImage(conditionImage);
+            var canvas = conditional.Sample(new[] { conditionIds }, new[] { 7 },
+                new SamplingOptions { TopK = topK, Temperature = temperature, HeightTokens = th, WidthTokens = tw, WindowMode = mode })[0];
+            var generated = Decode(imageTokenizer, canvas, th, tw);
+            rows.Add(new[] { condition, generated, real });
+            Log($"{Path.GetFileName(photo)}: {th}×{tw} tokens in {clock.Elapsed.TotalSeconds:F0} s");
+        }
+        string photosPng = Path.Combine(output, "photos-condition-generated-real.png");
+        ImageGrid.SavePng(photosPng, rows, 3, photoH, photoW);
+        Log($"Condition | generated | real, one photo per row: {photosPng}");
+
+        Console.WriteLine("\n6. Moss strips five times wider than the training crops, exact and strided windows");
+        int stripTokens = 5 * Crop / (Crop / 8);
+        var (mossReal, _, mh, mw) = ShrunkAndBlurred(ml, moss);
+        var stripRows = new List<IReadOnlyList<byte[]>> { new[] { ImagePixels.Crop(mossReal, 3, mh, mw, top: 40, left: 40, Crop, 5 * Crop) } };
+        var noConditions = Enumerable.Repeat(Array.Empty<long>(), 4).ToArray();
+        foreach (var stripMode in new[] { WindowMode.Exact, WindowMode.Strided })
+        {
+            var clock = Stopwatch.StartNew();
+            var strips = texture.Sample(noConditions, new[] { 1, 2, 3, 4 },
+                new SamplingOptions { TopK = topK, Temperature = temperature, HeightTokens = 8, WidthTokens = stripTokens, WindowMode = stripMode });
+            double seconds = clock.Elapsed.TotalSeconds;
+            // The texture prior's own judgement of the strips, read with the reference's sliding window.
+            double bits = texture.BitsPerToken(noConditions, strips, 8, stripTokens).Average();
+            Log($"{stripMode}: 4 strips of 8×{stripTokens} tokens in {seconds:F1} s, {bits:F3} bits/token under the sliding window");
+            stripRows.AddRange(strips.Take(2).Select(strip => new[] { Decode(imageTokenizer, strip, 8, stripTokens) }));
+        }
+        string stripPng = Path.Combine(output, "moss-strips.png");
+        ImageGrid.SavePng(stripPng, stripRows, 3, Crop, 5 * Crop, scale: 2);
+        Log($"A real strip, two exact-window strips, two strided-window strips: {stripPng}");
+        Console.WriteLine($"\nDone in {total.Elapsed:mm\\:ss}.");
+        return 0;
+    }
+
+    /// <summary>Steps 1–4: the two tokenizers and the two priors, fitted on crops and saved to <paramref name="files"/>.</summary>
+    private static (VqganTokenizerTransformer, VqganTokenizerTransformer, PriorTransformer, PriorTransformer) Fit(
+        MLContext ml, string[] photos, string moss, double minutes, string device, string[] files, Action<object> Log)
+    {
+        var crops = ml.Data.LoadRandomCrops(photos, Crop, count: 6000, seed: 1, downscale: Downscale);
         // The condition of a crop: the crop shrunk 4× and blown up again, with ML.NET's own ResizeImages stages.
         var blur = ml.Transforms.ResizeImages("Small", Crop / ConditionFactor, Crop / ConditionFactor, "Image")
             .Append(ml.Transforms.ResizeImages("Condition", Crop, Crop, "Small"));
@@ -47,7 +109,7 @@ internal static class PhotosDemo
             DiscWeight = 0.3, Progress = Log,
         }).Fit(crops);
         Log(ml.Taming().EvaluateReconstruction(ml.Data.LoadRandomCrops(photos, Crop, 300, seed: 2, downscale: Downscale), imageTokenizer,
-            gridPath: Path.Combine(output, "crop-reconstructions.png")));
+            gridPath: Path.Combine(Path.GetDirectoryName(files[0])!, "crop-reconstructions.png")));
 
         Console.WriteLine($"\n2. Condition tokenizer on the blurred crops ({minutes * 0.7:F1} min)");
         var blurred = blur.Fit(crops).Transform(crops);
@@ -74,54 +136,12 @@ internal static class PhotosDemo
         }).Fit(mossTokens);
 
         // ML.NET cannot store an input schema of image columns only, so the tokenizers are saved without one.
-        foreach (var (model, schema, name) in new (ITransformer, DataViewSchema?, string)[]
-                 {
-                     (imageTokenizer, null, "photos-tokenizer.zip"), (conditionTokenizer, null, "photos-condition-tokenizer.zip"),
-                     (conditional, tokens.Schema, "photos-conditional-prior.zip"), (texture, mossTokens.Schema, "moss-prior.zip"),
-                 })
-            ml.Model.Save(model, schema, Path.Combine(output, name));
-        Log($"Saved the tokenizers and priors in {output} (generate --condition uses them).");
-
-        Console.WriteLine($"\n5. Whole photographs from their blurred versions ({mode} window)");
-        var rows = new List<IReadOnlyList<byte[]>>();
-        int photoH = 0, photoW = 0;
-        foreach (var photo in photos)
-        {
-            var clock = Stopwatch.StartNew();
-            var (real, condition, h, w) = ShrunkAndBlurred(ml, photo);
-            (photoH, photoW) = (h, w);
-            using var conditionImage = ImagePixels.ToImage(condition, 3, h, w);
-            var (conditionIds, th, tw) = conditionTokenizer.TokenizeImage(conditionImage);
-            var canvas = conditional.Sample(new[] { conditionIds }, new[] { 7 },
-                new SamplingOptions { TopK = 100, HeightTokens = th, WidthTokens = tw, WindowMode = mode })[0];
-            var generated = Decode(imageTokenizer, canvas, th, tw);
-            rows.Add(new[] { condition, generated, real });
-            Log($"{Path.GetFileName(photo)}: {th}×{tw} tokens in {clock.Elapsed.TotalSeconds:F0} s");
-        }
-        string photosPng = Path.Combine(output, "photos-condition-generated-real.png");
-        ImageGrid.SavePng(photosPng, rows, 3, photoH, photoW);
-        Log($"Condition | generated | real, one photo per row: {photosPng}");
-
-        Console.WriteLine("\n6. Moss strips five times wider than the training crops, exact and strided windows");
-        int stripTokens = 5 * Crop / (Crop / 8);
-        var (mossReal, _, mh, mw) = ShrunkAndBlurred(ml, moss);
-        var stripRows = new List<IReadOnlyList<byte[]>> { new[] { ImagePixels.Crop(mossReal, 3, mh, mw, top: 40, left: 40, Crop, 5 * Crop) } };
-        var noConditions = Enumerable.Repeat(Array.Empty<long>(), 4).ToArray();
-        foreach (var stripMode in new[] { WindowMode.Exact, WindowMode.Strided })
-        {
-            var clock = Stopwatch.StartNew();
-            var strips = texture.Sample(noConditions, new[] { 1, 2, 3, 4 }, new SamplingOptions { TopK = 100, HeightTokens = 8, WidthTokens = stripTokens, WindowMode = stripMode });
-            double seconds = clock.Elapsed.TotalSeconds;
-            // The texture prior's own judgement of the strips, read with the reference's sliding window.
-            double bits = texture.BitsPerToken(noConditions, strips, 8, stripTokens).Average();
-            Log($"{stripMode}: 4 strips of 8×{stripTokens} tokens in {seconds:F1} s, {bits:F3} bits/token under the sliding window");
-            stripRows.AddRange(strips.Take(2).Select(strip => new[] { Decode(imageTokenizer, strip, 8, stripTokens) }));
-        }
-        string stripPng = Path.Combine(output, "moss-strips.png");
-        ImageGrid.SavePng(stripPng, stripRows, 3, Crop, 5 * Crop, scale: 2);
-        Log($"A real strip, two exact-window strips, two strided-window strips: {stripPng}");
-        Console.WriteLine($"\nDone in {total.Elapsed:mm\\:ss}.");
-        return 0;
+        ml.Model.Save(imageTokenizer, null, files[0]);
+        ml.Model.Save(conditionTokenizer, null, files[1]);
+        ml.Model.Save(conditional, tokens.Schema, files[2]);
+        ml.Model.Save(texture, mossTokens.Schema, files[3]);
+        Log($"Saved the tokenizers and priors in {Path.GetDirectoryName(files[0])} (generate --condition and photos --reuse use them).");
+        return (imageTokenizer, conditionTokenizer, conditional, texture);
     }
 
     /// <summary>

@@ -163,16 +163,25 @@ internal static class PriorCommands
         if (prior.Layout.Conditioning != Conditioning.Class) throw new ArgumentException("Class consistency needs a class-conditional prior.");
         var real = DataSources.Load(ml, images, labels, idxPadTo: tokenizer.Resolution);
         int rows = (int)(real.GetRowCount() ?? 0);
-        var classifier = ml.Taming().TrainImageClassifier(ml.Data.TakeRows(real, rows * 9 / 10), channels: tokenizer.Channels, epochs: 6);
-        var accuracy = ml.Taming().EvaluateClassification(ml.Data.SkipRows(real, rows * 9 / 10), classifier);
+        var (training, heldOut) = (ml.Data.TakeRows(real, rows * 9 / 10), ml.Data.SkipRows(real, rows * 9 / 10));
+        var classifier = ml.Taming().TrainImageClassifier(training, channels: tokenizer.Channels, epochs: 6);
+        var accuracy = ml.Taming().EvaluateClassification(heldOut, classifier);
         var wanted = ml.Data.LoadFromEnumerable(Enumerable.Range(0, prior.Layout.ClassCount * count)
             .Select(i => new LabelRow { Label = i % prior.Layout.ClassCount }).ToList());
-        var generated = ml.Transforms.GenerateTokens("Generated", prior, labelColumnName: "Label", options: sampling)
-            .Append(ml.Transforms.DecodeTokens("GeneratedImage", "Generated", tokenizer)).Fit(wanted).Transform(wanted);
-        var consistency = ml.Taming().EvaluateClassification(generated, classifier, "GeneratedImage", "Label");
+        var generated = ml.Data.Cache(ml.Transforms.GenerateTokens("Generated", prior, labelColumnName: "Label", options: sampling)
+            .Append(ml.Transforms.DecodeTokens("GeneratedImage", "Generated", tokenizer)).Fit(wanted).Transform(wanted));
+        var metrics = ml.Taming().EvaluateGeneration(generated, heldOut, "GeneratedImage", classifier: classifier);
+        // The same distance between as many real training images and the held-out ones: the floor at this sample size.
+        var floor = ml.Taming().EvaluateGeneration(ml.Data.TakeRows(training, metrics.Count), heldOut);
         Console.WriteLine($"Classifier on held-out real images: {accuracy}");
-        Console.WriteLine($"Class consistency (top-k {sampling.TopK}, top-p {sampling.TopP}, temperature {sampling.Temperature}): {consistency}");
-        if (json) Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { ClassifierAccuracy = accuracy.Accuracy, ClassConsistency = consistency.Accuracy, consistency.PerClass }));
+        Console.WriteLine($"Generated (top-k {sampling.TopK}, top-p {sampling.TopP}, temperature {sampling.Temperature}): {metrics}");
+        Console.WriteLine($"Real training images against the same held-out set: FID {floor.Fid:F2} ({floor.Count} vs {floor.RealCount})");
+        if (json)
+            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+            {
+                ClassifierAccuracy = accuracy.Accuracy, metrics.Fid, RealFid = floor.Fid, ClassConsistency = metrics.ClassConsistency!.Accuracy,
+                metrics.ClassConsistency.PerClass,
+            }));
         return 0;
     }
 

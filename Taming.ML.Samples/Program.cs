@@ -37,11 +37,13 @@ static int Usage(int code, string? problem = null)
           (no command)         MNIST demo: tokenizer, class-conditional prior, generated digits, class consistency
                                [--output-dir out] [--tokenizer-minutes M] [--prior-minutes M] [--steps N] [--prior-steps N] [--device cpu|cuda]
           photos               photo-sized and 5×-wide generation from random crops of the shipped photos (≈ 15 min)
-                               [--output-dir out/photos] [--minutes M per model] [--window-mode exact|strided|reference] [--device cpu|cuda]
+                               [--output-dir out/photos] [--minutes M per model] [--window-mode exact|strided|reference] [--top-k k]
+                               [--temperature t] [--reuse: sample again with the saved models] [--device cpu|cuda]
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--seed S] [--minutes M]
                                [--perceptual-weight w] [--disc-weight w] [--device cpu|cuda]
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
+                               both: [--skip N] [--take N] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda]
           generate             --tokenizer <zip> --prior <zip> [--label k | --all-labels] [--count N] [--temperature t]

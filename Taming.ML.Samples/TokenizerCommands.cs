@@ -31,19 +31,21 @@ internal static class TokenizerCommands
         };
         options.DiscWeight = args.Double("disc-weight") ?? options.DiscWeight;
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
-        args.RejectUnknown();
+        bool crops = args.Int("random-crops") is not null;
+        if (crops) options.MidAttention = args.Flag("mid-attention"); // fully convolutional by default, so that whole images decode as crops do
 
         var ml = new MLContext(seed: options.Seed ?? 1);
         bool idx = DataSources.IsIdx(images);
         if (idx) options.Channels = 1;
         // Folders of images of any size: resize to the resolution (64 unless given) as an ML.NET stage.
-        var data = DataSources.Load(ml, images, labels, idxPadTo: options.Resolution > 0 ? options.Resolution : 32);
-        IEstimator<ITransformer> pipeline = idx
+        var data = DataSources.Load(ml, args, images, labels, options.Resolution > 0 ? options.Resolution : idx ? 32 : crops ? 32 : 64);
+        args.RejectUnknown();
+        IEstimator<ITransformer> pipeline = idx || crops
             ? ml.Transforms.TokenizeImages("Tokens", "Image", options)
             : ml.Transforms.ResizeImages("Image", options.Resolution = options.Resolution > 0 ? options.Resolution : 64, options.Resolution, "Image")
                 .Append(ml.Transforms.TokenizeImages("Tokens", "Image", options));
         var model = pipeline.Fit(data);
-        ml.Model.Save(model, data.Schema, output);
+        ml.Model.Save(model, crops ? null : data.Schema, output); // ML.NET cannot store an image-only input schema
         Console.WriteLine($"Saved the tokenizer to {output}.");
         return 0;
     }
@@ -56,12 +58,12 @@ internal static class TokenizerCommands
         string? labels = args.String("labels");
         bool json = args.Flag("json");
         string grid = args.String("grid") ?? Path.Combine("out", "reconstructions.png");
-        args.RejectUnknown();
 
         var ml = new MLContext(seed: 1);
         var model = ml.Taming().LoadModel(modelPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(model);
-        var data = DataSources.Load(ml, images, labels, idxPadTo: tokenizer.Resolution);
+        var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution);
+        args.RejectUnknown();
         // Everything in the saved chain before the tokenizer (e.g. ResizeImages) applies to the evaluation images too.
         var prepared = model is TransformerChain<ITransformer> chain
             ? new TransformerChain<ITransformer>(chain.TakeWhile(t => t is not VqganTokenizerTransformer).ToArray()).Transform(data)

@@ -193,6 +193,29 @@ public sealed class TamingCatalog
     }
 
     /// <summary>
+    /// Compares generated images with real ones: the FID-style distance between their ResNet18 features and, given a
+    /// <paramref name="classifier"/> trained on real data, the class consistency of the generated images with the
+    /// classes in <paramref name="labelColumnName"/>. Both columns hold images or 0–255 pixel vectors; real images are
+    /// resized to the generated ones' size when it is known.
+    /// </summary>
+    public GenerationMetrics EvaluateGeneration(IDataView generated, IDataView real, string generatedImageColumnName = "Image",
+        string realImageColumnName = "Image", ImageClassifier? classifier = null, string labelColumnName = "Label", string device = "cpu")
+    {
+        var torchDevice = Native.TorchRuntime.ResolveDevice(device);
+        var (channels, side) = ImageFeatures.Shape(generated, generatedImageColumnName, ImageFeatures.Shape(real, realImageColumnName, 64).Side);
+        using var network = ResNet18Features.Load(device: torchDevice);
+        using var a = ImageFeatures.Read(network, generated, generatedImageColumnName, channels, side, torchDevice);
+        // Pixel vectors say their channels; a gray real set read as RGB replicates its channel, as the network does.
+        var (realChannels, _) = ImageFeatures.Shape(real, realImageColumnName, side);
+        using var b = ImageFeatures.Read(network, real, realImageColumnName, realChannels, side, torchDevice);
+        return new GenerationMetrics
+        {
+            Count = (int)a.shape[0], RealCount = (int)b.shape[0], Fid = FrechetDistance.Between(a, b),
+            ClassConsistency = classifier is null ? null : EvaluateClassification(generated, classifier, generatedImageColumnName, labelColumnName),
+        };
+    }
+
+    /// <summary>
     /// Loads a model zip saved with <c>mlContext.Model.Save</c>, like <c>mlContext.Model.Load</c>, but with an
     /// error that names the problem when the file is missing, damaged or not an ML.NET model.
     /// </summary>
