@@ -168,8 +168,9 @@ internal static class PriorCommands
         var accuracy = ml.Taming().EvaluateClassification(heldOut, classifier);
         var wanted = ml.Data.LoadFromEnumerable(Enumerable.Range(0, prior.Layout.ClassCount * count)
             .Select(i => new LabelRow { Label = i % prior.Layout.ClassCount }).ToList());
-        var generated = ml.Data.Cache(ml.Transforms.GenerateTokens("Generated", prior, labelColumnName: "Label", options: sampling)
-            .Append(ml.Transforms.DecodeTokens("GeneratedImage", "Generated", tokenizer)).Fit(wanted).Transform(wanted));
+        // Sampled once (ML.NET caches the token column, not image columns), decoded for each judge.
+        var tokens = ml.Data.Cache(ml.Transforms.GenerateTokens("Generated", prior, labelColumnName: "Label", options: sampling).Fit(wanted).Transform(wanted));
+        var generated = ml.Transforms.DecodeTokens("GeneratedImage", "Generated", tokenizer).Fit(tokens).Transform(tokens);
         var metrics = ml.Taming().EvaluateGeneration(generated, heldOut, "GeneratedImage", classifier: classifier);
         // The same distance between as many real training images and the held-out ones: the floor at this sample size.
         var floor = ml.Taming().EvaluateGeneration(ml.Data.TakeRows(training, metrics.Count), heldOut);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using Taming.ML.Data;
 using Taming.ML.Evaluation;
 using Taming.ML.MLNet;
@@ -45,7 +46,8 @@ internal static class TokenizerCommands
             : ml.Transforms.ResizeImages("Image", options.Resolution = options.Resolution > 0 ? options.Resolution : 64, options.Resolution, "Image")
                 .Append(ml.Transforms.TokenizeImages("Tokens", "Image", options));
         var model = pipeline.Fit(data);
-        ml.Model.Save(model, crops ? null : data.Schema, output); // ML.NET cannot store an image-only input schema
+        // ML.NET cannot store an input schema of image columns only.
+        ml.Model.Save(model, data.Schema.Any(c => c.Type is not ImageDataViewType) ? data.Schema : null, output);
         Console.WriteLine($"Saved the tokenizer to {output}.");
         return 0;
     }

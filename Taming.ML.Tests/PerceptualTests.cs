@@ -1,6 +1,7 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Taming.ML.Evaluation;
+using Taming.ML.MLNet;
 using Taming.ML.Perceptual;
 using static TorchSharp.torch;
 
@@ -96,6 +97,21 @@ public sealed class PerceptualTests
         Assert.IsTrue(0 < weak && weak < strong, $"noise 0.05: {weak}, noise 0.3: {strong}");
         // Gray images are replicated to three channels.
         Assert.AreEqual(distance.Distance(y.narrow(1, 0, 1), blurLight.narrow(1, 0, 1))[0].item<float>(), light, 1e-5);
+    }
+
+    [TestMethod]
+    public void GenerationFidIsZeroForTheSameImagesAndGrowsForOthers()
+    {
+        var ml = new Microsoft.ML.MLContext(seed: 1);
+        var real = TinyData.ImageView(24, side: 16);
+        var same = ml.Taming().EvaluateGeneration(TinyData.ImageView(24, side: 16), real);
+        Assert.AreEqual(24, same.Count);
+        Assert.AreEqual(0, same.Fid, 1e-3);
+        // Pixel vectors, inverted: another distribution.
+        var inverted = TinyData.PixelView(ml, 24, 16, (_, p) => p.Select(v => 255 - v).ToArray());
+        var other = ml.Taming().EvaluateGeneration(inverted, real, "Pixels");
+        Assert.IsTrue(other.Fid > 1, $"FID {other.Fid}");
+        Assert.IsNull(other.ClassConsistency);
     }
 
     [TestMethod]

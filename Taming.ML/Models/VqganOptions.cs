@@ -73,7 +73,9 @@ public sealed class VqganOptions
 
     /// <summary>Weight of the perceptual distance added to the L1 loss (reference: <c>perceptual_weight</c>, 1 with
     /// LPIPS). Above 0, training uses the distance given to the estimator, or else the shipped ResNet18 one
-    /// (<see cref="Perceptual.ResNetPerceptualDistance"/>). Default 0.</summary>
+    /// (<see cref="Perceptual.ResNetPerceptualDistance"/>, which has no learned channel weights and so runs larger
+    /// than LPIPS: 0.1 is a moderate setting). It lowers rFID (MNIST: 50 → 28 at 0.1, 17 at 1) at some PSNR, and on
+    /// colour photographs in short runs it washes colours out; so the default is 0.</summary>
     public double PerceptualWeight { get; set; }
 
     /// <summary>Training step at which the discriminator and the GAN term start (reference: <c>disc_start</c>).
