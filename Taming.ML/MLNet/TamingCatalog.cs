@@ -135,15 +135,18 @@ public sealed class TamingCatalog
 
     /// <summary>
     /// Reconstructs every image of <paramref name="imageColumnName"/> with <paramref name="tokenizer"/> and returns
-    /// PSNR, SSIM, L1, codebook usage, perplexity and (with <paramref name="rfid"/>, default) the reconstruction FID on
-    /// the shipped ResNet18's features. Optionally writes a PNG grid of originals (odd rows) over reconstructions (even
-    /// rows) of the first <paramref name="gridImages"/> images.
+    /// PSNR, SSIM, L1, codebook usage, perplexity and the reconstruction FID on the shipped ResNet18's features
+    /// (<paramref name="rfid"/>: null, the default, computes it when the network file is found; true requires it;
+    /// false skips it). Optionally writes a PNG grid of originals (odd rows) over reconstructions (even rows) of the
+    /// first <paramref name="gridImages"/> images.
     /// </summary>
     public ReconstructionMetrics EvaluateReconstruction(IDataView data, VqganTokenizerTransformer tokenizer,
-        string imageColumnName = "Image", string? gridPath = null, int gridImages = 32, bool rfid = true)
+        string imageColumnName = "Image", string? gridPath = null, int gridImages = 32, bool? rfid = null)
     {
         var kept = gridPath is null ? null : new List<(byte[] Original, byte[] Reconstruction)>();
-        using var features = rfid ? ResNet18Features.Load(device: tokenizer.Device) : null;
+        // rFID by default when the network file is at hand; asked for explicitly, a missing file is an error.
+        using var features = rfid == true || (rfid is null && ResNet18Features.DefaultPath() != null)
+            ? ResNet18Features.Load(device: tokenizer.Device) : null;
         var metrics = ReconstructionEvaluator.Evaluate(tokenizer, data, imageColumnName, gridPath is null ? 0 : gridImages, kept, features);
         if (gridPath != null && kept!.Count > 0)
         {
