@@ -18,6 +18,7 @@ try
         "evaluate-generation" => PriorCommands.EvaluateGeneration(options),
         "benchmark-windowed" => PriorCommands.BenchmarkWindowed(options),
         "classify-tokens" => DownstreamCommands.ClassifyTokens(options),
+        "bench" => Bench.Run(options),
         "help" or "--help" => Usage(0),
         _ => Usage(2, $"Unknown command '{command}'."),
     };
@@ -52,6 +53,8 @@ static int Usage(int code, string? problem = null)
           evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json]
           classify-tokens      [--tokenizer <zip>] [--prior <zip>] [--images <idx> --labels <idx>]: tokens as features of an ML.NET
                                classifier (vs. raw pixels), and the prior's bits per token as an anomaly score
+          bench                [--device cpu|cuda] [--only train,encode,decode,sample,windowed] [--steps N] [--resolution R]
+                               [--gpt-layers L] [--gpt-width C] [--canvas N]: the reference's timed workloads (VQGAN f16, 24-layer GPT)
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder
           benchmark-sampling   [--prior <zip>] [--count N]: key/value-cached vs. uncached sampling
           benchmark-windowed   [--prior <zip> | --window N [--layers L] [--width C]] [--height-tokens H] [--width-tokens W] [--count N]: windowed modes vs. the reference loop

@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using Microsoft.ML;
+using Taming.ML.MLNet;
+using Taming.ML.Models;
+using Taming.ML.Sampling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Taming.ML.Samples;
+
+/// <summary>
+/// bench: the workloads the reference implementation is timed on — a VQGAN ImageNet-f16 training iteration, its
+/// encode and decode throughput, cached sampling and windowed generation with a 24-layer GPT — on the CPU or a GPU,
+/// with each workload's FLOPs per item and the share of the device's measured fp32 matmul rate it reaches.
+/// </summary>
+internal static class Bench
+{
+    /// <summary>
+    /// bench [--device cpu|cuda] [--only train,encode,decode,sample,windowed] [--steps N] [--resolution R]
+    /// [--gpt-layers L] [--gpt-width C] [--canvas N]. Defaults are the reference's configurations; on a CPU, smaller
+    /// --resolution / --gpt-layers / --canvas give a quick run.
+    /// </summary>
+    public static int Run(Arguments args)
+    {
+        string deviceName = args.String("device") ?? "cpu";
+        var only = (args.String("only") ?? "train,encode,decode,sample,windowed").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        int steps = args.Int("steps") ?? 5, resolution = args.Int("resolution") ?? 256;
+        int layers = args.Int("gpt-layers") ?? 24, width = args.Int("gpt-width") ?? 1024, canvas = args.Int("canvas") ?? 32;
+        args.RejectUnknown();
+        var device = Native.TorchRuntime.ResolveDevice(deviceName);
+        double peak = MatmulRate(device);
+        Console.WriteLine($"Device {deviceName}: measured fp32 matmul rate {peak / 1e12:F2} TFLOP/s (4096² × 4096), the reference point for 'of peak'; " +
+                          "convolutions can pass it (Winograd), and the windowed line counts the reference loop's FLOPs, which exact mode skips.");
+        void Report(string name, double itemsPerSecond, string unit, double flopsPerItem) =>
+            Console.WriteLine($"  {name,-56} {itemsPerSecond,9:F1} {unit,-9} {flopsPerItem / 1e9,8:F2} GFLOP per {unit.Replace("s/s", "")}  {itemsPerSecond * flopsPerItem / peak,6:P1} of peak");
+
+        var vq = VqganOptions.ImageNetF16();
+        vq.Resolution = resolution;
+        vq.Device = deviceName;
+        if (only.Contains("train")) Report($"VQGAN f16 training iteration, batch {vq.BatchSize}", TrainingRate(vq, steps), "images/s", VqganFlops.TrainingIteration(vq));
+        if (only.Contains("encode") || only.Contains("decode"))
+        {
+            var (encode, decode) = CodecRates(vq, device, batch: 32, repeats: steps);
+            if (only.Contains("encode")) Report("VQGAN f16 encode, batch 32", encode, "images/s", VqganFlops.Encoder(vq));
+            if (only.Contains("decode")) Report("VQGAN f16 decode, batch 32", decode, "images/s", VqganFlops.Decoder(vq));
+        }
+        if (only.Contains("sample") || only.Contains("windowed"))
+        {
+            random.manual_seed(1);
+            var gpt = new Gpt(new GptOptions { Layers = layers, Heads = 16, Width = width }, new PriorLayout(Conditioning.None, 1024, 16, 16));
+            gpt.to(device);
+            var sampling = new SamplingOptions { TopK = 100 };
+            if (only.Contains("sample"))
+            {
+                double rate = Rate(() => PriorSampler.Sample(gpt, full(new long[] { 16, 1 }, 1024L, device: device), Enumerable.Range(0, 16).ToArray(), sampling), 16 * 256, steps);
+                Report($"GPT {layers}×{width} cached sampling, 256 tokens × 16", rate, "tokens/s", GptFlops(layers, width, 1024, 1 + 128));
+            }
+            if (only.Contains("windowed"))
+            {
+                double rate = Rate(() => WindowedSampler.Sample(gpt, canvas, canvas, full(new long[] { 4, 1 }, 1024L, device: device), null, Enumerable.Range(0, 4).ToArray(), sampling, WindowMode.Exact),
+                    4 * canvas * canvas, Math.Min(steps, 2));
+                // Counted as the reference loop's work: a full 16×16 window per token (exact mode does less).
+                Report($"windowed {canvas}×{canvas}, window 16×16, × 4, exact (ref. FLOPs)", rate, "tokens/s", 256 * GptFlops(layers, width, 1024, 128));
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>Items per second of <paramref name="work"/> (which returns a tensor), best of <paramref name="repeats"/> after a warm-up.</summary>
+    private static double Rate(Func<Tensor> work, double items, int repeats)
+    {
+        work().Dispose();
+        double best = 0;
+        for (int r = 0; r < Math.Max(1, repeats); r++)
+        {
+            var clock = Stopwatch.StartNew();
+            using (var result = work()) result.cpu().Dispose(); // the copy waits for the device
+            best = Math.Max(best, items / clock.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+
+    private static double MatmulRate(Device device)
+    {
+        using var scope = NewDisposeScope();
+        var a = randn(new long[] { 4096, 4096 }, device: device);
+        var b = randn(new long[] { 4096, 4096 }, device: device);
+        int reps = device.type == DeviceType.CPU ? 2 : 20;
+        return Rate(() => { Tensor c = a; for (int i = 0; i < reps; i++) c = a.matmul(b); return c.sum(); }, 2.0 * reps * 4096 * 4096 * 4096, 3);
+    }
+
+    /// <summary>Training images per second through the ML.NET estimator: the time between step reports after a warm-up step.</summary>
+    private static double TrainingRate(VqganOptions options, int steps)
+    {
+        var ml = new MLContext(seed: 1);
+        var photos = Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "data", "photos"), "*.jpg");
+        var data = ml.Data.LoadRandomCrops(photos, options.Resolution, count: options.BatchSize * 4, seed: 1);
+        var elapsed = new List<TimeSpan>();
+        options.Steps = steps + 1;
+        options.DiscStart = 0; // both the autoencoder and the discriminator step, adaptive λ included
+        options.ProgressInterval = 1;
+        options.Progress = p => elapsed.Add(p.Elapsed);
+        ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(data);
+        return options.BatchSize * (elapsed.Count - 1) / (elapsed[^1] - elapsed[0]).TotalSeconds;
+    }
+
+    private static (double Encode, double Decode) CodecRates(VqganOptions options, Device device, int batch, int repeats)
+    {
+        random.manual_seed(1);
+        using var model = new Vqgan(options);
+        model.to(device).eval();
+        using var _ = no_grad();
+        using var x = rand(new long[] { batch, options.Channels, options.Resolution, options.Resolution }, device: device) * 2 - 1;
+        double encode = Rate(() => model.Tokenize(x), batch, repeats);
+        using var ids = model.Tokenize(x);
+        double decode = Rate(() => model.DecodeTokens(ids), batch, repeats);
+        return (encode, decode);
+    }
+
+    /// <summary>Forward FLOPs of one token with <paramref name="context"/> keys: the blocks' matmuls, attention, the head.</summary>
+    private static double GptFlops(int layers, int width, int codes, int context) =>
+        2.0 * 12 * layers * width * (double)width + 4.0 * layers * context * width + 2.0 * width * codes;
+
+    /// <summary>Multiply-add counts (× 2) of the reference VQGAN's convolutions and attention, by resolution.</summary>
+    private static class VqganFlops
+    {
+        private static double Conv(long cin, long cout, int k, long side) => 2.0 * cin * cout * k * k * side * side;
+        private static double Resnet(long cin, long cout, long r) => Conv(cin, cout, 3, r) + Conv(cout, cout, 3, r) + (cin != cout ? Conv(cin, cout, 1, r) : 0);
+        private static double Attention(long c, long r) => 4 * Conv(c, c, 1, r) + 4.0 * r * r * r * r * c;
+
+        public static double Encoder(VqganOptions o)
+        {
+            long r = o.Resolution, blockIn = o.Ch;
+            double f = Conv(o.Channels, o.Ch, 3, r);
+            for (int i = 0; i < o.ChMult.Length; i++)
+            {
+                long blockOut = (long)o.Ch * o.ChMult[i];
+                for (int b = 0; b < o.NumResBlocks; b++, blockIn = blockOut)
+                    f += Resnet(blockIn, blockOut, r) + (o.AttnResolutions.Contains((int)r) ? Attention(blockOut, r) : 0);
+                if (i < o.ChMult.Length - 1) { f += Conv(blockIn, blockIn, 3, r / 2); r /= 2; }
+            }
+            f += 2 * Resnet(blockIn, blockIn, r) + (o.MidAttention ? Attention(blockIn, r) : 0) + Conv(blockIn, o.ZChannels, 3, r);
+            // quant_conv and the nearest-code search
+            return f + Conv(o.ZChannels, o.EmbedDim, 1, r) + 2.0 * r * r * o.CodebookSize * o.EmbedDim;
+        }
+
+        public static double Decoder(VqganOptions o)
+        {
+            long r = o.TokenGridSide, blockIn = (long)o.Ch * o.ChMult[^1];
+            double f = Conv(o.EmbedDim, o.ZChannels, 1, r) + Conv(o.ZChannels, blockIn, 3, r);
+            f += 2 * Resnet(blockIn, blockIn, r) + (o.MidAttention ? Attention(blockIn, r) : 0);
+            for (int i = o.ChMult.Length - 1; i >= 0; i--)
+            {
+                long blockOut = (long)o.Ch * o.ChMult[i];
+                for (int b = 0; b <= o.NumResBlocks; b++, blockIn = blockOut)
+                    f += Resnet(blockIn, blockOut, r) + (o.AttnResolutions.Contains((int)r) ? Attention(blockOut, r) : 0);
+                if (i > 0) { r *= 2; f += Conv(blockIn, blockIn, 3, r); }
+            }
+            return f + Conv(blockIn, o.Channels, 3, r);
+        }
+
+        public static double Discriminator(VqganOptions o)
+        {
+            long r = o.Resolution / 2, mult = 1;
+            double f = Conv(o.Channels, o.DiscChannels, 4, r);
+            for (int n = 1; n <= o.DiscLayers; n++)
+            {
+                long previous = mult;
+                mult = Math.Min(1L << n, 8);
+                r = n < o.DiscLayers ? r / 2 : r - 1;
+                f += Conv(o.DiscChannels * previous, o.DiscChannels * mult, 4, r);
+            }
+            return f + Conv(o.DiscChannels * mult, 1, 4, r - 1);
+        }
+
+        /// <summary>
+        /// Per image, approximately: generator forward + backward (3×), the discriminator on the reconstruction with its
+        /// backward into the generator (3×), the two adaptive-λ gradients through it (2×), and the discriminator step on
+        /// real and reconstructed images with its backward (6×).
+        /// </summary>
+        public static double TrainingIteration(VqganOptions o) => 3 * (Encoder(o) + Decoder(o)) + 11 * Discriminator(o);
+    }
+}
