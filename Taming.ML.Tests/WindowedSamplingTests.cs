@@ -63,6 +63,29 @@ public sealed class WindowedSamplingTests
     }
 
     [TestMethod]
+    public void WindowsWithoutACacheSlotDrawTheSameTokens()
+    {
+        // With room for one cache slot, most shared windows feed their whole prefix each time: same tokens.
+        var model = TinyModel(new PriorLayout(Conditioning.Class, 6, 3, 4, ClassCount: 3), seed: 9);
+        var prefix = tensor(new long[] { 6, 8 }, new long[] { 2, 1 });
+        var seeds = new[] { 5, 6 };
+        var options = new SamplingOptions { TopK = 0 };
+        var reference = WindowedSampler.Sample(model, 7, 9, prefix, null, seeds, options, WindowMode.Reference).data<long>().ToArray();
+        var strided = WindowedSampler.Sample(model, 7, 9, prefix, null, seeds, options, WindowMode.Strided).data<long>().ToArray();
+        long budget = WindowWalk.CacheBudgetBytes;
+        try
+        {
+            WindowWalk.CacheBudgetBytes = 1;
+            CollectionAssert.AreEqual(reference, WindowedSampler.Sample(model, 7, 9, prefix, null, seeds, options, WindowMode.Exact).data<long>().ToArray());
+            CollectionAssert.AreEqual(strided, WindowedSampler.Sample(model, 7, 9, prefix, null, seeds, options, WindowMode.Strided).data<long>().ToArray());
+        }
+        finally
+        {
+            WindowWalk.CacheBudgetBytes = budget;
+        }
+    }
+
+    [TestMethod]
     public void RaggedCachedLogitsMatchAFullForwardPass()
     {
         // Rows at different points of their sequences, fed in uneven chunks through one cache, see what a plain

@@ -119,6 +119,9 @@ public sealed class Gpt : Module<Tensor, Tensor>
             reduction: Reduction.None).view(sequences.shape[0], n);
     }
 
+    /// <summary>Bytes of key/value cache one sequence of the block size takes.</summary>
+    internal long CacheBytesPerSequence => 2L * Options.Layers * Layout.BlockSize * Options.Width * pos_emb.element_size();
+
     /// <summary>A cache for sampling <paramref name="batch"/> sequences.</summary>
     internal KvCache NewCache(long batch)
     {

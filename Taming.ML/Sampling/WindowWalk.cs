@@ -21,6 +21,9 @@ internal sealed class WindowWalk
     /// <summary>Tokens per forward pass at most (rows × sequence length), to bound memory on large canvases.</summary>
     private const long MaxTokensPerPass = 1 << 15;
 
+    /// <summary>Memory for the key/value caches of windows that serve several tokens (settable for tests).</summary>
+    internal static long CacheBudgetBytes { get; set; } = 2L << 30;
+
     private readonly Gpt model;
     private readonly int height, width, h, w, p, offset;
     private readonly long b;
@@ -170,21 +173,29 @@ internal sealed class WindowWalk
             foreach (var f in steps[s])
                 (feeds[f.Window], lastStep[f.Window]) = (feeds.GetValueOrDefault(f.Window) + 1, s);
 
+        // Slots within a memory budget (wide canvases keep many border windows alive at once); a window that finds no
+        // slot feeds its whole prefix every time instead, which draws the same tokens with more work.
+        int maxSlots = (int)Math.Max(1, CacheBudgetBytes / (b * model.CacheBytesPerSequence));
         var slotOf = new Dictionary<int, int>();
         var slots = new List<int[]>();
         var free = new Stack<int>();
         int capacity = 0;
+        int SlotFor(int window)
+        {
+            if (feeds[window] == 1) return -1;
+            if (slotOf.TryGetValue(window, out int slot)) return slot;
+            return slotOf[window] = free.Count > 0 ? free.Pop() : capacity < maxSlots ? capacity++ : -1;
+        }
         for (int s = 0; s < steps.Count; s++)
         {
-            slots.Add(steps[s].Select(f => feeds[f.Window] == 1 ? -1
-                : slotOf.TryGetValue(f.Window, out int slot) ? slot : slotOf[f.Window] = free.Count > 0 ? free.Pop() : capacity++).ToArray());
-            foreach (var f in steps[s].Where(f => feeds[f.Window] > 1 && lastStep[f.Window] == s)) free.Push(slotOf[f.Window]);
+            slots.Add(steps[s].Select(f => SlotFor(f.Window)).ToArray());
+            foreach (var f in steps[s].Where(f => lastStep[f.Window] == s && slotOf.GetValueOrDefault(f.Window, -1) >= 0)) free.Push(slotOf[f.Window]);
         }
 
         using var cache = capacity > 0 ? model.NewCache(capacity * b) : null;
         for (int s = 0; s < steps.Count; s++)
         {
-            var once = Enumerable.Range(0, steps[s].Count).Where(k => slots[s][k] < 0).Select(k => steps[s][k]).ToList();
+            var once = Enumerable.Range(0, steps[s].Count).Where(k => slots[s][k] < 0).Select(k => steps[s][k] with { From = 0 }).ToList();
             foreach (var group in Passes(once)) Feed(group, null, null, choose);
             var shared = Enumerable.Range(0, steps[s].Count).Where(k => slots[s][k] >= 0).OrderByDescending(k => steps[s][k].To - steps[s][k].From).ToList();
             int from = 0;
