@@ -82,11 +82,9 @@ public sealed class ImageClassifier
     /// <summary>Reads an image column and a label column (key or Int32) into memory.</summary>
     internal static (ImageSet Images, List<int> Labels) Read(IDataView data, string imageColumnName, string labelColumnName, int channels, int resolution)
     {
-        var image = data.Schema.GetColumnOrNull(imageColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Image column '{imageColumnName}' not found in the data.");
+        var image = ImageColumnReader.Find(data.Schema, imageColumnName);
         var label = data.Schema.GetColumnOrNull(labelColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(labelColumnName), $"Label column '{labelColumnName}' not found in the data.");
-        ImageColumnReader.Inspect(image);
         int? classes = TokenColumns.InspectLabel(label);
         var set = new ImageSet(channels, resolution, resolution);
         var labels = new List<int>();

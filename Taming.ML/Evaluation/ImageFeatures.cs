@@ -10,18 +10,18 @@ internal static class ImageFeatures
 {
     /// <summary>
     /// Features (n, 512) on the CPU of the images in <paramref name="columnName"/> (images or 0–255 pixel vectors),
-    /// read as <paramref name="channels"/> channels and resized to <paramref name="resolution"/> when they differ.
+    /// resized to <paramref name="side"/> when they differ. Pixel vectors are read with their own channels, images as
+    /// RGB (a gray image replicates its channel, as the network does with one-channel input).
     /// </summary>
-    public static Tensor Read(ResNet18Features network, IDataView data, string columnName, int channels, int resolution, Device device, int batch = 64)
+    public static Tensor Read(ResNet18Features network, IDataView data, string columnName, int side, Device device, int batch = 64)
     {
-        var column = data.Schema.GetColumnOrNull(columnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(columnName), $"Image column '{columnName}' not found in the data.");
-        ImageColumnReader.Inspect(column);
-        int pixels = channels * resolution * resolution;
+        var column = ImageColumnReader.Find(data.Schema, columnName);
+        int channels = ImageColumnReader.Inspect(column).Channels is > 0 and var c ? c : 3;
+        int pixels = channels * side * side;
         var buffer = new float[batch * pixels];
         var features = new List<Tensor>();
         using var cursor = data.GetRowCursor(new[] { column });
-        var reader = new ImageColumnReader(cursor, column, channels, resolution, resize: true);
+        var reader = new ImageColumnReader(cursor, column, channels, side, resize: true);
         using var _ = no_grad();
         while (true)
         {
@@ -29,7 +29,7 @@ internal static class ImageFeatures
             while (filled < batch && cursor.MoveNext()) reader.Read(buffer.AsSpan(filled++ * pixels, pixels));
             if (filled == 0) break;
             using var scope = NewDisposeScope();
-            var x = tensor(buffer.AsSpan(0, filled * pixels).ToArray(), new long[] { filled, channels, resolution, resolution }).to(device);
+            var x = tensor(buffer.AsSpan(0, filled * pixels).ToArray(), new long[] { filled, channels, side, side }).to(device);
             features.Add(network.forward(Data.PixelScale.ToModel(x)).cpu().MoveToOuterDisposeScope());
         }
         if (features.Count == 0) throw new InvalidOperationException($"Column '{columnName}' holds no images.");
@@ -38,12 +38,6 @@ internal static class ImageFeatures
         return all;
     }
 
-    /// <summary>Channels and side to read a column at: its own when it says (pixel vectors), else RGB at <paramref name="fallbackSide"/>.</summary>
-    public static (int Channels, int Side) Shape(IDataView data, string columnName, int fallbackSide)
-    {
-        var column = data.Schema.GetColumnOrNull(columnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(columnName), $"Image column '{columnName}' not found in the data.");
-        var (c, h, _) = ImageColumnReader.Inspect(column);
-        return (c > 0 ? c : 3, h > 0 ? h : fallbackSide);
-    }
+    /// <summary>The side of the column's images when its type says (pixel vectors, resized images), else 0.</summary>
+    public static int Side(IDataView data, string columnName) => ImageColumnReader.Inspect(ImageColumnReader.Find(data.Schema, columnName)).Height;
 }

@@ -20,9 +20,7 @@ internal static class ReconstructionEvaluator
         var originalFeatures = new List<Tensor>();
         var reconstructionFeatures = new List<Tensor>();
         var o = tokenizer.Model.Options;
-        var column = data.Schema.GetColumnOrNull(imageColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Image column '{imageColumnName}' not found in the data.");
-        ImageColumnReader.Inspect(column);
+        var column = ImageColumnReader.Find(data.Schema, imageColumnName);
         int pixelsPerImage = o.Channels * o.Resolution * o.Resolution, batch = o.InferenceBatchSize;
         var counts = new long[o.CodebookSize];
         double psnr = 0, ssim = 0, l1 = 0;

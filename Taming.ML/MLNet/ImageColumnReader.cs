@@ -31,6 +31,15 @@ internal sealed class ImageColumnReader
         else vectorGetter = row.GetGetter<VBuffer<float>>(column);
     }
 
+    /// <summary>The image column <paramref name="name"/> of <paramref name="schema"/>, checked by <see cref="Inspect"/>.</summary>
+    public static DataViewSchema.Column Find(DataViewSchema schema, string name)
+    {
+        var column = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException("imageColumnName", $"Image column '{name}' not found in the data.");
+        Inspect(column);
+        return column;
+    }
+
     /// <summary>
     /// What the column's type says about the images: channels, height, width (0 where unknown). A flat
     /// vector of Single (no [c, h, w] dimensions, as a PredictionEngine's input class gives) reads as

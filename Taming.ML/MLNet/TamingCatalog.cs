@@ -205,12 +205,11 @@ public sealed class TamingCatalog
         string realImageColumnName = "Image", ImageClassifier? classifier = null, string labelColumnName = "Label", string device = "cpu")
     {
         var torchDevice = Native.TorchRuntime.ResolveDevice(device);
-        var (channels, side) = ImageFeatures.Shape(generated, generatedImageColumnName, ImageFeatures.Shape(real, realImageColumnName, 64).Side);
+        int side = ImageFeatures.Side(generated, generatedImageColumnName) is > 0 and var g ? g
+            : ImageFeatures.Side(real, realImageColumnName) is > 0 and var r ? r : 64;
         using var network = ResNet18Features.Load(device: torchDevice);
-        using var a = ImageFeatures.Read(network, generated, generatedImageColumnName, channels, side, torchDevice);
-        // Pixel vectors say their channels; a gray real set read as RGB replicates its channel, as the network does.
-        var (realChannels, _) = ImageFeatures.Shape(real, realImageColumnName, side);
-        using var b = ImageFeatures.Read(network, real, realImageColumnName, realChannels, side, torchDevice);
+        using var a = ImageFeatures.Read(network, generated, generatedImageColumnName, side, torchDevice);
+        using var b = ImageFeatures.Read(network, real, realImageColumnName, side, torchDevice);
         return new GenerationMetrics
         {
             Count = (int)a.shape[0], RealCount = (int)b.shape[0], Fid = FrechetDistance.Between(a, b),

@@ -25,7 +25,6 @@ public sealed class ResNet18Features : nn.Module<Tensor, Tensor>
     private sealed record Pool(string Input, string Output) : Op(Output);
 
     private readonly List<Op> ops = new();
-    private readonly List<(Tensor Weight, Tensor Bias)> convs = new();
     private readonly HashSet<string> stageEnds = new();
     private readonly string input;
     private readonly Tensor bgrMean;
@@ -35,6 +34,7 @@ public sealed class ResNet18Features : nn.Module<Tensor, Tensor>
         var graph = model.Graph;
         var weights = graph.Initializer.ToDictionary(t => t.Name);
         var batchNorms = graph.Node.Where(n => n.OpType == "BatchNormalization").ToDictionary(n => n.Input[0]);
+        var convs = new List<(Tensor Weight, Tensor Bias)>(); // registered as buffers below
         var renamed = new Dictionary<string, string>(); // a BatchNormalization's output is its folded Conv's
         string Name(string tensorName) => renamed.TryGetValue(tensorName, out var r) ? r : tensorName;
         input = graph.Input.Single(i => !weights.ContainsKey(i.Name)).Name;
