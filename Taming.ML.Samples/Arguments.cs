@@ -50,6 +50,17 @@ internal sealed class Arguments
         ? double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"--{name}: '{s}' is not a number.")
         : null;
 
+    /// <summary>--precision float32|tf32|bf16 (also the enum's own names).</summary>
+    public Models.Precision? Precision(string name = "precision") => String(name) is { } s ? ParsePrecision(s, name) : null;
+
+    public static Models.Precision ParsePrecision(string value, string name) => value.ToLowerInvariant() switch
+    {
+        "float32" or "fp32" => Models.Precision.Float32,
+        "tf32" or "tensorfloat32" => Models.Precision.TensorFloat32,
+        "bf16" or "bfloat16" => Models.Precision.BFloat16,
+        _ => throw new ArgumentException($"--{name}: '{value}' is not one of float32, tf32, bf16."),
+    };
+
     /// <summary>Fails on options that no getter asked for (typos).</summary>
     public void RejectUnknown()
     {

@@ -23,48 +23,55 @@ internal static class Bench
     public static int Run(Arguments args)
     {
         string deviceName = args.String("device") ?? "cpu";
-        var only = (args.String("only") ?? "train,encode,decode,sample,windowed").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        var only = List(args.String("only") ?? "train,encode,decode,sample,windowed");
+        var precisions = List(args.String("precision") ?? "float32").Select(p => Arguments.ParsePrecision(p, "precision")).ToList();
         int steps = args.Int("steps") ?? 5, resolution = args.Int("resolution") ?? 256;
         int layers = args.Int("gpt-layers") ?? 24, width = args.Int("gpt-width") ?? 1024, canvas = args.Int("canvas") ?? 32;
         args.RejectUnknown();
         var device = Native.TorchRuntime.ResolveDevice(deviceName);
-        double peak = MatmulRate(device);
-        Console.WriteLine($"Device {deviceName}: measured fp32 matmul rate {peak / 1e12:F2} TFLOP/s (4096² × 4096), the reference point for 'of peak'; " +
-                          "convolutions can pass it (Winograd), and the windowed line counts the reference loop's FLOPs, which exact mode skips.");
-        void Report(string name, double itemsPerSecond, string unit, double flopsPerItem) =>
-            Console.WriteLine($"  {name,-56} {itemsPerSecond,9:F1} {unit,-9} {flopsPerItem / 1e9,8:F2} GFLOP per {unit.Replace("s/s", "")}  {itemsPerSecond * flopsPerItem / peak,6:P1} of peak");
+        foreach (var precision in precisions)
+        {
+            double peak = MatmulRate(device, precision);
+            Console.WriteLine($"Device {deviceName}, {precision}: measured matmul rate {peak / 1e12:F2} TFLOP/s (4096² × 4096 in this precision), the reference point " +
+                              "for 'of peak'; convolutions can pass it (Winograd), and the windowed line counts the reference loop's FLOPs, which exact mode skips.");
+            void Report(string name, double itemsPerSecond, string unit, double flopsPerItem) =>
+                Console.WriteLine($"  {name,-56} {itemsPerSecond,9:F1} {unit,-9} {flopsPerItem / 1e9,8:F2} GFLOP per {unit.Replace("s/s", "")}  {itemsPerSecond * flopsPerItem / peak,6:P1} of peak");
 
-        var vq = VqganOptions.ImageNetF16();
-        vq.Resolution = resolution;
-        vq.Device = deviceName;
-        if (only.Contains("train")) Report($"VQGAN f16 training iteration, batch {vq.BatchSize}", TrainingRate(vq, steps), "images/s", VqganFlops.TrainingIteration(vq));
-        if (only.Contains("encode") || only.Contains("decode"))
-        {
-            var (encode, decode) = CodecRates(vq, device, batch: 32, repeats: steps);
-            if (only.Contains("encode")) Report("VQGAN f16 encode, batch 32", encode, "images/s", VqganFlops.Encoder(vq));
-            if (only.Contains("decode")) Report("VQGAN f16 decode, batch 32", decode, "images/s", VqganFlops.Decoder(vq));
-        }
-        if (only.Contains("sample") || only.Contains("windowed"))
-        {
-            random.manual_seed(1);
-            var gpt = new Gpt(new GptOptions { Layers = layers, Heads = 16, Width = width }, new PriorLayout(Conditioning.None, 1024, 16, 16));
-            gpt.to(device);
-            var sampling = new SamplingOptions { TopK = 100 };
-            if (only.Contains("sample"))
+            var vq = VqganOptions.ImageNetF16();
+            vq.Resolution = resolution;
+            vq.Device = deviceName;
+            vq.Precision = precision;
+            if (only.Contains("train")) Report($"VQGAN f16 training iteration, batch {vq.BatchSize}", TrainingRate(vq.Clone(), steps), "images/s", VqganFlops.TrainingIteration(vq));
+            if (only.Contains("encode") || only.Contains("decode"))
             {
-                double rate = Rate(() => PriorSampler.Sample(gpt, full(new long[] { 16, 1 }, 1024L, device: device), Enumerable.Range(0, 16).ToArray(), sampling), 16 * 256, steps);
-                Report($"GPT {layers}×{width} cached sampling, 256 tokens × 16", rate, "tokens/s", GptFlops(layers, width, 1024, 1 + 128));
+                var (encode, decode) = CodecRates(vq, device, batch: 32, repeats: steps);
+                if (only.Contains("encode")) Report("VQGAN f16 encode, batch 32", encode, "images/s", VqganFlops.Encoder(vq));
+                if (only.Contains("decode")) Report("VQGAN f16 decode, batch 32", decode, "images/s", VqganFlops.Decoder(vq));
             }
-            if (only.Contains("windowed"))
+            if (only.Contains("sample") || only.Contains("windowed"))
             {
-                double rate = Rate(() => WindowedSampler.Sample(gpt, canvas, canvas, full(new long[] { 4, 1 }, 1024L, device: device), null, Enumerable.Range(0, 4).ToArray(), sampling, WindowMode.Exact),
-                    4 * canvas * canvas, Math.Min(steps, 2));
-                // Counted as the reference loop's work: a full 16×16 window per token (exact mode does less).
-                Report($"windowed {canvas}×{canvas}, window 16×16, × 4, exact (ref. FLOPs)", rate, "tokens/s", 256 * GptFlops(layers, width, 1024, 128));
+                random.manual_seed(1);
+                using var gpt = new Gpt(new GptOptions { Layers = layers, Heads = 16, Width = width, Precision = precision }, new PriorLayout(Conditioning.None, 1024, 16, 16));
+                gpt.to(device);
+                var sampling = new SamplingOptions { TopK = 100 };
+                if (only.Contains("sample"))
+                {
+                    double rate = Rate(() => PriorSampler.Sample(gpt, full(new long[] { 16, 1 }, 1024L, device: device), Enumerable.Range(0, 16).ToArray(), sampling), 16 * 256, steps);
+                    Report($"GPT {layers}×{width} cached sampling, 256 tokens × 16", rate, "tokens/s", GptFlops(layers, width, 1024, 1 + 128));
+                }
+                if (only.Contains("windowed"))
+                {
+                    double rate = Rate(() => WindowedSampler.Sample(gpt, canvas, canvas, full(new long[] { 4, 1 }, 1024L, device: device), null, Enumerable.Range(0, 4).ToArray(), sampling, WindowMode.Exact),
+                        4 * canvas * canvas, Math.Min(steps, 2));
+                    // Counted as the reference loop's work: a full 16×16 window per token (exact mode does less).
+                    Report($"windowed {canvas}×{canvas}, window 16×16, × 4, exact (ref. FLOPs)", rate, "tokens/s", 256 * GptFlops(layers, width, 1024, 128));
+                }
             }
         }
         return 0;
     }
+
+    private static string[] List(string s) => s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
     /// <summary>Items per second of <paramref name="work"/> (which returns a tensor), best of <paramref name="repeats"/> after a warm-up.</summary>
     private static double Rate(Func<Tensor> work, double items, int repeats)
@@ -80,13 +87,17 @@ internal static class Bench
         return best;
     }
 
-    private static double MatmulRate(Device device)
+    private static double MatmulRate(Device device, Precision precision)
     {
         using var scope = NewDisposeScope();
-        var a = randn(new long[] { 4096, 4096 }, device: device);
-        var b = randn(new long[] { 4096, 4096 }, device: device);
+        bool tf32 = backends.cuda.matmul.allow_tf32;
+        backends.cuda.matmul.allow_tf32 = precision == Precision.TensorFloat32;
+        var dtype = precision == Precision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        var a = randn(new long[] { 4096, 4096 }, dtype, device: device);
+        var b = randn(new long[] { 4096, 4096 }, dtype, device: device);
         int reps = device.type == DeviceType.CPU ? 2 : 20;
-        return Rate(() => { Tensor c = a; for (int i = 0; i < reps; i++) c = a.matmul(b); return c.sum(); }, 2.0 * reps * 4096 * 4096 * 4096, 3);
+        try { return Rate(() => { Tensor c = a; for (int i = 0; i < reps; i++) c = a.matmul(b); return c.sum(); }, 2.0 * reps * 4096 * 4096 * 4096, 3); }
+        finally { backends.cuda.matmul.allow_tf32 = tf32; }
     }
 
     /// <summary>Training images per second through the ML.NET estimator: the time between step reports after a warm-up step.</summary>

@@ -22,6 +22,7 @@ internal static class Demo
         int? tokenizerSteps = args.Int("steps"), priorSteps = args.Int("prior-steps");
         double tokenizerMinutes = args.Double("tokenizer-minutes") ?? 6, priorMinutes = args.Double("prior-minutes") ?? 8;
         string device = args.String("device") ?? "cpu";
+        var precision = args.Precision() ?? Precision.Float32;
         args.RejectUnknown();
         Directory.CreateDirectory(output);
         var total = Stopwatch.StartNew();
@@ -39,7 +40,7 @@ internal static class Demo
             Channels = 1, CodebookSize = 512, Steps = tokenizerSteps ?? 3000, TimeBudget = TimeSpan.FromMinutes(tokenizerMinutes),
             DiscWeight = 0.1, // digits gain little from the GAN; a light touch keeps their PSNR
             PerceptualWeight = 0.1, // the shipped ResNet18 distance: lower rFID for a little PSNR
-            Device = device, Progress = p => Console.WriteLine("   " + p),
+            Device = device, Precision = precision, Progress = p => Console.WriteLine("   " + p),
         }).Fit(train);
         string reconstructions = Path.Combine(output, "mnist-reconstructions.png");
         var metrics = ml.Taming().EvaluateReconstruction(test, tokenizer, "Image", reconstructions, gridImages: 64);
@@ -57,7 +58,7 @@ internal static class Demo
         var tokens = tokenizer.Transform(train);
         var prior = ml.Transforms.FitPrior("Tokens", labelColumnName: "Label", options: new GptOptions
         {
-            Steps = priorSteps ?? 4000, TimeBudget = TimeSpan.FromMinutes(priorMinutes), Device = device,
+            Steps = priorSteps ?? 4000, TimeBudget = TimeSpan.FromMinutes(priorMinutes), Device = device, Precision = precision,
             Progress = p => Console.WriteLine("   " + p),
         }).Fit(tokens);
         var heldOutBits = ml.Data.CreateEnumerable<ScoreRow>(prior.Transform(tokenizer.Transform(test)), false).Average(r => r.BitsPerToken);

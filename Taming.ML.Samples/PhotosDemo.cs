@@ -23,6 +23,7 @@ internal static class PhotosDemo
         string output = args.String("output-dir") ?? Path.Combine("out", "photos");
         double minutes = args.Double("minutes") ?? 3;
         string device = args.String("device") ?? "cpu";
+        var precision = args.Precision() ?? Precision.Float32;
         var mode = Enum.Parse<WindowMode>(args.String("window-mode") ?? nameof(WindowMode.Exact), ignoreCase: true);
         int topK = args.Int("top-k") ?? 20; // sharper than the reference samplers' 100 for these briefly trained priors
         double temperature = args.Double("temperature") ?? 1;
@@ -47,7 +48,7 @@ internal static class PhotosDemo
             (imageTokenizer, conditionTokenizer) = (TamingCatalog.FindTokenizer(ml.Taming().LoadModel(files[0], out _)), TamingCatalog.FindTokenizer(ml.Taming().LoadModel(files[1], out _)));
             (conditional, texture) = (TamingCatalog.FindPrior(ml.Taming().LoadModel(files[2], out _)), TamingCatalog.FindPrior(ml.Taming().LoadModel(files[3], out _)));
         }
-        else (imageTokenizer, conditionTokenizer, conditional, texture) = Fit(ml, photos, moss, minutes, device, files, Log);
+        else (imageTokenizer, conditionTokenizer, conditional, texture) = Fit(ml, photos, moss, minutes, device, precision, files, Log);
 
         Console.WriteLine($"\n5. Whole photographs from their blurred versions ({mode} window)");
         var rows = new List<IReadOnlyList<byte[]>>();
@@ -94,7 +95,7 @@ internal static class PhotosDemo
 
     /// <summary>Steps 1–4: the two tokenizers and the two priors, fitted on crops and saved to <paramref name="files"/>.</summary>
     private static (VqganTokenizerTransformer, VqganTokenizerTransformer, PriorTransformer, PriorTransformer) Fit(
-        MLContext ml, string[] photos, string moss, double minutes, string device, string[] files, Action<object> Log)
+        MLContext ml, string[] photos, string moss, double minutes, string device, Precision precision, string[] files, Action<object> Log)
     {
         var crops = ml.Data.LoadRandomCrops(photos, Crop, count: 6000, seed: 1, downscale: Downscale);
         // The condition of a crop: the crop shrunk 4× and blown up again, with ML.NET's own ResizeImages stages.
@@ -105,7 +106,7 @@ internal static class PhotosDemo
         var imageTokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", new VqganOptions
         {
             // Fully convolutional, so that whole photos decode as their crops do.
-            CodebookSize = 512, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device,
+            CodebookSize = 512, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Precision = precision,
             DiscWeight = 0.3, Progress = Log,
         }).Fit(crops);
         Log(ml.Taming().EvaluateReconstruction(ml.Data.LoadRandomCrops(photos, Crop, 300, seed: 2, downscale: Downscale), imageTokenizer,
@@ -115,7 +116,7 @@ internal static class PhotosDemo
         var blurred = blur.Fit(crops).Transform(crops);
         var conditionTokenizer = ml.Transforms.TokenizeImages("ConditionTokens", "Condition", new VqganOptions
         {
-            CodebookSize = 256, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes * 0.7), Device = device,
+            CodebookSize = 256, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes * 0.7), Device = device, Precision = precision,
             DiscStart = -1, Progress = Log,
         }).Fit(blurred);
         Log(ml.Taming().EvaluateReconstruction(blurred, conditionTokenizer, "Condition"));
@@ -124,7 +125,7 @@ internal static class PhotosDemo
         var tokens = ml.Data.Cache(conditionTokenizer.Transform(imageTokenizer.Transform(blurred)), "Tokens", "ConditionTokens");
         var conditional = ml.Transforms.FitPrior("Tokens", conditionColumnName: "ConditionTokens", options: new GptOptions
         {
-            Steps = 8000, TimeBudget = TimeSpan.FromMinutes(minutes * 2.2), Device = device, Progress = Log,
+            Steps = 8000, TimeBudget = TimeSpan.FromMinutes(minutes * 2.2), Device = device, Precision = precision, Progress = Log,
         }).Fit(tokens);
 
         Console.WriteLine($"\n4. Unconditional prior of the moss texture ({minutes:F1} min)");
@@ -132,7 +133,7 @@ internal static class PhotosDemo
         var mossTokens = ml.Data.Cache(imageTokenizer.Transform(mossCrops), "Tokens");
         var texture = ml.Transforms.FitPrior("Tokens", options: new GptOptions
         {
-            Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Progress = Log,
+            Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Precision = precision, Progress = Log,
         }).Fit(mossTokens);
 
         // ML.NET cannot store an input schema of image columns only, so the tokenizers are saved without one.

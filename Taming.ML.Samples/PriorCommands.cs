@@ -28,6 +28,7 @@ internal static class PriorCommands
         options.Steps = args.Int("steps") ?? options.Steps;
         options.Seed = args.Int("seed");
         options.Device = args.String("device") ?? options.Device;
+        options.Precision = args.Precision() ?? options.Precision;
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
         args.RejectUnknown();
 

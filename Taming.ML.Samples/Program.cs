@@ -36,24 +36,24 @@ static int Usage(int code, string? problem = null)
     Console.WriteLine("""
         Usage: Taming.ML.Samples [command] [options]
           (no command)         MNIST demo: tokenizer, class-conditional prior, generated digits, class consistency
-                               [--output-dir out] [--tokenizer-minutes M] [--prior-minutes M] [--steps N] [--prior-steps N] [--device cpu|cuda]
+                               [--output-dir out] [--tokenizer-minutes M] [--prior-minutes M] [--steps N] [--prior-steps N] [--device cpu|cuda] [--precision float32|tf32|bf16]
           photos               photo-sized and 5×-wide generation from random crops of the shipped photos (≈ 15 min)
                                [--output-dir out/photos] [--minutes M per model] [--window-mode exact|strided|reference] [--top-k k]
-                               [--temperature t] [--reuse: sample again with the saved models] [--device cpu|cuda]
+                               [--temperature t] [--reuse: sample again with the saved models] [--device cpu|cuda] [--precision p]
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--seed S] [--minutes M]
-                               [--perceptual-weight w] [--disc-weight w] [--device cpu|cuda]
+                               [--perceptual-weight w] [--disc-weight w] [--device cpu|cuda] [--precision p]
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
                                both: [--skip N] [--take N] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
-                               [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda]
+                               [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda] [--precision p]
           generate             --tokenizer <zip> --prior <zip> [--label k | --all-labels] [--count N] [--temperature t]
                                [--top-k k] [--top-p p] [--seed s] [--height-tokens H --width-tokens W] --output <png>
                                image-conditioned priors: --condition <image> --condition-tokenizer <zip> (canvas = the condition's token grid)
           evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json]
           classify-tokens      [--tokenizer <zip>] [--prior <zip>] [--images <idx> --labels <idx>]: tokens as features of an ML.NET
                                classifier (vs. raw pixels), and the prior's bits per token as an anomaly score
-          bench                [--device cpu|cuda] [--only train,encode,decode,sample,windowed] [--steps N] [--resolution R]
+          bench                [--device cpu|cuda] [--precision float32,tf32,bf16] [--only train,encode,decode,sample,windowed] [--steps N] [--resolution R]
                                [--gpt-layers L] [--gpt-width C] [--canvas N]: the reference's timed workloads (VQGAN f16, 24-layer GPT)
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder
           benchmark-sampling   [--prior <zip>] [--count N]: key/value-cached vs. uncached sampling

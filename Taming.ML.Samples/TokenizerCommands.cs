@@ -27,6 +27,7 @@ internal static class TokenizerCommands
             BatchSize = args.Int("batch-size") ?? 32,
             Seed = args.Int("seed"),
             Device = args.String("device") ?? "cpu",
+            Precision = args.Precision() ?? Precision.Float32,
             PerceptualWeight = args.Double("perceptual-weight") ?? 0,
             Progress = p => Console.WriteLine("  " + p),
         };

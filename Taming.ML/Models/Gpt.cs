@@ -61,9 +61,10 @@ public sealed class Gpt : Module<Tensor, Tensor>
     {
         long t = ids.shape[1];
         CheckLength(start + t);
+        using var precision = MixedPrecision.Enter(Options.Precision);
         var x = Hidden(ids, pos_emb.narrow(1, start, t), cache, start);
         if (lastOnly) x = x.narrow(1, t - 1, 1);
-        return head.forward(ln_f.forward(x));
+        return MixedPrecision.Float(head.Autocast(ln_f.Autocast(x)));
     }
 
     /// <summary>
@@ -75,6 +76,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
     internal Tensor LogitsAt(Tensor ids, Tensor at, KvCache? cache = null, Tensor? positions = null, long keys = 0, Tensor? cacheRows = null)
     {
         long b = ids.shape[0], t = ids.shape[1];
+        using var precision = MixedPrecision.Enter(Options.Precision);
         Tensor x;
         if (positions is null)
         {
@@ -87,7 +89,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
             using var ragged = cache!.Ragged(positions, keys, cacheRows);
             x = Hidden(ids, pos_emb.squeeze(0).index_select(0, positions.reshape(-1)).view(b, t, -1), cache, 0, at);
         }
-        return head.forward(ln_f.forward(x.squeeze(1)));
+        return MixedPrecision.Float(head.Autocast(ln_f.Autocast(x.squeeze(1))));
     }
 
     /// <summary>The last block's output; with <paramref name="at"/> (b) only at that position of each row (b, 1, C), which
@@ -120,13 +122,15 @@ public sealed class Gpt : Module<Tensor, Tensor>
     }
 
     /// <summary>Bytes of key/value cache one sequence of the block size takes.</summary>
-    internal long CacheBytesPerSequence => 2L * Options.Layers * Layout.BlockSize * Options.Width * pos_emb.element_size();
+    internal long CacheBytesPerSequence => 2L * Options.Layers * Layout.BlockSize * Options.Width * (CacheDtype == ScalarType.BFloat16 ? 2 : 4);
+
+    /// <summary>Keys and values are cached in the dtype attention computes in.</summary>
+    private ScalarType CacheDtype => Options.Precision == Precision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
 
     /// <summary>A cache for sampling <paramref name="batch"/> sequences.</summary>
     internal KvCache NewCache(long batch)
     {
-        var p = pos_emb;
-        return new KvCache(Options.Layers, batch, Options.Heads, Layout.BlockSize, Options.Width / Options.Heads, p.device, p.dtype);
+        return new KvCache(Options.Layers, batch, Options.Heads, Layout.BlockSize, Options.Width / Options.Heads, pos_emb.device, CacheDtype);
     }
 
     /// <summary>Parameters that get weight decay (Linear weights) and those that do not (biases, norms, embeddings).</summary>

@@ -60,6 +60,11 @@ public sealed class GptOptions
     /// <summary>Torch device: "cpu" (default), "cuda" or "cuda:N".</summary>
     public string Device { get; set; } = "cpu";
 
+    /// <summary>Arithmetic of training and inference: <see cref="Models.Precision.Float32"/> (default),
+    /// <see cref="Models.Precision.TensorFloat32"/> or mixed <see cref="Models.Precision.BFloat16"/>. Parameters stay
+    /// float32 in every mode; saved with the model.</summary>
+    public Precision Precision { get; set; } = Precision.Float32;
+
     /// <summary>Rows per forward pass when the fitted prior scores or samples. Default 64.</summary>
     public int InferenceBatchSize { get; set; } = 64;
 
@@ -91,5 +96,6 @@ public sealed class GptOptions
         Require(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1).");
         Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");
         Require(ProgressInterval > 0, nameof(ProgressInterval), "must be positive.");
+        Require(Enum.IsDefined(Precision), nameof(Precision), $"unknown value {(int)Precision}.");
     }
 }

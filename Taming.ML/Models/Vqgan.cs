@@ -38,7 +38,11 @@ public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor Quanti
     internal Tensor LastLayerWeight => decoder.LastLayerWeight;
 
     /// <summary>Encodes and quantizes: z_q (straight-through), quantizer loss, ids (b, h, w), lookup vectors.</summary>
-    internal QuantizerOutput Encode(Tensor x) => quantize.forward(quant_conv.forward(encoder.forward(x)));
+    internal QuantizerOutput Encode(Tensor x)
+    {
+        using var precision = MixedPrecision.Enter(Options.Precision);
+        return quantize.forward(quant_conv.Autocast(encoder.forward(x)));
+    }
 
     /// <summary>Codebook ids (b, h, w) for images (b, c, h, w) in [−1, 1].</summary>
     public Tensor Tokenize(Tensor x)
@@ -48,7 +52,11 @@ public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor Quanti
     }
 
     /// <summary>Decodes quantized vectors (b, e, h, w) to images.</summary>
-    public Tensor Decode(Tensor zq) => decoder.forward(post_quant_conv.forward(zq));
+    public Tensor Decode(Tensor zq)
+    {
+        using var precision = MixedPrecision.Enter(Options.Precision);
+        return MixedPrecision.Float(decoder.forward(post_quant_conv.Autocast(zq)));
+    }
 
     /// <summary>Decodes codebook ids (b, h, w) to images (b, c, H, W) in about [−1, 1].</summary>
     public Tensor DecodeTokens(Tensor indices)

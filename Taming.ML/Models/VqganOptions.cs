@@ -118,6 +118,11 @@ public sealed class VqganOptions
     /// <summary>Torch device: "cpu" (default), "cuda" or "cuda:N".</summary>
     public string Device { get; set; } = "cpu";
 
+    /// <summary>Arithmetic of training and inference: <see cref="Models.Precision.Float32"/> (default),
+    /// <see cref="Models.Precision.TensorFloat32"/> or mixed <see cref="Models.Precision.BFloat16"/>. Parameters stay
+    /// float32 in every mode; saved with the model.</summary>
+    public Precision Precision { get; set; } = Precision.Float32;
+
     /// <summary>Rows per forward pass when the fitted tokenizer transforms data. Default 64.</summary>
     public int InferenceBatchSize { get; set; } = 64;
 
@@ -170,6 +175,7 @@ public sealed class VqganOptions
         Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");
         Require(DiscLayers >= 1, nameof(DiscLayers), "must be at least 1.");
+        Require(Enum.IsDefined(Precision), nameof(Precision), $"unknown value {(int)Precision}.");
         Require(Resolution >> DiscLayers >= 2, nameof(DiscLayers), $"{DiscLayers} layers shrink {Resolution}-pixel images below 2×2 patches.");
     }
 }

@@ -25,11 +25,11 @@ internal sealed class AttnBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
-        var hn = norm.forward(x);
+        var hn = norm.Autocast(x);
         // (b, c, h, w) → (b, 1, h·w, c): one head over the flattened positions.
         Tensor Tokens(Tensor t) => t.reshape(b, 1, c, h * w).transpose(2, 3);
-        var attended = functional.scaled_dot_product_attention(Tokens(q.forward(hn)), Tokens(k.forward(hn)), Tokens(v.forward(hn)));
+        var attended = functional.scaled_dot_product_attention(Tokens(q.Autocast(hn)), Tokens(k.Autocast(hn)), Tokens(v.Autocast(hn)));
         var back = attended.transpose(2, 3).reshape(b, c, h, w);
-        return x + proj_out.forward(back);
+        return x + proj_out.Autocast(back);
     }
 }

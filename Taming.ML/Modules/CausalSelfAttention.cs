@@ -34,7 +34,7 @@ internal sealed class CausalSelfAttention : Module<Tensor, Tensor>
     public Tensor Attend(Tensor x, KvCache? cache, int layer, long start, Tensor? queryAt = null)
     {
         long b = x.shape[0], t = x.shape[1], c = x.shape[2], d = c / heads;
-        var qkv = c_attn.forward(x).split(c, 2);
+        var qkv = c_attn.Autocast(x).split(c, 2);
         Tensor Heads(Tensor y) => y.view(b, t, heads, d).transpose(1, 2);
         Tensor q = Heads(qkv[0]), k = Heads(qkv[1]), v = Heads(qkv[2]);
         Tensor? Pick(Tensor? m) => m?.gather(2, queryAt!.view(b, 1, 1, 1).expand(b, m.shape[1], 1, m.shape[3]));
@@ -67,7 +67,7 @@ internal sealed class CausalSelfAttention : Module<Tensor, Tensor>
                 y = functional.scaled_dot_product_attention(q, k, v, p: p, is_casual: t > 1);
             }
         }
-        y = c_proj.forward(y.transpose(1, 2).contiguous().view(b, q.shape[2], c));
+        y = c_proj.Autocast(y.transpose(1, 2).contiguous().view(b, q.shape[2], c));
         return p > 0 ? resid_drop.forward(y) : y;
     }
 }

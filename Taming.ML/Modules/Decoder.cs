@@ -49,5 +49,5 @@ internal sealed class Decoder : Module<Tensor, Tensor>
     public TorchSharp.Modules.Parameter LastLayerWeight => conv_out.weight!;
 
     public override Tensor forward(Tensor z) =>
-        conv_out.forward(functional.silu(norm_out.forward(up.forward(mid.forward(conv_in.forward(z))))));
+        conv_out.Autocast(functional.silu(norm_out.Autocast(up.forward(mid.forward(conv_in.Autocast(z))))));
 }

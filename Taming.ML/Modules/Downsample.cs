@@ -14,5 +14,5 @@ internal sealed class Downsample : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => conv.forward(functional.pad(x, new long[] { 0, 1, 0, 1 }));
+    public override Tensor forward(Tensor x) => conv.Autocast(functional.pad(x, new long[] { 0, 1, 0, 1 }));
 }

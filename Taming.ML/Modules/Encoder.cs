@@ -45,5 +45,5 @@ internal sealed class Encoder : Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) =>
-        conv_out.forward(functional.silu(norm_out.forward(mid.forward(down.forward(conv_in.forward(x))))));
+        conv_out.Autocast(functional.silu(norm_out.Autocast(mid.forward(down.forward(conv_in.Autocast(x))))));
 }

@@ -40,5 +40,18 @@ internal sealed class NLayerDiscriminator : Module<Tensor, Tensor>
         }
     }
 
-    public override Tensor forward(Tensor x) => main.forward(x);
+    public override Tensor forward(Tensor x)
+    {
+        foreach (var (_, layer) in main.named_children())
+        {
+            x = layer switch
+            {
+                TorchSharp.Modules.Conv2d conv => conv.Autocast(x),
+                TorchSharp.Modules.BatchNorm2d norm => norm.Autocast(x),
+                Module<Tensor, Tensor> other => other.forward(x),
+                _ => throw new InvalidOperationException("Unexpected discriminator layer."),
+            };
+        }
+        return MixedPrecision.Float(x);
+    }
 }

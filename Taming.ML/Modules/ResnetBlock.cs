@@ -28,8 +28,8 @@ internal sealed class ResnetBlock : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var h = conv1.forward(functional.silu(norm1.forward(x)));
-        h = conv2.forward(dropout.forward(functional.silu(norm2.forward(h))));
-        return (nin_shortcut is null ? x : nin_shortcut.forward(x)) + h;
+        var h = conv1.Autocast(functional.silu(norm1.Autocast(x)));
+        h = conv2.Autocast(dropout.forward(functional.silu(norm2.Autocast(h))));
+        return (nin_shortcut is null ? x : nin_shortcut.Autocast(x)) + h;
     }
 }

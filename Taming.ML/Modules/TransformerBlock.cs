@@ -30,10 +30,11 @@ internal sealed class TransformerBlock : Module<Tensor, Tensor>
     /// (b) only that position of each row comes out, (b, 1, C), though all t go into the cache.</summary>
     public Tensor Step(Tensor x, KvCache? cache, int layer, long start, Tensor? queryAt = null)
     {
-        var attended = attn.Attend(ln1.forward(x), cache, layer, start, queryAt);
+        var attended = attn.Attend(ln1.Autocast(x), cache, layer, start, queryAt);
         if (queryAt is not null) x = x.gather(1, queryAt.view(-1, 1, 1).expand(x.shape[0], 1, x.shape[2]));
         x = x + attended;
-        var y = mlp.forward(ln2.forward(x));
+        // mlp = fc, gelu, proj: called one by one so that the linear layers autocast.
+        var y = ((TorchSharp.Modules.Linear)mlp[2]).Autocast(functional.gelu(((TorchSharp.Modules.Linear)mlp[0]).Autocast(ln2.Autocast(x))));
         return x + (training && dropout > 0 ? mlp_drop.forward(y) : y); // a no-op dropout still costs a native call per step
     }
 }

@@ -15,5 +15,5 @@ internal sealed class Upsample : Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) =>
-        conv.forward(functional.interpolate(x, scale_factor: new double[] { 2, 2 }, mode: InterpolationMode.Nearest));
+        conv.Autocast(functional.interpolate(x, scale_factor: new double[] { 2, 2 }, mode: InterpolationMode.Nearest));
 }

@@ -38,6 +38,7 @@ internal sealed class VectorQuantizer : Module<Tensor, QuantizerOutput>
     public override QuantizerOutput forward(Tensor z)
     {
         long b = z.shape[0], e = z.shape[1], h = z.shape[2], w = z.shape[3];
+        z = Modules.MixedPrecision.Float(z); // the code search and its losses in float32 whatever the precision
         var flat = z.permute(0, 2, 3, 1).reshape(-1, e);
         if (l2Normalize) flat = functional.normalize(flat, dim: 1);
         var codebook = Codebook;

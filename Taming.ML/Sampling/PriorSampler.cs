@@ -24,6 +24,7 @@ public static class PriorSampler
         var device = prefix.device;
         using var outer = NewDisposeScope();
         using var _ = no_grad();
+        using var weights = Modules.MixedPrecision.CastWeightsOnce();
         bool wasTraining = model.training;
         model.eval();
         try

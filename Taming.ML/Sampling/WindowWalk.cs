@@ -68,6 +68,7 @@ internal sealed class WindowWalk
     public void Run(WindowMode mode, Func<Tensor, Tensor, Tensor> choose)
     {
         using var _ = no_grad();
+        using var weights = Modules.MixedPrecision.CastWeightsOnce();
         bool wasTraining = model.training;
         model.eval();
         try

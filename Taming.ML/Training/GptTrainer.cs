@@ -42,6 +42,7 @@ internal sealed class GptTrainer
 
         var model = new Gpt(o, layout);
         model.to(device).train();
+        using var precision = Modules.MixedPrecision.Enter(o.Precision); // backward passes too
         var (decay, noDecay) = model.ParameterGroups();
         var optimizer = optim.AdamW(new[]
         {

@@ -43,6 +43,7 @@ internal sealed class VqganTrainer
         var distance = o.PerceptualWeight > 0 ? perceptual ?? shipped : null;
         var model = new Vqgan(o);
         model.to(device).train();
+        using var precision = MixedPrecision.Enter(o.Precision); // backward passes and the discriminator too
         var discriminator = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
         discriminator.to(device).train();
         var optAe = optim.Adam(model.parameters(), o.LearningRate, beta1: 0.5, beta2: 0.9);

@@ -1,0 +1,102 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using Taming.ML.Models;
+
+namespace Taming.ML.Modules;
+
+/// <summary>
+/// Mixed precision for TorchSharp, which has no torch.autocast. Inside a scope (<see cref="Enter"/>) the layers of
+/// the models go through the <c>Autocast</c> extensions below: convolutions and linear layers cast their input and
+/// a copy of their weights to the compute dtype, norms cast back to float32. Gradients reach the float32 parameters
+/// through the casts. The scope is per thread, like torch.autocast.
+/// </summary>
+internal static class MixedPrecision
+{
+    [ThreadStatic] private static Precision current;
+
+    /// <summary>The dtype matrix products run in, or null for float32.</summary>
+    public static ScalarType? ComputeDtype => current == Precision.BFloat16 ? ScalarType.BFloat16 : null;
+
+    /// <summary>
+    /// Computes in <paramref name="precision"/> until disposed; TF32 also switches libtorch's (process-wide) TF32
+    /// flags on for the scope. Nested scopes of the same precision cost nothing.
+    /// </summary>
+    public static IDisposable Enter(Precision precision)
+    {
+        var previous = current;
+        if (previous == precision) return NoOp.Instance;
+        bool tf32 = precision == Precision.TensorFloat32;
+        var flags = (Matmul: backends.cuda.matmul.allow_tf32, Cudnn: backends.cudnn.allow_tf32);
+        if (tf32 != (previous == Precision.TensorFloat32))
+        {
+            backends.cuda.matmul.allow_tf32 = tf32;
+            if (tf32) backends.cudnn.allow_tf32 = true;
+        }
+        current = precision;
+        return new Restore(() =>
+        {
+            current = previous;
+            (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32) = flags;
+        });
+    }
+
+    [ThreadStatic] private static Dictionary<Tensor, Tensor>? castWeights;
+
+    /// <summary>
+    /// For inference loops whose weights do not change (sampling): each weight is cast to the compute dtype once
+    /// for the scope instead of at every call, which a token-by-token loop would otherwise pay per token.
+    /// </summary>
+    public static IDisposable CastWeightsOnce()
+    {
+        if (castWeights is not null) return NoOp.Instance;
+        castWeights = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        return new Restore(() =>
+        {
+            foreach (var t in castWeights.Values) t.Dispose();
+            castWeights = null;
+        });
+    }
+
+    private static Tensor? Weight(Tensor? w)
+    {
+        if (w is null || castWeights is null) return w is null ? null : Compute(w);
+        if (!castWeights.TryGetValue(w, out var cast))
+        {
+            using (no_grad()) cast = Compute(w).DetachFromDisposeScope();
+            castWeights[w] = cast;
+        }
+        return cast;
+    }
+
+    /// <summary><paramref name="x"/> in the compute dtype (unchanged outside a bf16 scope or when not floating point).</summary>
+    public static Tensor Compute(Tensor x) =>
+        ComputeDtype is { } d && x.dtype != d && x.is_floating_point() ? x.to(d) : x;
+
+    /// <summary><paramref name="x"/> as float32, for norms, losses and distances.</summary>
+    public static Tensor Float(Tensor x) => x.dtype == ScalarType.Float32 || !x.is_floating_point() ? x : x.to(ScalarType.Float32);
+
+    public static Tensor Autocast(this TorchSharp.Modules.Conv2d conv, Tensor x) =>
+        ComputeDtype is null ? conv.forward(x)
+            : nn.functional.conv2d(Compute(x), Weight(conv.weight)!, Weight(conv.bias), conv.stride, conv.padding, conv.dilation, conv.groups);
+
+    public static Tensor Autocast(this TorchSharp.Modules.Linear linear, Tensor x) =>
+        ComputeDtype is null ? linear.forward(x)
+            : nn.functional.linear(Compute(x), Weight(linear.weight)!, Weight(linear.bias));
+
+    public static Tensor Autocast(this TorchSharp.Modules.GroupNorm norm, Tensor x) => norm.forward(Float(x));
+
+    public static Tensor Autocast(this TorchSharp.Modules.LayerNorm norm, Tensor x) => norm.forward(Float(x));
+
+    public static Tensor Autocast(this TorchSharp.Modules.BatchNorm2d norm, Tensor x) => norm.forward(Float(x));
+
+    private sealed class NoOp : IDisposable
+    {
+        public static readonly NoOp Instance = new();
+        public void Dispose() { }
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
+}
