@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using Taming.ML.MLNet;
 using Taming.ML.Models;
 using Taming.ML.Sampling;
@@ -16,59 +17,102 @@ namespace Taming.ML.Samples;
 internal static class Bench
 {
     /// <summary>
-    /// bench [--device cpu|cuda] [--only train,encode,decode,sample,windowed] [--steps N] [--resolution R]
-    /// [--gpt-layers L] [--gpt-width C] [--canvas N]. Defaults are the reference's configurations; on a CPU, smaller
-    /// --resolution / --gpt-layers / --canvas give a quick run.
+    /// bench [--config reference|demo] [--device cpu|cuda] [--precision float32,tf32,bf16] [--only train,encode,decode,prior,sample,windowed]
+    /// [--steps N] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N]. The reference configuration is the one the
+    /// reference implementation was timed with; on a CPU, smaller --resolution / --gpt-layers / --canvas give a quick run.
+    /// The demo configuration is the sample's own: the MNIST tokenizer (without its perceptual term) and prior.
     /// </summary>
     public static int Run(Arguments args)
     {
         string deviceName = args.String("device") ?? "cpu";
-        var only = List(args.String("only") ?? "train,encode,decode,sample,windowed");
+        bool demo = (args.String("config") ?? "reference") switch
+        {
+            "reference" => false,
+            "demo" => true,
+            var c => throw new ArgumentException($"--config: '{c}' is not one of reference, demo."),
+        };
+        var only = List(args.String("only") ?? "train,encode,decode,prior,sample,windowed");
         var precisions = List(args.String("precision") ?? "float32").Select(p => Arguments.ParsePrecision(p, "precision")).ToList();
-        int steps = args.Int("steps") ?? 5, resolution = args.Int("resolution") ?? 256;
-        int layers = args.Int("gpt-layers") ?? 24, width = args.Int("gpt-width") ?? 1024, canvas = args.Int("canvas") ?? 32;
+        int steps = args.Int("steps") ?? 5;
+        var config = demo ? Config.Demo() : Config.Reference(args.Int("resolution") ?? 256, args.Int("gpt-layers") ?? 24, args.Int("gpt-width") ?? 1024, args.Int("canvas") ?? 32);
         args.RejectUnknown();
         var device = Native.TorchRuntime.ResolveDevice(deviceName);
+        var ml = new MLContext(seed: 1);
+        var images = demo
+            ? ml.Data.TakeRows(ml.Data.LoadFromIdx(DataSources.EmbeddedMnistImages, padTo: 32), config.Vqgan.BatchSize * 8)
+            : ml.Data.LoadRandomCrops(Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "data", "photos"), "*.jpg"),
+                config.Vqgan.Resolution, count: config.Vqgan.BatchSize * 4, seed: 1);
         foreach (var precision in precisions)
         {
             double peak = MatmulRate(device, precision);
-            Console.WriteLine($"Device {deviceName}, {precision}: measured matmul rate {peak / 1e12:F2} TFLOP/s (4096² × 4096 in this precision), the reference point " +
-                              "for 'of peak'; convolutions can pass it (Winograd), and the windowed line counts the reference loop's FLOPs, which exact mode skips.");
+            Console.WriteLine($"Device {deviceName}, {precision}, {(demo ? "the sample's MNIST configuration" : "the reference's configuration")}: measured matmul rate " +
+                              $"{peak / 1e12:F2} TFLOP/s (4096² × 4096 in this precision), the reference point for 'of peak'; convolutions can pass it (Winograd), " +
+                              "and the windowed line counts the reference loop's FLOPs, which exact mode skips.");
             void Report(string name, double itemsPerSecond, string unit, double flopsPerItem) =>
-                Console.WriteLine($"  {name,-56} {itemsPerSecond,9:F1} {unit,-9} {flopsPerItem / 1e9,8:F2} GFLOP per {unit.Replace("s/s", "")}  {itemsPerSecond * flopsPerItem / peak,6:P1} of peak");
+                Console.WriteLine($"  {name,-56} {itemsPerSecond,9:F1} {unit,-9} {flopsPerItem / 1e9,8:F3} GFLOP per {unit.Replace("s/s", "")}  {itemsPerSecond * flopsPerItem / peak,6:P1} of peak");
 
-            var vq = VqganOptions.ImageNetF16();
-            vq.Resolution = resolution;
+            var vq = config.Vqgan.Clone();
             vq.Device = deviceName;
             vq.Precision = precision;
-            if (only.Contains("train")) Report($"VQGAN f16 training iteration, batch {vq.BatchSize}", TrainingRate(vq.Clone(), steps), "images/s", VqganFlops.TrainingIteration(vq));
+            string vqName = $"VQGAN {vq.Resolution}² → {vq.TokenGridSide}²";
+            if (only.Contains("train")) Report($"{vqName} training iteration, batch {vq.BatchSize}", TrainingRate(ml, images, vq.Clone(), steps), "images/s", VqganFlops.TrainingIteration(vq));
             if (only.Contains("encode") || only.Contains("decode"))
             {
-                var (encode, decode) = CodecRates(vq, device, batch: 32, repeats: steps);
-                if (only.Contains("encode")) Report("VQGAN f16 encode, batch 32", encode, "images/s", VqganFlops.Encoder(vq));
-                if (only.Contains("decode")) Report("VQGAN f16 decode, batch 32", decode, "images/s", VqganFlops.Decoder(vq));
+                var (encode, decode) = CodecRates(vq, device, config.CodecBatch, repeats: steps);
+                if (only.Contains("encode")) Report($"{vqName} encode, batch {config.CodecBatch}", encode, "images/s", VqganFlops.Encoder(vq));
+                if (only.Contains("decode")) Report($"{vqName} decode, batch {config.CodecBatch}", decode, "images/s", VqganFlops.Decoder(vq));
             }
+            var g = config.Gpt.Clone();
+            g.Device = deviceName;
+            g.Precision = precision;
+            var layout = config.Layout;
+            string gptName = $"GPT {g.Layers}×{g.Width}";
+            int prefix = layout.Vocabulary - 1; // the last prefix token: the start token or the last class
+            if (only.Contains("prior"))
+                Report($"{gptName} training step, batch {g.BatchSize} × {layout.ImageLength} tokens", PriorTrainingRate(ml, g, layout, steps), "tokens/s",
+                    3 * GptFlops(g.Layers, g.Width, layout.CodebookSize, (layout.BlockSize + 1) / 2));
             if (only.Contains("sample") || only.Contains("windowed"))
             {
                 random.manual_seed(1);
-                using var gpt = new Gpt(new GptOptions { Layers = layers, Heads = 16, Width = width, Precision = precision }, new PriorLayout(Conditioning.None, 1024, 16, 16));
+                using var gpt = new Gpt(g, layout);
                 gpt.to(device);
                 var sampling = new SamplingOptions { TopK = 100 };
+                int n = layout.ImageLength, rows = config.SampleBatch;
                 if (only.Contains("sample"))
                 {
-                    double rate = Rate(() => PriorSampler.Sample(gpt, full(new long[] { 16, 1 }, 1024L, device: device), Enumerable.Range(0, 16).ToArray(), sampling), 16 * 256, steps);
-                    Report($"GPT {layers}×{width} cached sampling, 256 tokens × 16", rate, "tokens/s", GptFlops(layers, width, 1024, 1 + 128));
+                    double rate = Rate(() => PriorSampler.Sample(gpt, full(new long[] { rows, 1 }, (long)prefix, device: device), Enumerable.Range(0, rows).ToArray(), sampling), rows * n, steps);
+                    Report($"{gptName} cached sampling, {n} tokens × {rows}", rate, "tokens/s", GptFlops(g.Layers, g.Width, layout.CodebookSize, 1 + n / 2));
                 }
                 if (only.Contains("windowed"))
                 {
-                    double rate = Rate(() => WindowedSampler.Sample(gpt, canvas, canvas, full(new long[] { 4, 1 }, 1024L, device: device), null, Enumerable.Range(0, 4).ToArray(), sampling, WindowMode.Exact),
-                        4 * canvas * canvas, Math.Min(steps, 2));
-                    // Counted as the reference loop's work: a full 16×16 window per token (exact mode does less).
-                    Report($"windowed {canvas}×{canvas}, window 16×16, × 4, exact (ref. FLOPs)", rate, "tokens/s", 256 * GptFlops(layers, width, 1024, 128));
+                    int canvas = config.Canvas, windowRows = 4;
+                    double rate = Rate(() => WindowedSampler.Sample(gpt, canvas, canvas, full(new long[] { windowRows, 1 }, (long)prefix, device: device), null,
+                        Enumerable.Range(0, windowRows).ToArray(), sampling, WindowMode.Exact), windowRows * canvas * canvas, Math.Min(steps, 2));
+                    // Counted as the reference loop's work: a full window per token (exact mode does less).
+                    Report($"windowed {canvas}×{canvas}, window {layout.GridHeight}×{layout.GridWidth}, × {windowRows}, exact (ref. FLOPs)", rate, "tokens/s",
+                        n * GptFlops(g.Layers, g.Width, layout.CodebookSize, n / 2));
                 }
             }
         }
         return 0;
+    }
+
+    /// <summary>A workload set: the tokenizer and prior configurations and their batch sizes.</summary>
+    private sealed record Config(VqganOptions Vqgan, int CodecBatch, GptOptions Gpt, PriorLayout Layout, int SampleBatch, int Canvas)
+    {
+        /// <summary>The reference's: VQGAN ImageNet f16, GPT 24 × 1024 over 16×16 grids of 1024 codes.</summary>
+        public static Config Reference(int resolution, int layers, int width, int canvas)
+        {
+            var vq = VqganOptions.ImageNetF16();
+            vq.Resolution = resolution;
+            return new(vq, 32, new GptOptions { Layers = layers, Heads = 16, Width = width, BatchSize = 8 },
+                new PriorLayout(Conditioning.None, 1024, 16, 16), 16, canvas);
+        }
+
+        /// <summary>The sample's MNIST demo: default VqganOptions on 32×32 digits, default GptOptions over 8×8 grids of 512 codes.</summary>
+        public static Config Demo() =>
+            new(new VqganOptions { Resolution = 32, Channels = 1, CodebookSize = 512, DiscWeight = 0.1 }, 64,
+                new GptOptions(), new PriorLayout(Conditioning.Class, 512, 8, 8, ClassCount: 10), 64, 16);
     }
 
     private static string[] List(string s) => s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
@@ -101,11 +145,8 @@ internal static class Bench
     }
 
     /// <summary>Training images per second through the ML.NET estimator: the time between step reports after a warm-up step.</summary>
-    private static double TrainingRate(VqganOptions options, int steps)
+    private static double TrainingRate(MLContext ml, IDataView data, VqganOptions options, int steps)
     {
-        var ml = new MLContext(seed: 1);
-        var photos = Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "data", "photos"), "*.jpg");
-        var data = ml.Data.LoadRandomCrops(photos, options.Resolution, count: options.BatchSize * 4, seed: 1);
         var elapsed = new List<TimeSpan>();
         options.Steps = steps + 1;
         options.DiscStart = 0; // both the autoencoder and the discriminator step, adaptive λ included
@@ -113,6 +154,36 @@ internal static class Bench
         options.Progress = p => elapsed.Add(p.Elapsed);
         ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(data);
         return options.BatchSize * (elapsed.Count - 1) / (elapsed[^1] - elapsed[0]).TotalSeconds;
+    }
+
+    /// <summary>Prior training tokens per second through the ML.NET estimator on random token grids.</summary>
+    private static double PriorTrainingRate(MLContext ml, GptOptions options, PriorLayout layout, int steps)
+    {
+        var rng = new Random(1);
+        var rows = Enumerable.Range(0, options.BatchSize * 4).Select(i => new TokenRow
+        {
+            Label = (uint)(i % Math.Max(1, layout.ClassCount)),
+            Tokens = Enumerable.Range(0, layout.ImageLength).Select(_ => (uint)rng.Next(1, layout.CodebookSize + 1)).ToArray(),
+        }).ToList();
+        var schema = SchemaDefinition.Create(typeof(TokenRow));
+        schema[nameof(TokenRow.Tokens)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), layout.CodebookSize), layout.GridHeight, layout.GridWidth);
+        schema[nameof(TokenRow.Label)].ColumnType = new KeyDataViewType(typeof(uint), Math.Max(2, layout.ClassCount));
+        var data = ml.Data.LoadFromEnumerable(rows, schema);
+        var elapsed = new List<(TimeSpan Time, int Step)>();
+        options.Steps = steps + 1;
+        options.ProgressInterval = 1;
+        options.ValidationFraction = 0;
+        options.EarlyStoppingPatience = 0;
+        options.Progress = p => elapsed.Add((p.Elapsed, p.Step));
+        ml.Transforms.FitPrior("Tokens", layout.Conditioning == Conditioning.Class ? "Label" : null, options: options).Fit(data);
+        return (double)options.BatchSize * layout.ImageLength * (elapsed[^1].Step - elapsed[0].Step) / (elapsed[^1].Time - elapsed[0].Time).TotalSeconds;
+    }
+
+    /// <summary>A token grid and a label; the key types are set per configuration.</summary>
+    private sealed class TokenRow
+    {
+        public uint Label { get; set; }
+        public uint[] Tokens { get; set; } = Array.Empty<uint>();
     }
 
     private static (double Encode, double Decode) CodecRates(VqganOptions options, Device device, int batch, int repeats)
