@@ -61,9 +61,16 @@ public sealed class QuantizerTests
         var (usage, perplexity) = CodebookUsage.Statistics(new long[] { 5, 5, 0, 0 });
         Assert.AreEqual(0.5, usage, 1e-12);
         Assert.AreEqual(2.0, perplexity, 1e-9);
-        var tracker = new CodebookUsage(4);
-        tracker.Add(new long[] { 0, 1 }, step: 10);
+        using var tracker = new CodebookUsage(4);
+        tracker.Add(tensor(new long[] { 0, 1, 1 }), step: 10);
         CollectionAssert.AreEqual(new long[] { 2, 3 }, tracker.DeadCodes(step: 59, patience: 50));
+        CollectionAssert.AreEqual(new long[] { 0, 1, 2, 3 }, tracker.DeadCodes(step: 60, patience: 50));
+        tracker.Revive(new long[] { 3 }, step: 20);
+        CollectionAssert.AreEqual(new long[] { 0, 1, 2 }, tracker.DeadCodes(step: 60, patience: 50));
+        var (windowUsage, windowPerplexity) = tracker.TakeWindow();
+        Assert.AreEqual(0.5, windowUsage, 1e-12);
+        Assert.AreEqual(Math.Exp(-(1 / 3.0 * Math.Log(1 / 3.0) + 2 / 3.0 * Math.Log(2 / 3.0))), windowPerplexity, 1e-9);
+        Assert.AreEqual((0.0, 0.0), tracker.TakeWindow());
     }
 
     [TestMethod]

@@ -1,50 +1,53 @@
+using static TorchSharp.torch;
+
 namespace Taming.ML.Quantization;
 
 /// <summary>
 /// Counts code occurrences: usage (share of codes seen) and perplexity over a reporting window, and the
-/// last step each code was used, which decides dead-code restarts.
+/// last step each code was used, which decides dead-code restarts. The counts live on the training device, so
+/// a training step adds its codes without waiting for the device; only reports and restart checks read them.
 /// </summary>
-internal sealed class CodebookUsage
+internal sealed class CodebookUsage : IDisposable
 {
-    private readonly long[] windowCounts;
-    private readonly int[] lastUsedStep;
+    private readonly Tensor windowCounts, lastUsedStep;
 
-    public CodebookUsage(int codebookSize)
+    public CodebookUsage(int codebookSize, Device? device = null)
     {
-        windowCounts = new long[codebookSize];
-        lastUsedStep = new int[codebookSize];
+        windowCounts = zeros(new long[] { codebookSize }, ScalarType.Int64, device).DetachFromDisposeScope();
+        lastUsedStep = zeros(new long[] { codebookSize }, ScalarType.Int64, device).DetachFromDisposeScope();
     }
 
-    /// <summary>Adds the ids of one batch seen at <paramref name="step"/>.</summary>
-    public void Add(ReadOnlySpan<long> ids, int step)
+    /// <summary>Adds the ids (any shape) of one batch seen at <paramref name="step"/>.</summary>
+    public void Add(Tensor ids, int step)
     {
-        foreach (long id in ids)
-        {
-            windowCounts[id]++;
-            lastUsedStep[id] = step;
-        }
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var counts = ids.flatten().bincount(null, windowCounts.shape[0]);
+        windowCounts.add_(counts);
+        lastUsedStep.masked_fill_(counts > 0, step);
     }
 
     /// <summary>Codes not used in the last <paramref name="patience"/> steps.</summary>
     public long[] DeadCodes(int step, int patience)
     {
-        var dead = new List<long>();
-        for (int i = 0; i < lastUsedStep.Length; i++)
-            if (step - lastUsedStep[i] >= patience) dead.Add(i);
-        return dead.ToArray();
+        using var scope = NewDisposeScope();
+        return (step - lastUsedStep >= patience).nonzero().flatten().cpu().data<long>().ToArray();
     }
 
     /// <summary>Marks restarted codes as fresh so they get a full patience period.</summary>
-    public void Revive(IEnumerable<long> codes, int step)
+    public void Revive(long[] codes, int step)
     {
-        foreach (long c in codes) lastUsedStep[c] = step;
+        if (codes.Length == 0) return;
+        using var scope = NewDisposeScope();
+        lastUsedStep.index_fill_(0, tensor(codes, device: lastUsedStep.device), step);
     }
 
     /// <summary>Usage and perplexity since the last call, then starts a new window.</summary>
     public (double Usage, double Perplexity) TakeWindow()
     {
-        var stats = Statistics(windowCounts);
-        Array.Clear(windowCounts);
+        using var scope = NewDisposeScope();
+        var stats = Statistics(windowCounts.cpu().data<long>().ToArray());
+        windowCounts.zero_();
         return stats;
     }
 
@@ -63,5 +66,11 @@ internal sealed class CodebookUsage
             entropy -= p * Math.Log(p);
         }
         return ((double)used / counts.Count, Math.Exp(entropy));
+    }
+
+    public void Dispose()
+    {
+        windowCounts.Dispose();
+        lastUsedStep.Dispose();
     }
 }

@@ -260,6 +260,12 @@ internal sealed class WindowWalk
         return maps.Count - 1;
     }
 
+    private Tensor Upload(long[] values)
+    {
+        var host = tensor(values);
+        return Device.type == DeviceType.CPU ? host : host.pin_memory().to(Device, non_blocking: true);
+    }
+
     /// <summary>
     /// One batched forward pass over the feeds (rows feed-major, canvas-minor), then the draws. With a cache, feed r
     /// uses cache slot <paramref name="slots"/>[r] (b rows from slot·b), or by default the rows of its own place.
@@ -285,13 +291,18 @@ internal sealed class WindowWalk
             for (int c = 0; c < b; c++) at[r * b + c] = f.At - f.From;
             keys = Math.Max(keys, f.To);
         }
-        var ids = source.index_select(1, tensor(columns).to(Device)).view(b, n, t).transpose(0, 1).reshape(n * b, t);
-        var atRows = tensor(at).to(Device);
+        // One upload per pass, without waiting for the device (pinned memory, non-blocking): the next pass's work
+        // is queued while this one runs.
+        var rows = slots is null ? Array.Empty<long>() : Enumerable.Range(0, n * (int)b).Select(row => (long)slots[row / (int)b] * b + row % b).ToArray();
+        var all = Upload(columns.Concat(at).Concat(feeds.Select(f => (long)f.Target)).Concat(positions ?? Array.Empty<long>()).Concat(rows).ToArray());
+        long o = 0;
+        Tensor Next(long length) { var part = all.narrow(0, o, length); o += length; return part; }
+        var ids = source.index_select(1, Next(columns.Length)).view(b, n, t).transpose(0, 1).reshape(n * b, t);
+        var atRows = Next(at.Length);
+        var targets = Next(n);
         var logits = cache is null
             ? model.LogitsAt(ids, atRows)
-            : model.LogitsAt(ids, atRows, cache, tensor(positions!, new[] { n * b, (long)t }).to(Device), keys,
-                slots is null ? null : tensor(Enumerable.Range(0, n * (int)b).Select(row => (long)slots[row / (int)b] * b + row % b).ToArray()).to(Device));
-        var targets = tensor(feeds.Select(f => (long)f.Target).ToArray()).to(Device);
+            : model.LogitsAt(ids, atRows, cache, Next(positions!.Length).view(n * b, t), keys, slots is null ? null : Next(rows.Length));
         source.index_copy_(1, targets + offset, choose(logits, targets).view(n, b).t());
     }
 }

@@ -48,12 +48,12 @@ internal sealed class VqganTrainer
         discriminator.to(device).train();
         var optAe = optim.Adam(model.parameters(), o.LearningRate, beta1: 0.5, beta2: 0.9);
         var optD = optim.Adam(discriminator.parameters(), o.LearningRate, beta1: 0.5, beta2: 0.9);
-        var usage = new CodebookUsage(o.CodebookSize);
+        // Counts and loss sums stay on the device: a step queues its work without waiting for the device to finish.
+        using var usage = new CodebookUsage(o.CodebookSize, device);
+        using var window = new WindowStats(device);
 
         var order = new BatchOrder(data.Count, o.BatchSize, rng);
         var clock = Stopwatch.StartNew();
-        var window = new WindowStats();
-        double lastLambda = 0;
         int step = 0;
         while (step < o.Steps)
         {
@@ -91,22 +91,20 @@ internal sealed class VqganTrainer
                 }
 
                 step++;
-                var ids = q.Indices.cpu().data<long>().ToArray();
-                usage.Add(ids, step);
+                usage.Add(q.Indices, step);
                 if (o.DeadCodeRestartSteps > 0 && step % 10 == 0)
                 {
                     var dead = usage.DeadCodes(step, o.DeadCodeRestartSteps);
                     model.Quantizer.Restart(dead, q.Inputs, generator);
                     usage.Revive(dead, step);
                 }
-                window.Add(x.shape[0], rec.item<float>(), q.Loss.item<float>(), gLoss?.item<float>() ?? 0, dLoss?.item<float>() ?? 0);
-                if (lambda is not null) lastLambda = lambda.item<float>();
+                window.Add(x.shape[0], rec, q.Loss, gLoss, dLoss, lambda);
             }
 
             bool last = step >= o.Steps;
             if (step % o.ProgressInterval == 0 || last)
             {
-                var report = window.Report(step, o, usage, lastLambda, clock.Elapsed, progress);
+                var report = window.Report(step, o, usage, clock.Elapsed);
                 log?.Invoke(report.ToString());
                 o.Progress?.Invoke(report);
                 if (report.StopRequested) break;
@@ -156,23 +154,30 @@ internal sealed class VqganTrainer
         }
     }
 
-    /// <summary>Loss sums and timing since the last report.</summary>
-    private sealed class WindowStats
+    /// <summary>Loss sums (on the device) and timing since the last report.</summary>
+    private sealed class WindowStats(Device device) : IDisposable
     {
-        private double rec, vq, g, d;
+        private readonly Tensor sums = zeros(new long[] { 4 }, device: device).DetachFromDisposeScope(); // rec, vq, g, d
+        private readonly Tensor lambda = zeros(new long[] { 1 }, device: device).DetachFromDisposeScope();
         private int steps, images;
         private TimeSpan start;
 
-        public void Add(long batch, double rec, double vq, double g, double d)
+        public void Add(long batch, Tensor rec, Tensor vq, Tensor? g, Tensor? d, Tensor? lambda)
         {
-            this.rec += rec; this.vq += vq; this.g += g; this.d += d;
+            using (no_grad())
+            {
+                var zero = zeros_like(rec);
+                sums.add_(stack(new[] { rec, vq, g ?? zero, d ?? zero }).to(ScalarType.Float32));
+                if (lambda is not null) this.lambda.copy_(lambda.reshape(1));
+            }
             steps++;
             images += (int)batch;
         }
 
-        public VqganProgress Report(int step, VqganOptions o, CodebookUsage usage, double lambda, TimeSpan elapsed, double progress)
+        public VqganProgress Report(int step, VqganOptions o, CodebookUsage usage, TimeSpan elapsed)
         {
             var (use, ppl) = usage.TakeWindow();
+            var mean = sums.cpu().data<float>().Select(v => v / (double)Math.Max(1, steps)).ToArray();
             double seconds = Math.Max(1e-9, (elapsed - start).TotalSeconds);
             double perStep = elapsed.TotalSeconds / Math.Max(1, step);
             double leftBySteps = perStep * (o.Steps - step);
@@ -180,15 +185,20 @@ internal sealed class VqganTrainer
             var report = new VqganProgress
             {
                 Step = step, TotalSteps = o.Steps,
-                ReconstructionLoss = rec / Math.Max(1, steps), QuantizerLoss = vq / Math.Max(1, steps),
-                GeneratorLoss = g / Math.Max(1, steps), DiscriminatorLoss = d / Math.Max(1, steps),
-                Lambda = lambda, CodebookUsage = use, Perplexity = ppl, ImagesPerSecond = images / seconds,
+                ReconstructionLoss = mean[0], QuantizerLoss = mean[1], GeneratorLoss = mean[2], DiscriminatorLoss = mean[3],
+                Lambda = lambda.cpu().item<float>(), CodebookUsage = use, Perplexity = ppl, ImagesPerSecond = images / seconds,
                 Elapsed = elapsed, Eta = TimeSpan.FromSeconds(Math.Min(leftBySteps, leftByBudget)),
             };
-            rec = vq = g = d = 0;
+            sums.zero_();
             steps = images = 0;
             start = elapsed;
             return report;
+        }
+
+        public void Dispose()
+        {
+            sums.Dispose();
+            lambda.Dispose();
         }
     }
 }
