@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# End-to-end check of the CUDA path in a few minutes: the tokenizer trained, evaluated and reloaded (float32 and
+# bf16, same steps), a class-conditional prior, sampling (plain and windowed), decoding, ML.NET vs. raw TorchSharp,
+# windowed modes vs. the reference loop, then the benchmark of the reference's workloads in every precision.
+# Usage: cuda-check.sh <output dir> [command that runs the sample app]
+#   default app command: dotnet run --project Taming.ML.Samples -c Release --
+# Each step prints its outcome; a failing step is reported and the others still run.
+# DEVICE (default cuda), STEPS (training steps, default 1500), WINDOWED (the untrained prior of the windowed benchmark,
+# default --window 16 --layers 24 --width 1024) and BENCH (extra bench options, e.g. --only train) adjust it.
+set -uo pipefail
+out=${1:?usage: cuda-check.sh <output dir> [app command]}
+app=${2:-dotnet run --project Taming.ML.Samples -c Release --}
+here=$(cd "$(dirname "$0")" && pwd)
+mnist="$here/data/mnist/mnist10k-images-idx3-ubyte.gz"
+labels="$here/data/mnist/mnist10k-labels-idx1-ubyte.gz"
+device=${DEVICE:-cuda}
+steps=${STEPS:-1500}
+mkdir -p "$out"
+failed=0
+step() {
+  local name=$1; shift
+  echo "== $name"
+  local start=$SECONDS
+  if "$@"; then echo "== $name: ok ($((SECONDS - start)) s)"; else echo "== $name: FAILED ($((SECONDS - start)) s)"; failed=$((failed + 1)); fi
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
+for p in float32 bf16; do
+  step "tokenizer $p" $app train-tokenizer --images "$mnist" --labels "$labels" --take 9000 --output "$out/tokenizer-$p.zip" \
+    --steps $steps --disc-weight 0.1 --seed 1 --device $device --precision $p
+  step "evaluate tokenizer $p" $app evaluate-tokenizer --model "$out/tokenizer-$p.zip" --images "$mnist" --skip 9000 --grid "$out/reconstructions-$p.png"
+done
+step "prior" $app train-prior --tokenizer "$out/tokenizer-float32.zip" --images "$mnist" --labels "$labels" --output "$out/prior.zip" \
+  --steps $steps --seed 1 --device $device
+step "generate" $app generate --tokenizer "$out/tokenizer-float32.zip" --prior "$out/prior.zip" --all-labels --count 8 --top-k 20 --output "$out/samples.png"
+step "generate windowed 16x16" $app generate --tokenizer "$out/tokenizer-float32.zip" --prior "$out/prior.zip" --label 3 --count 4 \
+  --height-tokens 16 --width-tokens 16 --output "$out/windowed.png"
+step "ML.NET vs raw TorchSharp" $app benchmark-tokenizer --model "$out/tokenizer-float32.zip" --images "$mnist"
+step "cached vs uncached sampling" $app benchmark-sampling --prior "$out/prior.zip"
+step "windowed modes" $app benchmark-windowed ${WINDOWED:---window 16 --layers 24 --width 1024} --height-tokens 32 --width-tokens 32 --count 4 --repeats 1 --device $device
+step "bench" $app bench --device $device --precision float32,tf32,bf16 ${BENCH:-}
+echo "cuda-check: $failed step(s) failed"
+exit $((failed > 0))
