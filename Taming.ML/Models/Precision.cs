@@ -3,8 +3,8 @@ using System.Text.Json.Serialization;
 namespace Taming.ML.Models;
 
 /// <summary>
-/// How a model computes. Parameters, optimizer state, norms, losses and the codebook search stay float32 in every
-/// mode; the modes differ in the arithmetic of convolutions, linear layers and attention.
+/// How a model computes. Parameters, optimizer state, losses and the codebook search stay float32 in every mode;
+/// the modes differ in the arithmetic of convolutions, linear layers, attention and the VQGAN's group norms.
 /// </summary>
 [JsonConverter(typeof(JsonStringEnumConverter<Precision>))]
 public enum Precision
@@ -17,7 +17,8 @@ public enum Precision
     /// (10-bit mantissa); the same as <see cref="Float32"/> on the CPU.</summary>
     TensorFloat32,
 
-    /// <summary>Mixed precision: convolutions, linear layers and attention in bfloat16, everything else float32
-    /// (what torch.autocast does). Fastest on GPUs with bf16 tensor cores and on CPUs with AVX512-BF16 or AMX.</summary>
+    /// <summary>Mixed precision (as torch.autocast): convolutions, linear layers, attention and group norms (with
+    /// float32 statistics) in bfloat16; the GPT's residual stream and layer norms, losses and the codebook search in
+    /// float32. Fastest on GPUs with bf16 tensor cores and on CPUs with AVX512-BF16 or AMX.</summary>
     BFloat16,
 }

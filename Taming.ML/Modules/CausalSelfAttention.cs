@@ -34,21 +34,22 @@ internal sealed class CausalSelfAttention : Module<Tensor, Tensor>
     public Tensor Attend(Tensor x, KvCache? cache, int layer, long start, Tensor? queryAt = null)
     {
         long b = x.shape[0], t = x.shape[1], c = x.shape[2], d = c / heads;
-        var qkv = c_attn.Autocast(x).split(c, 2);
-        Tensor Heads(Tensor y) => y.view(b, t, heads, d).transpose(1, 2);
-        Tensor q = Heads(qkv[0]), k = Heads(qkv[1]), v = Heads(qkv[2]);
+        // (b, t, 3C) → (3, b, heads, t, d): queries, then keys and values together, as the cache stores them.
+        var qkv = c_attn.Autocast(x).view(b, t, 3, heads, d).permute(2, 0, 3, 1, 4);
+        Tensor q = qkv[0], kv = qkv.narrow(0, 1, 2);
         Tensor? Pick(Tensor? m) => m?.gather(2, queryAt!.view(b, 1, 1, 1).expand(b, m.shape[1], 1, m.shape[3]));
         if (queryAt is not null) q = Pick(q)!;
         double p = training ? dropout : 0;
         Tensor y;
         if (cache is { IsRagged: true })
         {
-            (k, v, var mask) = cache.AppendRagged(layer, k, v);
-            y = functional.scaled_dot_product_attention(q, k, v, queryAt is null ? mask : Pick(mask), p: p);
+            (kv, var mask) = cache.AppendRagged(layer, kv);
+            y = functional.scaled_dot_product_attention(q, kv[0], kv[1], queryAt is null ? mask : Pick(mask), p: p);
         }
         else
         {
-            if (cache != null) (k, v) = cache.Append(layer, k, v, start);
+            if (cache != null) kv = cache.Append(layer, kv, start);
+            Tensor k = kv[0], v = kv[1];
             if (queryAt is not null)
             {
                 // One query per row, at its own position: it sees the keys up to there.
@@ -67,7 +68,7 @@ internal sealed class CausalSelfAttention : Module<Tensor, Tensor>
                 y = functional.scaled_dot_product_attention(q, k, v, p: p, is_casual: t > 1);
             }
         }
-        y = c_proj.Autocast(y.transpose(1, 2).contiguous().view(b, q.shape[2], c));
+        y = c_proj.Autocast(y.transpose(1, 2).reshape(b, q.shape[2], c));
         return p > 0 ? resid_drop.forward(y) : y;
     }
 }

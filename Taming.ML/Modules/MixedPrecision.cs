@@ -7,8 +7,9 @@ namespace Taming.ML.Modules;
 /// <summary>
 /// Mixed precision for TorchSharp, which has no torch.autocast. Inside a scope (<see cref="Enter"/>) the layers of
 /// the models go through the <c>Autocast</c> extensions below: convolutions and linear layers cast their input and
-/// a copy of their weights to the compute dtype, norms cast back to float32. Gradients reach the float32 parameters
-/// through the casts. The scope is per thread, like torch.autocast.
+/// a copy of their weights to the compute dtype; group norms run in it too (statistics in float32), layer and batch
+/// norms cast back to float32. Gradients reach the float32 parameters through the casts. The scope is per thread,
+/// like torch.autocast.
 /// </summary>
 internal static class MixedPrecision
 {
@@ -83,7 +84,11 @@ internal static class MixedPrecision
         ComputeDtype is null ? linear.forward(x)
             : nn.functional.linear(Compute(x), Weight(linear.weight)!, Weight(linear.bias));
 
-    public static Tensor Autocast(this TorchSharp.Modules.GroupNorm norm, Tensor x) => norm.forward(Float(x));
+    /// <summary>GroupNorm in the compute dtype: libtorch accumulates its statistics in float32 anyway, and the
+    /// convolution after it reads bf16, so this spares two casts of every activation.</summary>
+    public static Tensor Autocast(this TorchSharp.Modules.GroupNorm norm, Tensor x) =>
+        ComputeDtype is null ? norm.forward(Float(x))
+            : nn.functional.group_norm(Compute(x), norm.num_groups, Weight(norm.weight)!, Weight(norm.bias)!, norm.eps);
 
     public static Tensor Autocast(this TorchSharp.Modules.LayerNorm norm, Tensor x) => norm.forward(Float(x));
 
