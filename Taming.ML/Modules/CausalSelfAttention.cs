@@ -36,7 +36,9 @@ internal sealed class CausalSelfAttention : Module<Tensor, Tensor>
         long b = x.shape[0], t = x.shape[1], c = x.shape[2], d = c / heads;
         // (b, t, 3C) → (3, b, heads, t, d): queries, then keys and values together, as the cache stores them.
         var qkv = c_attn.Autocast(x).view(b, t, 3, heads, d).permute(2, 0, 3, 1, 4);
-        Tensor q = qkv[0], kv = qkv.narrow(0, 1, 2);
+        // Without a cache (training) unbind, whose gradient is one stack; selections would each zero-fill a full-size gradient.
+        var parts = cache is null ? qkv.unbind(0) : null;
+        Tensor q = parts?[0] ?? qkv[0], kv = cache is null ? qkv : qkv.narrow(0, 1, 2);
         Tensor? Pick(Tensor? m) => m?.gather(2, queryAt!.view(b, 1, 1, 1).expand(b, m.shape[1], 1, m.shape[3]));
         if (queryAt is not null) q = Pick(q)!;
         double p = training ? dropout : 0;
@@ -49,7 +51,7 @@ internal sealed class CausalSelfAttention : Module<Tensor, Tensor>
         else
         {
             if (cache != null) kv = cache.Append(layer, kv, start);
-            Tensor k = kv[0], v = kv[1];
+            Tensor k = parts?[1] ?? kv[0], v = parts?[2] ?? kv[1];
             if (queryAt is not null)
             {
                 // One query per row, at its own position: it sees the keys up to there.

@@ -60,10 +60,11 @@ internal static class MixedPrecision
 
     private static Tensor? Weight(Tensor? w)
     {
-        if (w is null || castWeights is null) return w is null ? null : Compute(w);
+        if (w is null || ComputeDtype is not { } d || w.dtype == d) return w;
+        if (castWeights is null) return w.to(d);
         if (!castWeights.TryGetValue(w, out var cast))
         {
-            using (no_grad()) cast = Compute(w).DetachFromDisposeScope();
+            using (no_grad()) cast = w.to(d).DetachFromDisposeScope(); // a copy the scope owns and disposes
             castWeights[w] = cast;
         }
         return cast;
