@@ -128,10 +128,8 @@ public sealed class Gpt : Module<Tensor, Tensor>
     private ScalarType CacheDtype => Options.Precision == Precision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
 
     /// <summary>A cache for sampling <paramref name="batch"/> sequences.</summary>
-    internal KvCache NewCache(long batch)
-    {
-        return new KvCache(Options.Layers, batch, Options.Heads, Layout.BlockSize, Options.Width / Options.Heads, pos_emb.device, CacheDtype);
-    }
+    internal KvCache NewCache(long batch) =>
+        new(Options.Layers, batch, Options.Heads, Layout.BlockSize, Options.Width / Options.Heads, pos_emb.device, CacheDtype);
 
     /// <summary>Parameters that get weight decay (Linear weights) and those that do not (biases, norms, embeddings).</summary>
     internal (IList<TorchSharp.Modules.Parameter> Decay, IList<TorchSharp.Modules.Parameter> NoDecay) ParameterGroups()

@@ -26,14 +26,12 @@ internal static class MixedPrecision
     {
         var previous = current;
         if (previous == precision) return NoOp.Instance;
-        bool tf32 = precision == Precision.TensorFloat32;
-        var flags = (Matmul: backends.cuda.matmul.allow_tf32, Cudnn: backends.cudnn.allow_tf32);
-        if (tf32 != (previous == Precision.TensorFloat32))
-        {
-            backends.cuda.matmul.allow_tf32 = tf32;
-            if (tf32) backends.cudnn.allow_tf32 = true;
-        }
         current = precision;
+        bool tf32 = precision == Precision.TensorFloat32;
+        if (tf32 == (previous == Precision.TensorFloat32)) return new Restore(() => current = previous);
+        var flags = (Matmul: backends.cuda.matmul.allow_tf32, Cudnn: backends.cudnn.allow_tf32);
+        backends.cuda.matmul.allow_tf32 = tf32;
+        if (tf32) backends.cudnn.allow_tf32 = true;
         return new Restore(() =>
         {
             current = previous;
