@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using Taming.ML.MLNet;
 using Taming.ML.Models;
 using Taming.ML.Modules;
@@ -104,6 +105,48 @@ public sealed class PrecisionTests
         var sampled = PriorSampler.Sample(model, prefix, new[] { 1, 2, 3, 4 }, new SamplingOptions { TopK = 0 });
         for (int c = 0; c < 4; c++)
             CollectionAssert.AreEqual(sequences[c].Skip(1).ToArray(), sampled[c].data<long>().ToArray(), $"class {c}");
+    }
+
+    [TestMethod]
+    public void BFloat16PipelineSavesLoadsScoresAndDecodes()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "taming-precision-" + Environment.ProcessId);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var ml = new MLContext(seed: 1);
+            var options = TinyData.Options(steps: 10);
+            options.Precision = Precision.BFloat16;
+            var data = TinyData.ImageView(24);
+            var tokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(data);
+            var tokens = tokenizer.Transform(data);
+            var prior = ml.Transforms.FitPrior("Tokens", "Label", options: new GptOptions
+            {
+                Layers = 1, Heads = 2, Width = 16, Steps = 20, BatchSize = 8, ValidationFraction = 0, Precision = Precision.BFloat16,
+            }).Fit(tokens);
+            var decoder = ml.Transforms.DecodeTokens("Decoded", "Tokens", tokenizer).Fit(tokens);
+            var chain = new TransformerChain<ITransformer>(tokenizer, prior, decoder);
+            string path = Path.Combine(dir, "bf16.zip");
+            ml.Model.Save(chain, data.Schema, path);
+
+            var loaded = new MLContext(seed: 2).Model.Load(path, out _);
+            var output = loaded.Transform(data);
+            CollectionAssert.AreEqual(TinyData.Tokens(tokens), TinyData.Tokens(output));
+            Assert.AreEqual(Precision.BFloat16, TamingCatalog.FindTokenizer(loaded).Model.Options.Precision);
+            Assert.AreEqual(Precision.BFloat16, TamingCatalog.FindPrior(loaded).Model.Options.Precision);
+            var bits = ml.Data.CreateEnumerable<Score>(output, reuseRowObject: false).Select(r => r.BitsPerToken).ToList();
+            Assert.IsTrue(bits.Count == 24 && bits.All(b => float.IsFinite(b) && b > 0), string.Join(", ", bits));
+            Assert.IsNotNull(output.Schema.GetColumnOrNull("Decoded"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private sealed class Score
+    {
+        public float BitsPerToken { get; set; }
     }
 
     [TestMethod]
