@@ -36,8 +36,11 @@ internal static class ReconstructionEvaluator
             using var scope = NewDisposeScope();
             using var _ = no_grad();
             var x = tensor(buffer.AsSpan(0, filled * pixelsPerImage).ToArray(), new long[] { filled, o.Channels, o.Resolution, o.Resolution });
-            var (rec, _, ids) = tokenizer.Model.forward(PixelScale.ToModel(x.to(tokenizer.Device)));
-            var recBytes = PixelScale.ToBytes(rec).cpu();
+            // One upload per batch: the model and the feature network read the same device copy.
+            var xModel = PixelScale.ToModel(x.to(tokenizer.Device));
+            var (rec, _, ids) = tokenizer.Model.forward(xModel);
+            var recOnDevice = PixelScale.ToBytes(rec);
+            var recBytes = recOnDevice.cpu();
             var recPixels = recBytes.to(ScalarType.Float32);
             psnr += ImageQuality.Psnr(x, recPixels).Select(p => Math.Min(p, 100)).Sum();
             ssim += ImageQuality.Ssim(x, recPixels).Sum();
@@ -46,9 +49,8 @@ internal static class ReconstructionEvaluator
             if (features != null)
             {
                 // Features of what a user sees: the originals and the reconstructions rounded to bytes.
-                var device = tokenizer.Device;
-                originalFeatures.Add(features.forward(PixelScale.ToModel(x.to(device))).cpu().MoveToOuterDisposeScope());
-                reconstructionFeatures.Add(features.forward(PixelScale.ToModel(recPixels.to(device))).cpu().MoveToOuterDisposeScope());
+                originalFeatures.Add(features.forward(xModel).cpu().MoveToOuterDisposeScope());
+                reconstructionFeatures.Add(features.forward(PixelScale.ToModel(recOnDevice)).cpu().MoveToOuterDisposeScope());
             }
             for (int i = 0; keep != null && i < filled && keep.Count < keepCount; i++)
             {
