@@ -71,6 +71,21 @@ public sealed class PrecisionTests
     }
 
     [TestMethod]
+    public void BFloat16PerceptualDistanceStaysClose()
+    {
+        using var distance = Perceptual.ResNetPerceptualDistance.Load();
+        var x = Images(4, 32, 5).expand(-1, 3, -1, -1);
+        var y = (x + 0.3 * Images(4, 32, 6)).clamp(-1, 1);
+        using var _ = no_grad();
+        var full = distance.Distance(x, y);
+        Tensor mixed;
+        using (MixedPrecision.Enter(Precision.BFloat16)) mixed = distance.Distance(x, y);
+        Assert.AreEqual(ScalarType.Float32, mixed.dtype);
+        double error = RelativeError(mixed, full);
+        Assert.IsTrue(error is > 0 and < 0.05, $"relative error {error}");
+    }
+
+    [TestMethod]
     public void BFloat16TrainingLowersTheLossAndKeepsFloat32Weights()
     {
         var reports = new List<VqganProgress>();

@@ -147,7 +147,7 @@ public sealed class ResNet18Features : nn.Module<Tensor, Tensor>
         {
             var y = op switch
             {
-                Conv c => nn.functional.conv2d(Pad(values[c.Input], c.Pads), buffers[$"conv{c.Index}_weight"], buffers[$"conv{c.Index}_bias"], strides: new[] { c.Stride, c.Stride }),
+                Conv c => Modules.MixedPrecision.Conv2d(Pad(values[c.Input], c.Pads), buffers[$"conv{c.Index}_weight"], buffers[$"conv{c.Index}_bias"], new[] { c.Stride, c.Stride }),
                 Relu r => nn.functional.relu(values[r.Input]),
                 Add a => values[a.A] + values[a.B],
                 // Zero padding is the ONNX max-pool's −∞ here: it follows a ReLU.
@@ -156,9 +156,9 @@ public sealed class ResNet18Features : nn.Module<Tensor, Tensor>
                 _ => throw new InvalidOperationException(),
             };
             values[op.Output] = y;
-            if (stages != null && stageEnds.Contains(op.Output)) stages.Add(y);
+            if (stages != null && stageEnds.Contains(op.Output)) stages.Add(Modules.MixedPrecision.Float(y));
         }
-        return values[ops[^1].Output];
+        return Modules.MixedPrecision.Float(values[ops[^1].Output]);
     }
 
     /// <summary>ONNX pads (top, left, bottom, right) as an explicit pad, so that CNTK's asymmetric padding is kept.</summary>
