@@ -85,7 +85,7 @@ internal static class Demo
 
         // 4. Judge the samples with a classifier trained on real digits only.
         Console.WriteLine("\n4. Class consistency");
-        var classifier = ml.Taming().TrainImageClassifier(train, epochs: 6);
+        var classifier = ml.Taming().TrainImageClassifier(train, epochs: 6, device: device);
         Console.WriteLine($"   Classifier trained on real digits, held-out accuracy: {ml.Taming().EvaluateClassification(test, classifier)}");
         var consistency = ml.Taming().EvaluateClassification(generated, classifier, "GeneratedImage", "Label");
         Console.WriteLine($"   Generated digits recognised as the class they were conditioned on: {consistency}");

@@ -155,6 +155,7 @@ internal static class PriorCommands
         string labels = args.String("labels") ?? DataSources.EmbeddedMnistLabels;
         int count = args.Int("count") ?? 50;
         bool json = args.Flag("json");
+        string device = args.String("device") ?? "cpu";
         var sampling = SamplingFrom(args);
         args.RejectUnknown();
 
@@ -165,16 +166,16 @@ internal static class PriorCommands
         var real = DataSources.Load(ml, images, labels, idxPadTo: tokenizer.Resolution);
         int rows = (int)(real.GetRowCount() ?? 0);
         var (training, heldOut) = (ml.Data.TakeRows(real, rows * 9 / 10), ml.Data.SkipRows(real, rows * 9 / 10));
-        var classifier = ml.Taming().TrainImageClassifier(training, channels: tokenizer.Channels, epochs: 6);
+        var classifier = ml.Taming().TrainImageClassifier(training, channels: tokenizer.Channels, epochs: 6, device: device);
         var accuracy = ml.Taming().EvaluateClassification(heldOut, classifier);
         var wanted = ml.Data.LoadFromEnumerable(Enumerable.Range(0, prior.Layout.ClassCount * count)
             .Select(i => new LabelRow { Label = i % prior.Layout.ClassCount }).ToList());
         // Sampled once (ML.NET caches the token column, not image columns), decoded for each judge.
         var tokens = ml.Data.Cache(ml.Transforms.GenerateTokens("Generated", prior, labelColumnName: "Label", options: sampling).Fit(wanted).Transform(wanted));
         var generated = ml.Transforms.DecodeTokens("GeneratedImage", "Generated", tokenizer).Fit(tokens).Transform(tokens);
-        var metrics = ml.Taming().EvaluateGeneration(generated, heldOut, "GeneratedImage", classifier: classifier);
+        var metrics = ml.Taming().EvaluateGeneration(generated, heldOut, "GeneratedImage", classifier: classifier, device: device);
         // The same distance between as many real training images and the held-out ones: the floor at this sample size.
-        var floor = ml.Taming().EvaluateGeneration(ml.Data.TakeRows(training, metrics.Count), heldOut);
+        var floor = ml.Taming().EvaluateGeneration(ml.Data.TakeRows(training, metrics.Count), heldOut, device: device);
         Console.WriteLine($"Classifier on held-out real images: {accuracy}");
         Console.WriteLine($"Generated (top-k {sampling.TopK}, top-p {sampling.TopP}, temperature {sampling.Temperature}): {metrics}");
         Console.WriteLine($"Real training images against the same held-out set: FID {floor.Fid:F2} ({floor.Count} vs {floor.RealCount})");

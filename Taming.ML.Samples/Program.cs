@@ -50,7 +50,7 @@ static int Usage(int code, string? problem = null)
           generate             --tokenizer <zip> --prior <zip> [--label k | --all-labels] [--count N] [--temperature t]
                                [--top-k k] [--top-p p] [--seed s] [--height-tokens H --width-tokens W] --output <png>
                                image-conditioned priors: --condition <image> --condition-tokenizer <zip> (canvas = the condition's token grid)
-          evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json]
+          evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json] [--device d]
           classify-tokens      [--tokenizer <zip>] [--prior <zip>] [--images <idx> --labels <idx>]: tokens as features of an ML.NET
                                classifier (vs. raw pixels), and the prior's bits per token as an anomaly score
           bench                [--device cpu|cuda] [--precision float32,tf32,bf16] [--only train,encode,decode,sample,windowed] [--steps N] [--resolution R]

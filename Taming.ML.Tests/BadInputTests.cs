@@ -27,6 +27,19 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void AskingForCudaWithoutAGpuSaysHowToGetIt()
+    {
+        if (TorchSharp.torch.cuda.is_available()) Assert.Inconclusive("This machine has CUDA.");
+        var ml = new MLContext(seed: 1);
+        var options = TinyData.Options(steps: 2);
+        options.Device = "cuda";
+        var fit = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8)));
+        StringAssert.Contains(fit.Message, "TorchSharp-cuda-linux");
+        var judge = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Taming().TrainImageClassifier(TinyData.ImageView(8), device: "cuda"));
+        StringAssert.Contains(judge.Message, "CUDA");
+    }
+
+    [TestMethod]
     public void WrongColumnTypeIsNamed()
     {
         var ml = new MLContext();

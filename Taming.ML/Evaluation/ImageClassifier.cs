@@ -14,9 +14,12 @@ public sealed class ImageClassifier
 {
     private readonly ConvClassifierNet net;
 
-    private ImageClassifier(ConvClassifierNet net, int channels, int resolution, int classes)
+    private readonly Device device;
+
+    private ImageClassifier(ConvClassifierNet net, Device device, int channels, int resolution, int classes)
     {
         this.net = net;
+        this.device = device;
         Channels = channels;
         Resolution = resolution;
         ClassCount = classes;
@@ -29,12 +32,13 @@ public sealed class ImageClassifier
     /// <summary>Number of classes.</summary>
     public int ClassCount { get; }
 
-    internal static ImageClassifier Train(ImageSet images, IReadOnlyList<int> labels, int classes, int epochs, int seed, Action<string>? log)
+    internal static ImageClassifier Train(ImageSet images, IReadOnlyList<int> labels, int classes, int epochs, int seed, Device device, Action<string>? log)
     {
         if (images.Count == 0) throw new InvalidOperationException("The classifier's training data is empty.");
         random.manual_seed(seed);
         var rng = new Random(seed);
         var net = new ConvClassifierNet(images.Channels, images.Height, classes);
+        net.to(device);
         var optimizer = optim.Adam(net.parameters(), 1e-3);
         net.train();
         var order = Enumerable.Range(0, images.Count).ToArray();
@@ -47,8 +51,8 @@ public sealed class ImageClassifier
             {
                 var idx = order.Skip(start).Take(64).ToArray();
                 using var scope = NewDisposeScope();
-                var x = images.Batch(idx, CPU);
-                var y = tensor(idx.Select(i => (long)labels[i]).ToArray());
+                var x = images.Batch(idx, device);
+                var y = tensor(idx.Select(i => (long)labels[i]).ToArray(), device: device);
                 var loss = nn.functional.cross_entropy(net.forward(x), y);
                 optimizer.zero_grad();
                 loss.backward();
@@ -60,7 +64,7 @@ public sealed class ImageClassifier
         }
         net.eval();
         optimizer.Dispose();
-        return new ImageClassifier(net, images.Channels, images.Height, classes);
+        return new ImageClassifier(net, device, images.Channels, images.Height, classes);
     }
 
     /// <summary>The most likely class of each image.</summary>
@@ -73,8 +77,8 @@ public sealed class ImageClassifier
         {
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            var x = images.Batch(Enumerable.Range(start, Math.Min(256, images.Count - start)).ToArray(), CPU);
-            predictions.AddRange(net.forward(x).argmax(1).data<long>().Select(p => (int)p));
+            var x = images.Batch(Enumerable.Range(start, Math.Min(256, images.Count - start)).ToArray(), device);
+            predictions.AddRange(net.forward(x).argmax(1).cpu().data<long>().Select(p => (int)p));
         }
         return predictions.ToArray();
     }

@@ -166,11 +166,13 @@ public sealed class TamingCatalog
 
     /// <summary>
     /// Trains a small CNN on real labelled images (gray or RGB, square), to judge generated images with
-    /// <see cref="EvaluateClassification"/>. The images must have the resolution of the data it will judge.
+    /// <see cref="EvaluateClassification"/>. The images must have the resolution of the data it will judge. It trains
+    /// and judges on <paramref name="device"/> ("cpu", "cuda" or "cuda:N").
     /// </summary>
     public ImageClassifier TrainImageClassifier(IDataView data, string imageColumnName = "Image", string labelColumnName = "Label",
-        int channels = 1, int epochs = 3, int seed = 1)
+        int channels = 1, int epochs = 3, int seed = 1, string device = "cpu")
     {
+        var torchDevice = Native.TorchRuntime.ResolveDevice(device);
         var image = data.Schema.GetColumnOrNull(imageColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Image column '{imageColumnName}' not found in the data.");
         var (_, h, w) = ImageColumnReader.Inspect(image);
@@ -179,7 +181,7 @@ public sealed class TamingCatalog
         int classes = TokenColumns.InspectLabel(data.Schema[labelColumnName]) ?? labels.Max() + 1;
         var host = ((IHostEnvironment)ml).Register(nameof(ImageClassifier));
         using var ch = host.Start("Train");
-        return ImageClassifier.Train(images, labels, classes, epochs, seed, m => ch.Info(m));
+        return ImageClassifier.Train(images, labels, classes, epochs, seed, torchDevice, m => ch.Info(m));
     }
 
     /// <summary>
