@@ -53,8 +53,9 @@ static int Usage(int code, string? problem = null)
           evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json] [--device d]
           classify-tokens      [--tokenizer <zip>] [--prior <zip>] [--images <idx> --labels <idx>]: tokens as features of an ML.NET
                                classifier (vs. raw pixels), and the prior's bits per token as an anomaly score
-          bench                [--device cpu|cuda] [--precision float32,tf32,bf16] [--only train,encode,decode,sample,windowed] [--steps N] [--resolution R]
-                               [--gpt-layers L] [--gpt-width C] [--canvas N]: the reference's timed workloads (VQGAN f16, 24-layer GPT)
+          bench                [--config reference|demo] [--device cpu|cuda] [--precision float32,tf32,bf16] [--steps N]
+                               [--only train,encode,decode,prior,sample,windowed] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N]:
+                               the reference's timed workloads (VQGAN f16, 24-layer GPT), or the sample's own MNIST models (--config demo)
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder
           benchmark-sampling   [--prior <zip>] [--count N]: key/value-cached vs. uncached sampling
           benchmark-windowed   [--prior <zip> | --window N [--layers L] [--width C]] [--height-tokens H] [--width-tokens W] [--count N]: windowed modes vs. the reference loop

@@ -56,6 +56,7 @@ internal static class MixedPrecision
         });
     }
 
+    [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(w))]
     private static Tensor? Weight(Tensor? w)
     {
         if (w is null || ComputeDtype is not { } d || w.dtype == d) return w;
@@ -80,17 +81,17 @@ internal static class MixedPrecision
 
     /// <summary>A convolution in the compute dtype, for networks that keep their weights as tensors (the perceptual one).</summary>
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, long[] stride, long[]? padding = null, long[]? dilation = null, long groups = 1) =>
-        nn.functional.conv2d(Compute(x), Weight(weight)!, Weight(bias), stride, padding, dilation, groups);
+        nn.functional.conv2d(Compute(x), Weight(weight), Weight(bias), stride, padding, dilation, groups);
 
     public static Tensor Autocast(this TorchSharp.Modules.Linear linear, Tensor x) =>
         ComputeDtype is null ? linear.forward(x)
-            : nn.functional.linear(Compute(x), Weight(linear.weight)!, Weight(linear.bias));
+            : nn.functional.linear(Compute(x), Weight(linear.weight!), Weight(linear.bias));
 
     /// <summary>GroupNorm in the compute dtype: libtorch accumulates its statistics in float32 anyway, and the
     /// convolution after it reads bf16, so this spares two casts of every activation.</summary>
     public static Tensor Autocast(this TorchSharp.Modules.GroupNorm norm, Tensor x) =>
         ComputeDtype is null ? norm.forward(Float(x))
-            : nn.functional.group_norm(Compute(x), norm.num_groups, Weight(norm.weight)!, Weight(norm.bias)!, norm.eps);
+            : nn.functional.group_norm(Compute(x), norm.num_groups, Weight(norm.weight!), Weight(norm.bias!), norm.eps);
 
     public static Tensor Autocast(this TorchSharp.Modules.LayerNorm norm, Tensor x) => norm.forward(Float(x));
 
