@@ -18,7 +18,7 @@ internal static class Bench
 {
     /// <summary>
     /// bench [--config reference|demo] [--device cpu|cuda] [--precision float32,tf32,bf16] [--only train,encode,decode,prior,sample,windowed]
-    /// [--steps N] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N]. The reference configuration is the one the
+    /// [--steps N] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N] [--no-cudnn-benchmark]. The reference configuration is the one the
     /// reference implementation was timed with; on a CPU, smaller --resolution / --gpt-layers / --canvas give a quick run.
     /// The demo configuration is the sample's own: the MNIST tokenizer (without its perceptual term) and prior.
     /// </summary>
@@ -35,6 +35,8 @@ internal static class Bench
         var precisions = List(args.String("precision") ?? "float32").Select(p => Arguments.ParsePrecision(p, "precision")).ToList();
         int steps = args.Int("steps") ?? 5;
         var config = demo ? Config.Demo() : Config.Reference(args.Int("resolution") ?? 256, args.Int("gpt-layers") ?? 24, args.Int("gpt-width") ?? 1024, args.Int("canvas") ?? 32);
+        // cuDNN's per-shape algorithm search is on by default; this measures without it.
+        if (args.Flag("no-cudnn-benchmark")) Native.TorchRuntime.CudnnBenchmark = false;
         args.RejectUnknown();
         var device = Native.TorchRuntime.ResolveDevice(deviceName);
         var ml = new MLContext(seed: 1);
@@ -144,16 +146,18 @@ internal static class Bench
         finally { backends.cuda.matmul.allow_tf32 = tf32; }
     }
 
-    /// <summary>Training images per second through the ML.NET estimator: the time between step reports after a warm-up step.</summary>
+    /// <summary>Training images per second through the ML.NET estimator: the time between the progress reports after
+    /// <paramref name="steps"/> warm-up steps and after as many more (a report reads the device, so reporting every
+    /// step would stall the queue of work that a GPU runs ahead on).</summary>
     private static double TrainingRate(MLContext ml, IDataView data, VqganOptions options, int steps)
     {
         var elapsed = new List<TimeSpan>();
-        options.Steps = steps + 1;
+        options.Steps = 2 * steps;
         options.DiscStart = 0; // both the autoencoder and the discriminator step, adaptive λ included
-        options.ProgressInterval = 1;
+        options.ProgressInterval = steps;
         options.Progress = p => elapsed.Add(p.Elapsed);
         ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(data);
-        return options.BatchSize * (elapsed.Count - 1) / (elapsed[^1] - elapsed[0]).TotalSeconds;
+        return options.BatchSize * steps / (elapsed[^1] - elapsed[0]).TotalSeconds;
     }
 
     /// <summary>Prior training tokens per second through the ML.NET estimator on random token grids.</summary>
@@ -170,8 +174,8 @@ internal static class Bench
         schema[nameof(TokenRow.Label)].ColumnType = new KeyDataViewType(typeof(uint), Math.Max(2, layout.ClassCount));
         var data = ml.Data.LoadFromEnumerable(rows, schema);
         var elapsed = new List<(TimeSpan Time, int Step)>();
-        options.Steps = steps + 1;
-        options.ProgressInterval = 1;
+        options.Steps = 2 * steps; // timed between the reports after warm-up and at the end, as above
+        options.ProgressInterval = steps;
         options.ValidationFraction = 0;
         options.EarlyStoppingPatience = 0;
         options.Progress = p => elapsed.Add((p.Elapsed, p.Step));

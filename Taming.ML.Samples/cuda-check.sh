@@ -5,8 +5,10 @@
 # Usage: cuda-check.sh <output dir> [command that runs the sample app]
 #   default app command: dotnet run --project Taming.ML.Samples -c Release --
 # Each step prints its outcome; a failing step is reported and the others still run.
-# DEVICE (default cuda), STEPS (training steps, default 1500), WINDOWED (the untrained prior of the windowed benchmark,
-# default --window 16 --layers 24 --width 1024) and BENCH (extra bench options, e.g. --only train) adjust it.
+# DEVICE (default cuda), PARTS (which parts and in what order, default "bench e2e modes"), PRECISIONS (bench's, one
+# process each, default "float32 tf32 bf16"), STEPS (training steps, default 1500), WINDOWED (the untrained prior of
+# the windowed modes, default --window 16 --layers 24 --width 1024), BENCH (extra bench options, e.g. --only train) and
+# STEP_TIMEOUT (seconds one step may run, default 600) adjust it.
 set -uo pipefail
 out=${1:?usage: cuda-check.sh <output dir> [app command]}
 app=${2:-dotnet run --project Taming.ML.Samples -c Release --}
@@ -21,23 +23,30 @@ step() {
   local name=$1; shift
   echo "== $name"
   local start=$SECONDS
-  if "$@"; then echo "== $name: ok ($((SECONDS - start)) s)"; else echo "== $name: FAILED ($((SECONDS - start)) s)"; failed=$((failed + 1)); fi
+  if timeout ${STEP_TIMEOUT:-600} "$@"; then echo "== $name: ok ($((SECONDS - start)) s)"; else echo "== $name: FAILED ($((SECONDS - start)) s)"; failed=$((failed + 1)); fi
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
-for p in float32 bf16; do
-  step "tokenizer $p" $app train-tokenizer --images "$mnist" --labels "$labels" --take 9000 --output "$out/tokenizer-$p.zip" \
-    --steps $steps --disc-weight 0.1 --seed 1 --device $device --precision $p
-  step "evaluate tokenizer $p" $app evaluate-tokenizer --model "$out/tokenizer-$p.zip" --images "$mnist" --skip 9000 --grid "$out/reconstructions-$p.png"
-done
-step "prior" $app train-prior --tokenizer "$out/tokenizer-float32.zip" --images "$mnist" --labels "$labels" --output "$out/prior.zip" \
-  --steps $steps --seed 1 --device $device
-step "generate" $app generate --tokenizer "$out/tokenizer-float32.zip" --prior "$out/prior.zip" --all-labels --count 8 --top-k 20 --output "$out/samples.png"
-step "generate windowed 16x16" $app generate --tokenizer "$out/tokenizer-float32.zip" --prior "$out/prior.zip" --label 3 --count 4 \
-  --height-tokens 16 --width-tokens 16 --output "$out/windowed.png"
-step "ML.NET vs raw TorchSharp" $app benchmark-tokenizer --model "$out/tokenizer-float32.zip" --images "$mnist"
-step "cached vs uncached sampling" $app benchmark-sampling --prior "$out/prior.zip"
-step "windowed modes" $app benchmark-windowed ${WINDOWED:---window 16 --layers 24 --width 1024} --height-tokens 32 --width-tokens 32 --count 4 --repeats 1 --device $device
-step "bench" $app bench --device $device --precision float32,tf32,bf16 ${BENCH:-}
+bench() {
+  for p in ${PRECISIONS:-float32 tf32 bf16}; do step "bench $p" $app bench --device $device --precision $p ${BENCH:-}; done
+}
+e2e() {
+  for p in float32 bf16; do
+    step "tokenizer $p" $app train-tokenizer --images "$mnist" --labels "$labels" --take 9000 --output "$out/tokenizer-$p.zip" \
+      --steps $steps --disc-weight 0.1 --seed 1 --device $device --precision $p
+    step "evaluate tokenizer $p" $app evaluate-tokenizer --model "$out/tokenizer-$p.zip" --images "$mnist" --skip 9000 --grid "$out/reconstructions-$p.png"
+  done
+  step "prior" $app train-prior --tokenizer "$out/tokenizer-float32.zip" --images "$mnist" --labels "$labels" --output "$out/prior.zip" \
+    --steps $steps --seed 1 --device $device
+  step "generate" $app generate --tokenizer "$out/tokenizer-float32.zip" --prior "$out/prior.zip" --all-labels --count 8 --top-k 20 --output "$out/samples.png"
+  step "generate windowed 16x16" $app generate --tokenizer "$out/tokenizer-float32.zip" --prior "$out/prior.zip" --label 3 --count 4 \
+    --height-tokens 16 --width-tokens 16 --output "$out/windowed.png"
+  step "ML.NET vs raw TorchSharp" $app benchmark-tokenizer --model "$out/tokenizer-float32.zip" --images "$mnist"
+  step "cached vs uncached sampling" $app benchmark-sampling --prior "$out/prior.zip"
+}
+modes() {
+  step "windowed modes" $app benchmark-windowed ${WINDOWED:---window 16 --layers 24 --width 1024} --height-tokens 32 --width-tokens 32 --count 4 --repeats 1 --device $device
+}
+for part in ${PARTS:-bench e2e modes}; do $part; done
 echo "cuda-check: $failed step(s) failed"
 exit $((failed > 0))

@@ -37,6 +37,6 @@ internal sealed class ImageSet
         var bytes = new byte[indices.Count * PixelsPerImage];
         for (int i = 0; i < indices.Count; i++) images[indices[i]].CopyTo(bytes, i * PixelsPerImage);
         using var raw = tensor(bytes, new long[] { indices.Count, Channels, Height, Width });
-        return PixelScale.ToModel(raw.to(device));
+        return PixelScale.ToModel(Native.TorchRuntime.Upload(raw, device)); // training steps queue without waiting
     }
 }

@@ -38,7 +38,7 @@ internal sealed class CausalSelfAttention : Module<Tensor, Tensor>
         var qkv = c_attn.Autocast(x).view(b, t, 3, heads, d).permute(2, 0, 3, 1, 4);
         // Without a cache (training) unbind, whose gradient is one stack; selections would each zero-fill a full-size gradient.
         var parts = cache is null ? qkv.unbind(0) : null;
-        Tensor q = parts?[0] ?? qkv[0], kv = cache is null ? qkv : qkv.narrow(0, 1, 2);
+        Tensor q = parts?[0] ?? qkv.select(0, 0), kv = cache is null ? qkv : qkv.narrow(0, 1, 2);
         Tensor? Pick(Tensor? m) => m?.gather(2, queryAt!.view(b, 1, 1, 1).expand(b, m.shape[1], 1, m.shape[3]));
         if (queryAt is not null) q = Pick(q)!;
         double p = training ? dropout : 0;
@@ -46,12 +46,12 @@ internal sealed class CausalSelfAttention : Module<Tensor, Tensor>
         if (cache is { IsRagged: true })
         {
             (kv, var mask) = cache.AppendRagged(layer, kv);
-            y = functional.scaled_dot_product_attention(q, kv[0], kv[1], queryAt is null ? mask : Pick(mask), p: p);
+            y = functional.scaled_dot_product_attention(q, kv.select(0, 0), kv.select(0, 1), queryAt is null ? mask : Pick(mask), p: p);
         }
         else
         {
             if (cache != null) kv = cache.Append(layer, kv, start);
-            Tensor k = parts?[1] ?? kv[0], v = parts?[2] ?? kv[1];
+            Tensor k = parts?[1] ?? kv.select(0, 0), v = parts?[2] ?? kv.select(0, 1); // select: cheaper than the indexer
             if (queryAt is not null)
             {
                 // One query per row, at its own position: it sees the keys up to there.

@@ -62,16 +62,17 @@ internal sealed class VectorQuantizer : Module<Tensor, QuantizerOutput>
     public Tensor Lookup(Tensor indices) => Codebook.index_select(0, indices.flatten()).reshape([.. indices.shape, -1]);
 
     /// <summary>Replaces the given codes by randomly chosen lookup vectors of the current batch (plus a little
-    /// noise so that two restarts from one vector can separate).</summary>
+    /// noise so that two restarts from one vector can separate). The draws come from <paramref name="generator"/> on the
+    /// CPU (the same restarts on every device) and are then moved to the inputs' device.</summary>
     public void Restart(long[] deadCodes, Tensor inputs, Generator? generator = null)
     {
         if (deadCodes.Length == 0) return;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var weight = embedding.weight!;
-        var pick = randint(inputs.shape[0], new long[] { deadCodes.Length }, generator: generator, device: inputs.device);
+        var pick = randint(inputs.shape[0], new long[] { deadCodes.Length }, generator: generator).to(inputs.device);
         var fresh = inputs.index_select(0, pick);
-        fresh = fresh + 0.01 * fresh.std() * randn(fresh.shape, generator: generator, device: fresh.device);
+        fresh = fresh + 0.01 * fresh.std() * randn(fresh.shape, generator: generator).to(fresh.device);
         weight.index_copy_(0, tensor(deadCodes, device: weight.device), fresh.to(weight.dtype));
     }
 }

@@ -23,14 +23,15 @@ public static class PriorSampler
         if (seeds.Count != b) throw new ArgumentException($"{b} prefixes but {seeds.Count} seeds.");
         var device = prefix.device;
         using var outer = NewDisposeScope();
-        using var _ = no_grad();
+        // An ordinary tensor for the result (the loop writes it in place); inference tensors could not be changed afterwards.
+        var tokens = zeros(new[] { b, (long)n }, ScalarType.Int64, device);
+        using var _ = inference_mode(true); // no autograd bookkeeping in libtorch's dispatch: a step is bound by per-op cost
         using var weights = Modules.MixedPrecision.CastWeightsOnce();
         bool wasTraining = model.training;
         model.eval();
         try
         {
             var uniforms = Uniforms(seeds, n).to(device);
-            var tokens = zeros(new[] { b, (long)n }, ScalarType.Int64, device);
             if (options.UseCache)
             {
                 using var cache = model.NewCache(b);

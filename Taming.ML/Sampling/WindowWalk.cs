@@ -67,7 +67,7 @@ internal sealed class WindowWalk
     /// </summary>
     public void Run(WindowMode mode, Func<Tensor, Tensor, Tensor> choose)
     {
-        using var _ = no_grad();
+        using var _ = inference_mode(true); // no autograd bookkeeping in libtorch's dispatch: a step is bound by per-op cost
         using var weights = Modules.MixedPrecision.CastWeightsOnce();
         bool wasTraining = model.training;
         model.eval();
@@ -260,11 +260,7 @@ internal sealed class WindowWalk
         return maps.Count - 1;
     }
 
-    private Tensor Upload(long[] values)
-    {
-        var host = tensor(values);
-        return Device.type == DeviceType.CPU ? host : host.pin_memory().to(Device, non_blocking: true);
-    }
+    private Tensor Upload(long[] values) => Native.TorchRuntime.Upload(tensor(values), Device);
 
     /// <summary>
     /// One batched forward pass over the feeds (rows feed-major, canvas-minor), then the draws. With a cache, feed r

@@ -44,15 +44,13 @@ internal sealed class GptTrainer
         model.to(device).train();
         using var precision = Modules.MixedPrecision.Enter(o.Precision); // backward passes too
         var (decay, noDecay) = model.ParameterGroups();
-        var optimizer = optim.AdamW(new[]
-        {
-            new TorchSharp.Modules.AdamW.ParamGroup(decay, new TorchSharp.Modules.AdamW.Options { weight_decay = o.WeightDecay }),
-            new TorchSharp.Modules.AdamW.ParamGroup(noDecay, new TorchSharp.Modules.AdamW.Options { weight_decay = 0 }),
-        }, o.LearningRate, beta1: 0.9, beta2: 0.95);
+        using var optimizer = new FlatAdam(new[] { (decay.AsEnumerable(), o.WeightDecay), (noDecay, 0.0) }, beta1: 0.9, beta2: 0.95);
+        // The training loss is summed on the device and read at reports: a step queues its work without waiting.
+        using var lossSum = zeros(1, device: device);
 
         var clock = Stopwatch.StartNew();
         int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0;
-        double best = double.PositiveInfinity, lossSum = 0;
+        double best = double.PositiveInfinity;
         long tokens = 0;
         TimeSpan windowStart = TimeSpan.Zero;
         Dictionary<string, Tensor>? bestWeights = null;
@@ -61,7 +59,7 @@ internal sealed class GptTrainer
             o.CancellationToken.ThrowIfCancellationRequested();
             double progress = Math.Max((double)step / o.Steps, o.TimeBudget is { } budget ? clock.Elapsed / budget : 0);
             if (progress >= 1) break;
-            foreach (var g in optimizer.ParamGroups) g.LearningRate = LearningRateAt(progress, step);
+            optimizer.LearningRate = LearningRateAt(progress, step);
 
             var batch = new List<long[]>(o.BatchSize);
             for (int i = 0; i < Math.Min(o.BatchSize, train.Count); i++)
@@ -72,11 +70,11 @@ internal sealed class GptTrainer
             using (var scope = NewDisposeScope())
             {
                 var loss = Loss(model, batch, corrupt: o.PKeep < 1);
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 loss.backward();
-                nn.utils.clip_grad_norm_(model.parameters(), o.GradientClip);
-                optimizer.step();
-                lossSum += loss.item<float>();
+                optimizer.ClipGradNorm(o.GradientClip);
+                optimizer.Step();
+                lossSum.add_(loss.detach());
                 windowSteps++;
             }
             step++;
@@ -84,7 +82,7 @@ internal sealed class GptTrainer
 
             if (step % o.ProgressInterval == 0 || step == o.Steps)
             {
-                double trainLoss = lossSum / windowSteps;
+                double trainLoss = lossSum.item<float>() / windowSteps;
                 double validationLoss = validation.Count > 0 ? Evaluate(model, validation) : double.NaN;
                 double tracked = validation.Count > 0 ? validationLoss : trainLoss;
                 if (tracked < best - 1e-4)
@@ -105,7 +103,7 @@ internal sealed class GptTrainer
                 };
                 log?.Invoke(report.ToString());
                 o.Progress?.Invoke(report);
-                lossSum = 0;
+                lossSum.zero_();
                 windowSteps = 0;
                 tokens = 0;
                 windowStart = elapsed;
@@ -124,7 +122,6 @@ internal sealed class GptTrainer
             foreach (var t in bestWeights.Values) t.Dispose();
         }
         model.eval();
-        optimizer.Dispose();
         return model;
     }
 
@@ -141,7 +138,7 @@ internal sealed class GptTrainer
     internal Tensor Loss(Gpt model, IReadOnlyList<long[]> batch, bool corrupt)
     {
         int p = layout.PrefixLength, n = layout.ImageLength;
-        var ids = tensor(batch.SelectMany(s => s).ToArray(), new long[] { batch.Count, p + n }).to(device);
+        var ids = Native.TorchRuntime.Upload(tensor(batch.SelectMany(s => s).ToArray(), new long[] { batch.Count, p + n }), device);
         Tensor? input = null;
         if (corrupt)
         {

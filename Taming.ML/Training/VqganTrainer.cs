@@ -35,7 +35,7 @@ internal sealed class VqganTrainer
         if (data.Count == 0) throw new InvalidOperationException("The training data has no images.");
         int seed = o.Seed ?? 0;
         random.manual_seed(seed);
-        var generator = new Generator((ulong)seed, device);
+        using var generator = new Generator((ulong)seed); // CPU draws: restarts do not depend on the device
         var rng = new Random(seed);
 
         // The shipped ResNet18 distance unless the caller brought one.
@@ -46,8 +46,8 @@ internal sealed class VqganTrainer
         using var precision = MixedPrecision.Enter(o.Precision); // backward passes and the discriminator too
         var discriminator = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
         discriminator.to(device).train();
-        var optAe = optim.Adam(model.parameters(), o.LearningRate, beta1: 0.5, beta2: 0.9);
-        var optD = optim.Adam(discriminator.parameters(), o.LearningRate, beta1: 0.5, beta2: 0.9);
+        using var optAe = new FlatAdam(new[] { (model.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9);
+        using var optD = new FlatAdam(new[] { (discriminator.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9);
         // Counts and loss sums stay on the device: a step queues its work without waiting for the device to finish.
         using var usage = new CodebookUsage(o.CodebookSize, device);
         using var window = new WindowStats(device);
@@ -61,7 +61,7 @@ internal sealed class VqganTrainer
             double progress = Math.Max((double)step / o.Steps,
                 o.TimeBudget is { } budget ? clock.Elapsed / budget : 0);
             if (progress >= 1) break;
-            SetLearningRate(optAe, optD, LearningRateAt(progress, step));
+            optAe.LearningRate = optD.LearningRate = LearningRateAt(progress, step);
             bool gan = o.DiscStart switch { null => progress >= 0.6, < 0 => false, var start => step >= start };
 
             using (var scope = NewDisposeScope())
@@ -79,15 +79,15 @@ internal sealed class VqganTrainer
                     lambda = GanLosses.AdaptiveWeight(nll, gLoss, model.LastLayerWeight, o.AdaptiveWeightDelta) * o.DiscWeight;
                     loss = loss + lambda * gLoss;
                 }
-                optAe.zero_grad();
+                optAe.ZeroGrad();
                 loss.backward();
-                optAe.step();
+                optAe.Step();
                 if (gan)
                 {
                     dLoss = GanLosses.DiscriminatorHinge(discriminator.forward(x.detach()), discriminator.forward(xrec.detach()));
-                    optD.zero_grad();
+                    optD.ZeroGrad();
                     dLoss.backward();
-                    optD.step();
+                    optD.Step();
                 }
 
                 step++;
@@ -112,8 +112,6 @@ internal sealed class VqganTrainer
         }
         model.eval();
         discriminator.Dispose();
-        optAe.Dispose();
-        optD.Dispose();
         return model;
     }
 
@@ -123,12 +121,6 @@ internal sealed class VqganTrainer
         int warmup = Math.Min(100, o.Steps / 50);
         if (step < warmup) return o.LearningRate * (step + 1) / warmup;
         return o.LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress))));
-    }
-
-    private static void SetLearningRate(optim.Optimizer a, optim.Optimizer b, double lr)
-    {
-        foreach (var g in a.ParamGroups) g.LearningRate = lr;
-        foreach (var g in b.ParamGroups) g.LearningRate = lr;
     }
 
     /// <summary>Shuffled batches, reshuffled every epoch.</summary>
