@@ -34,6 +34,7 @@ internal static class Benchmarks
                 new long[] { Math.Min(batch, n - b * batch), 1, r, r }))
             .ToList();
 
+        var device = tokenizer.Model.parameters().First().device; // where the saved model runs
         double Direct()
         {
             var clock = Stopwatch.StartNew();
@@ -41,7 +42,7 @@ internal static class Benchmarks
             {
                 using var scope = NewDisposeScope();
                 using var _ = no_grad();
-                tokenizer.Model.Tokenize(x / 127.5f - 1f).cpu().data<long>().ToArray();
+                tokenizer.Model.Tokenize(x.to(device) / 127.5f - 1f).cpu().data<long>().ToArray();
             }
             return n / clock.Elapsed.TotalSeconds;
         }

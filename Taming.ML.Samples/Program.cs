@@ -26,7 +26,7 @@ try
 catch (Exception e) when (e is ArgumentException or FileNotFoundException or DirectoryNotFoundException
                                or InvalidDataException or InvalidOperationException)
 {
-    Console.Error.WriteLine("error: " + e);
+    Console.Error.WriteLine("error: " + e.Message);
     return 1;
 }
 
@@ -54,7 +54,7 @@ static int Usage(int code, string? problem = null)
           classify-tokens      [--tokenizer <zip>] [--prior <zip>] [--images <idx> --labels <idx>]: tokens as features of an ML.NET
                                classifier (vs. raw pixels), and the prior's bits per token as an anomaly score
           bench                [--config reference|demo] [--device cpu|cuda] [--precision float32,tf32,bf16] [--steps N]
-                               [--only train,encode,decode,prior,sample,windowed] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N] [--no-cudnn-benchmark]:
+                               [--only train,encode,decode,prior,sample,windowed] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N]:
                                the reference's timed workloads (VQGAN f16, 24-layer GPT), or the sample's own MNIST models (--config demo)
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder
           benchmark-sampling   [--prior <zip>] [--count N]: key/value-cached vs. uncached sampling

@@ -80,20 +80,8 @@ internal static class MixedPrecision
         ComputeDtype is null ? conv.forward(x) : Conv2d(x, conv.weight!, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups);
 
     /// <summary>A convolution in the compute dtype, for networks that keep their weights as tensors (the perceptual one).</summary>
-    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, long[] stride, long[]? padding = null, long[]? dilation = null, long groups = 1)
-    {
-        Tensor input = Compute(x), w = Weight(weight);
-        if (ChannelsLast && input.device_type == DeviceType.CUDA) (input, w) = (ToChannelsLast(input), ToChannelsLast(w));
-        return nn.functional.conv2d(input, w, Weight(bias), stride, padding, dilation, groups);
-    }
-
-    // Experimental: bf16 convolutions on CUDA in channels-last layout (TAMING_CHANNELS_LAST=1).
-    private static readonly bool ChannelsLast = Environment.GetEnvironmentVariable("TAMING_CHANNELS_LAST") == "1";
-
-    /// <summary>The same (N, C, H, W) tensor stored channels-last (TorchSharp has no memory-format argument; libtorch
-    /// reads the layout from the strides).</summary>
-    private static Tensor ToChannelsLast(Tensor x) =>
-        x.stride(1) == 1 ? x : x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, long[] stride, long[]? padding = null, long[]? dilation = null, long groups = 1) =>
+        nn.functional.conv2d(Compute(x), Weight(weight), Weight(bias), stride, padding, dilation, groups);
 
     public static Tensor Autocast(this TorchSharp.Modules.Linear linear, Tensor x) =>
         ComputeDtype is null ? linear.forward(x)

@@ -22,7 +22,9 @@ internal sealed class CodebookUsage : IDisposable
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var counts = ids.flatten().bincount(null, windowCounts.shape[0]);
+        // index_add_ rather than bincount, which on CUDA reads the largest id back to size its output (a sync per step).
+        var flat = ids.flatten();
+        var counts = zeros_like(windowCounts).index_add_(0, flat, ones_like(flat), 1);
         windowCounts.add_(counts);
         lastUsedStep.masked_fill_(counts > 0, step);
     }
