@@ -18,7 +18,7 @@ internal static class Bench
 {
     /// <summary>
     /// bench [--config reference|demo] [--device cpu|cuda] [--precision float32,tf32,bf16] [--only train,encode,decode,prior,sample,windowed]
-    /// [--steps N] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N]. The reference configuration is the one the
+    /// [--steps N] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N] [--cuda-graphs]. The reference configuration is the one the
     /// reference implementation was timed with; on a CPU, smaller --resolution / --gpt-layers / --canvas give a quick run.
     /// The demo configuration is the sample's own: the MNIST tokenizer (without its perceptual term) and prior.
     /// </summary>
@@ -34,6 +34,7 @@ internal static class Bench
         var only = List(args.String("only") ?? "train,encode,decode,prior,sample,windowed");
         var precisions = List(args.String("precision") ?? "float32").Select(p => Arguments.ParsePrecision(p, "precision")).ToList();
         int steps = args.Int("steps") ?? 5;
+        bool graphs = args.Flag("cuda-graphs"); // cached sampling replays its token step as a CUDA graph
         var config = demo ? Config.Demo() : Config.Reference(args.Int("resolution") ?? 256, args.Int("gpt-layers") ?? 24, args.Int("gpt-width") ?? 1024, args.Int("canvas") ?? 32);
         args.RejectUnknown();
         var device = Native.TorchRuntime.ResolveDevice(deviceName);
@@ -76,12 +77,12 @@ internal static class Bench
                 random.manual_seed(1);
                 using var gpt = new Gpt(g, layout);
                 gpt.to(device);
-                var sampling = new SamplingOptions { TopK = 100 };
+                var sampling = new SamplingOptions { TopK = 100, CudaGraphs = graphs };
                 int n = layout.ImageLength, rows = config.SampleBatch;
                 if (only.Contains("sample"))
                 {
                     double rate = Rate(() => PriorSampler.Sample(gpt, full(new long[] { rows, 1 }, (long)prefix, device: device), Enumerable.Range(0, rows).ToArray(), sampling), rows * n, steps);
-                    Report($"{gptName} cached sampling, {n} tokens × {rows}", rate, "tokens/s", GptFlops(g.Layers, g.Width, layout.CodebookSize, 1 + n / 2));
+                    Report($"{gptName} cached sampling{(graphs ? " (CUDA graph)" : "")}, {n} tokens × {rows}", rate, "tokens/s", GptFlops(g.Layers, g.Width, layout.CodebookSize, 1 + n / 2));
                 }
                 if (only.Contains("windowed"))
                 {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end check of the CUDA path in a few minutes: the tokenizer trained, evaluated and reloaded (float32 and
 # bf16, same steps), a class-conditional prior, sampling (plain and windowed), decoding, ML.NET vs. raw TorchSharp,
-# windowed modes vs. the reference loop, then the benchmark of the reference's workloads in every precision.
+# windowed modes vs. the reference loop, then the benchmark of the reference's workloads in every precision and
+# cached sampling replayed as a CUDA graph.
 # Usage: cuda-check.sh <output dir> [command that runs the sample app]
 #   default app command: dotnet run --project Taming.ML.Samples -c Release --
 # Each step prints its outcome; a failing step is reported and the others still run.
@@ -29,6 +30,7 @@ step() {
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 bench() {
   for p in ${PRECISIONS:-float32 tf32 bf16}; do step "bench $p" $app bench --device $device --precision $p ${BENCH:-}; done
+  step "bench sampling with CUDA graphs" $app bench --device $device --precision float32,bf16 ${BENCH:-} --only sample --cuda-graphs
 }
 e2e() {
   for p in float32 bf16; do

@@ -36,6 +36,14 @@ public static class PriorSampler
             {
                 using var cache = model.NewCache(b);
                 var logits = model.Forward(prefix, cache, 0, lastOnly: true).select(1, -1);
+                if (options.CudaGraphs)
+                {
+                    var first = Pick(logits, uniforms.select(1, 0), options);
+                    tokens.select(1, 0).copy_(first);
+                    using var steps = new StaticTokenStep(model, cache, tokens, uniforms, first, prefix.shape[1], options);
+                    steps.Run(n - 1, graph: device.type == DeviceType.CUDA);
+                    return tokens.MoveToOuterDisposeScope();
+                }
                 for (int i = 0; i < n; i++)
                 {
                     using var step = NewDisposeScope();

@@ -18,6 +18,15 @@ public sealed class SamplingOptions
     /// <summary>Use the key/value cache (true, default) or a full forward pass per token (for checks).</summary>
     public bool UseCache { get; set; } = true;
 
+    /// <summary>
+    /// On a GPU, capture cached sampling's token step once as a CUDA graph and replay it for every token: one launch
+    /// per token instead of hundreds of host-side libtorch calls, which bound the eager loop there. The step then
+    /// attends over the whole block under a mask, so draws can differ from the eager loop's after a float-rounding
+    /// flip. Uses libtorch's exported CUDA-graph functions (TorchSharp 0.107 does not wrap them) and falls back to
+    /// eager steps where they are missing; on a CPU the same fixed-shape step runs eagerly. Default false.
+    /// </summary>
+    public bool CudaGraphs { get; set; }
+
     /// <summary>Height of the generated token canvas; 0 (default) is the prior's trained grid. Larger canvases are
     /// sampled with the reference's sliding window.</summary>
     public int HeightTokens { get; set; }
