@@ -1,4 +1,6 @@
 using Taming.ML.Losses;
+using Taming.ML.Models;
+using Taming.ML.Modules;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,48 +12,98 @@ public sealed class LossTests
     [TestMethod]
     public void AdaptiveWeightMatchesHandComputation()
     {
-        // L_rec = Σ a⊙W and L_GAN = Σ (b⊙W)·2 have gradients a and 2b with respect to W.
+        // x̂ = W, so the losses' gradients with respect to x̂ are theirs with respect to W: a and 2b.
         var w = tensor(new float[] { 0.5f, -1f, 2f }).requires_grad_(true);
+        var reconstruction = w * 1;
         var a = tensor(new float[] { 3f, 0f, 4f });
         var b = tensor(new float[] { 1f, 2f, 2f });
-        var rec = (a * w).sum();
-        var gan = (b * w).sum() * 2;
-        double lambda = GanLosses.AdaptiveWeight(rec, gan, w, delta: 1e-4).item<float>();
+        double lambda = GanLosses.AdaptiveWeight(reconstruction, a, 2 * b, w, delta: 1e-4).item<float>();
         Assert.AreEqual(5.0 / (6.0 + 1e-4), lambda, 1e-6);
+    }
+
+    /// <summary>A two-layer generator (lin1 → SiLU → last) with a linear "discriminator".</summary>
+    private sealed class TinyGan
+    {
+        public readonly TorchSharp.Modules.Linear Lin1, Last, Disc;
+        private readonly Tensor x, target;
+
+        public TinyGan()
+        {
+            random.manual_seed(5);
+            Lin1 = nn.Linear(4, 3);
+            Last = nn.Linear(3, 2);
+            Disc = nn.Linear(2, 1);
+            x = randn(6, 4);
+            target = randn(6, 2);
+        }
+
+        public Tensor Reconstruct() => Last.forward(nn.functional.silu(Lin1.forward(x)));
+        public Tensor Rec(Tensor reconstruction) => (reconstruction - target).abs().mean();
+        public Tensor Gan(Tensor reconstruction) => -Disc.forward(reconstruction).pow(2).mean();
+        public Tensor Rest() => 0.25 * Lin1.weight!.pow(2).sum(); // stands in for the quantizer loss
     }
 
     [TestMethod]
     public void AdaptiveWeightMatchesFiniteDifferencesOnATinyNet()
     {
-        random.manual_seed(5);
-        var lin1 = nn.Linear(4, 3);
-        var last = nn.Linear(3, 2);
-        var x = randn(6, 4);
-        var target = randn(6, 2);
-        Tensor Rec() => (last.forward(nn.functional.silu(lin1.forward(x))) - target).abs().mean();
-        Tensor Gan() => -last.forward(nn.functional.silu(lin1.forward(x))).pow(2).mean();
-        double lambda = GanLosses.AdaptiveWeight(Rec(), Gan(), last.weight!, 1e-4).item<float>();
+        var net = new TinyGan();
+        var y = net.Reconstruct();
+        double lambda = GanLosses.BackwardWithAdaptiveWeight(y, net.Rec(y), net.Gan(y), net.Rest(), net.Last.weight!, 1e-4, 1.0).item<float>();
 
-        double GradNorm(Func<Tensor> loss)
+        double GradNorm(Func<Tensor, Tensor> loss)
         {
             using var _ = no_grad();
-            var weight = last.weight!;
+            var weight = net.Last.weight!;
             double sum = 0, eps = 1e-3;
             for (int i = 0; i < weight.numel(); i++)
             {
                 var flat = weight.view(-1);
                 float old = flat[i].item<float>();
                 flat[i] = old + (float)eps;
-                double plus = loss().item<float>();
+                double plus = loss(net.Reconstruct()).item<float>();
                 flat[i] = old - (float)eps;
-                double minus = loss().item<float>();
+                double minus = loss(net.Reconstruct()).item<float>();
                 flat[i] = old;
                 sum += Math.Pow((plus - minus) / (2 * eps), 2);
             }
             return Math.Sqrt(sum);
         }
-        double expected = GradNorm(Rec) / (GradNorm(Gan) + 1e-4);
+        double expected = GradNorm(net.Rec) / (GradNorm(net.Gan) + 1e-4);
         Assert.AreEqual(expected, lambda, 0.02 * expected);
+    }
+
+    [TestMethod]
+    public void TheOnePassBackwardGivesTheReferencesGradientsAndNoneToTheDiscriminator()
+    {
+        var o = TinyData.Options();
+        random.manual_seed(2);
+        using var model = new Vqgan(o);
+        using var discriminator = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
+        var x = rand(4, o.Channels, o.Resolution, o.Resolution) * 2 - 1;
+        (Tensor Reconstruction, Tensor Rec, Tensor Gan, Tensor Vq) Forward()
+        {
+            var q = model.Encode(x);
+            var xrec = model.Decode(q.Quantized);
+            return (xrec, (x - xrec).abs().mean(), GanLosses.Generator(discriminator.forward(xrec)), o.CodebookWeight * q.Loss);
+        }
+
+        var (xrec, rec, gan, vq) = Forward();
+        double lambda = GanLosses.BackwardWithAdaptiveWeight(xrec, rec, gan, vq, model.LastLayerWeight, 1e-4, 0.8).item<float>();
+        var grads = model.parameters().Select(p => p.grad!.clone()).ToList();
+        Assert.IsTrue(discriminator.parameters().All(p => p.grad is null), "the discriminator got gradients from the autoencoder step");
+
+        // The reference: λ from gradients with respect to the last layer's weight, then one backward of the whole loss.
+        foreach (var p in model.parameters()) p.grad = null;
+        (_, rec, gan, vq) = Forward();
+        var w = model.LastLayerWeight;
+        var recGrad = autograd.grad(new[] { rec }, new[] { w }, retain_graph: true)[0];
+        var ganGrad = autograd.grad(new[] { gan }, new[] { w }, retain_graph: true)[0];
+        var referenceLambda = (recGrad.norm() / (ganGrad.norm() + 1e-4)).clamp(0.0, 1e4).detach() * 0.8;
+        (rec + referenceLambda * gan + vq).backward();
+
+        Assert.AreEqual(referenceLambda.item<float>(), lambda, 1e-5 * Math.Abs(lambda));
+        foreach (var (mine, theirs) in grads.Zip(model.parameters().Select(p => p.grad!)))
+            Assert.IsTrue(mine.allclose(theirs, rtol: 1e-4, atol: 1e-6), $"gradients differ: {mine.str()} vs {theirs.str()}");
     }
 
     [TestMethod]

@@ -14,13 +14,32 @@ internal static class GanLosses
     public static Tensor Generator(Tensor logitsFake) => -logitsFake.mean();
 
     /// <summary>
-    /// λ = ‖∇_{G_L} L_rec‖ / (‖∇_{G_L} L_GAN‖ + δ), clamped to [0, 10⁴] and detached, as the reference
-    /// computes it (without the disc_weight factor). Both losses must still hold their graphs.
+    /// λ = ‖∇_{G_L} L_rec‖ / (‖∇_{G_L} L_GAN‖ + δ), clamped to [0, 10⁴] and detached, as the reference computes it
+    /// (without the disc_weight factor), from the gradients the two losses send into the reconstruction x̂ that the
+    /// last layer G_L outputs: ∇_{G_L} L = (∂x̂/∂G_L)ᵀ ∂L/∂x̂, a backward pass through the last layer alone.
     /// </summary>
-    public static Tensor AdaptiveWeight(Tensor reconstructionLoss, Tensor ganLoss, Tensor lastLayer, double delta)
+    public static Tensor AdaptiveWeight(Tensor reconstruction, Tensor recGrad, Tensor ganGrad, Tensor lastLayer, double delta)
     {
-        var recGrad = autograd.grad(new[] { reconstructionLoss }, new[] { lastLayer }, retain_graph: true)[0];
-        var ganGrad = autograd.grad(new[] { ganLoss }, new[] { lastLayer }, retain_graph: true)[0];
-        return (recGrad.norm() / (ganGrad.norm() + delta)).clamp(0.0, 1e4).detach();
+        Tensor Pullback(Tensor g) => autograd.grad(new[] { reconstruction }, new[] { lastLayer }, new[] { g }, retain_graph: true)[0];
+        return (Pullback(recGrad).norm() / (Pullback(ganGrad).norm() + delta)).clamp(0.0, 1e4).detach();
+    }
+
+    /// <summary>
+    /// The autoencoder step's backward pass for L = L_rec + w·λ·L_GAN + <paramref name="rest"/>, with the adaptive λ
+    /// (<see cref="AdaptiveWeight"/>) and w = <paramref name="discWeight"/>; returns w·λ. The reference differentiates
+    /// L_rec and L_GAN with respect to G_L and then L as a whole, so the discriminator (and the perceptual network)
+    /// are differentiated twice and the discriminator's weights get gradients nobody uses. Here each loss is
+    /// differentiated once, down to x̂; both λ gradients come from those through the last layer; and gR + w·λ·gG goes
+    /// on from x̂ through the decoder and encoder: the same gradients for the autoencoder, none for the discriminator.
+    /// <paramref name="reconstruction"/> must be the only way the two losses depend on the autoencoder.
+    /// </summary>
+    public static Tensor BackwardWithAdaptiveWeight(Tensor reconstruction, Tensor recLoss, Tensor ganLoss, Tensor rest,
+        Tensor lastLayer, double delta, double discWeight)
+    {
+        var recGrad = autograd.grad(new[] { recLoss }, new[] { reconstruction })[0];
+        var ganGrad = autograd.grad(new[] { ganLoss }, new[] { reconstruction })[0];
+        var lambda = AdaptiveWeight(reconstruction, recGrad, ganGrad, lastLayer, delta) * discWeight;
+        autograd.backward(new[] { reconstruction, rest }, new[] { recGrad + lambda * ganGrad, ones_like(rest) });
+        return lambda;
     }
 }

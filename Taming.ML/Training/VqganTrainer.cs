@@ -71,16 +71,15 @@ internal sealed class VqganTrainer
                 var xrec = model.Decode(q.Quantized);
                 var rec = (x - xrec).abs().mean();
                 var nll = distance is null ? rec : rec + o.PerceptualWeight * distance.Distance(x, xrec).mean();
-                var loss = nll + o.CodebookWeight * q.Loss;
+                var vq = o.CodebookWeight * q.Loss;
                 Tensor? gLoss = null, dLoss = null, lambda = null;
+                optAe.ZeroGrad();
                 if (gan)
                 {
                     gLoss = GanLosses.Generator(discriminator.forward(xrec));
-                    lambda = GanLosses.AdaptiveWeight(nll, gLoss, model.LastLayerWeight, o.AdaptiveWeightDelta) * o.DiscWeight;
-                    loss = loss + lambda * gLoss;
+                    lambda = GanLosses.BackwardWithAdaptiveWeight(xrec, nll, gLoss, vq, model.LastLayerWeight, o.AdaptiveWeightDelta, o.DiscWeight);
                 }
-                optAe.ZeroGrad();
-                loss.backward();
+                else (nll + vq).backward();
                 optAe.Step();
                 if (gan)
                 {
