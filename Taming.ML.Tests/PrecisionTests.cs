@@ -32,7 +32,7 @@ public sealed class PrecisionTests
         var x = Images(4, 16, 2);
         using var _ = no_grad();
         var fullLatents = model.Encode(x).Inputs;
-        var zq = model.Quantizer.Lookup(model.Tokenize(x)).permute(0, 3, 1, 2);
+        var zq = model.Quantizer.LookupGrid(model.Tokenize(x));
         var fullDecode = model.Decode(zq);
         model.Options.Precision = Precision.BFloat16;
         var (mixed, loss, _) = model.forward(x);

@@ -1,3 +1,4 @@
+using Taming.ML.Models;
 using Taming.ML.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -40,6 +41,23 @@ public sealed class QuantizerTests
             ? autograd.grad(new[] { (nn.functional.normalize(z, dim: 1) * weights).sum() }, new[] { z })[0]
             : weights;
         Assert.IsTrue(allclose(grad, expected, rtol: 1e-4, atol: 1e-6), "gradient is not passed straight through");
+    }
+
+    [TestMethod]
+    public void OnTheCpuTheNetworksRunChannelsLast()
+    {
+        // libtorch carries an input's layout through the network, so what the encoder and decoder are given decides it.
+        random.manual_seed(4);
+        using var model = new Vqgan(TinyData.Options());
+        using var _ = no_grad();
+        var x = rand(2, 1, TinyData.Side, TinyData.Side) * 2 - 1;
+        static bool ChannelsLast(Tensor t) => t.stride(1) == 1 && t.stride(3) == t.shape[1];
+        var q = model.Encode(x);
+        Assert.IsTrue(ChannelsLast(q.Quantized), "z_q is not channels-last");
+        Assert.IsTrue(model.Encode(x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)).Indices.eq(q.Indices).all().item<bool>(), "the input's layout changed the codes");
+        Assert.IsTrue(ChannelsLast(model.Decode(q.Quantized)), "the reconstruction is not channels-last");
+        Assert.IsTrue(ChannelsLast(model.DecodeTokens(q.Indices)), "the decoded tokens are not channels-last");
+        Assert.IsTrue(ChannelsLast(model.Decode(q.Quantized.contiguous())), "a standard-layout z_q was decoded in that layout");
     }
 
     [TestMethod]

@@ -41,7 +41,7 @@ public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor Quanti
     internal QuantizerOutput Encode(Tensor x)
     {
         using var precision = MixedPrecision.Enter(Options.Precision);
-        return quantize.forward(quant_conv.Autocast(encoder.forward(x)));
+        return quantize.forward(quant_conv.Autocast(encoder.forward(MemoryLayout.Preferred(x))));
     }
 
     /// <summary>Codebook ids (b, h, w) for images (b, c, h, w) in [−1, 1].</summary>
@@ -55,14 +55,14 @@ public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor Quanti
     public Tensor Decode(Tensor zq)
     {
         using var precision = MixedPrecision.Enter(Options.Precision);
-        return MixedPrecision.Float(decoder.forward(post_quant_conv.Autocast(zq)));
+        return MixedPrecision.Float(decoder.forward(post_quant_conv.Autocast(MemoryLayout.Preferred(zq))));
     }
 
     /// <summary>Decodes codebook ids (b, h, w) to images (b, c, H, W) in about [−1, 1].</summary>
     public Tensor DecodeTokens(Tensor indices)
     {
         using var scope = NewDisposeScope();
-        var zq = quantize.Lookup(indices).permute(0, 3, 1, 2);
+        var zq = quantize.LookupGrid(indices);
         return Decode(zq).MoveToOuterDisposeScope();
     }
 

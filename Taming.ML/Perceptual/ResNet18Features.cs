@@ -142,7 +142,7 @@ public sealed class ResNet18Features : nn.Module<Tensor, Tensor>
         if (side < MinimumSide) // the network halves five times
             rgb = nn.functional.interpolate(rgb, scale_factor: new[] { (double)MinimumSide / side, (double)MinimumSide / side }, mode: InterpolationMode.Bilinear, align_corners: false);
         var bgr = (rgb.flip(1) + 1) * 127.5 - buffers["bgr_mean"];
-        var values = new Dictionary<string, Tensor> { [input] = bgr };
+        var values = new Dictionary<string, Tensor> { [input] = Modules.MemoryLayout.Preferred(bgr) };
         foreach (var op in ops)
         {
             var y = op switch

@@ -46,8 +46,7 @@ internal sealed class VectorQuantizer : Module<Tensor, QuantizerOutput>
         var zq = codebook.index_select(0, indices);
         var loss = (zq - flat.detach()).pow(2).mean() + beta * (zq.detach() - flat).pow(2).mean();
         zq = flat + (zq - flat).detach(); // straight-through: the decoder's gradient flows to the encoder
-        var quantized = zq.reshape(b, h, w, e).permute(0, 3, 1, 2);
-        return new QuantizerOutput(quantized, loss, indices.reshape(b, h, w), flat.detach());
+        return new QuantizerOutput(ToGrid(zq, b, h, w), loss, indices.reshape(b, h, w), flat.detach());
     }
 
     /// <summary>Index of the nearest code for each row: argmin ‖x‖² + ‖c‖² − 2x·c.</summary>
@@ -58,8 +57,12 @@ internal sealed class VectorQuantizer : Module<Tensor, QuantizerOutput>
         return distances.argmin(1).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Codebook vectors for the ids (any shape), appended as a last dimension.</summary>
-    public Tensor Lookup(Tensor indices) => Codebook.index_select(0, indices.flatten()).reshape([.. indices.shape, -1]);
+    /// <summary>z_q (b, e, h, w) for codebook ids (b, h, w).</summary>
+    public Tensor LookupGrid(Tensor indices) =>
+        ToGrid(Codebook.index_select(0, indices.flatten()), indices.shape[0], indices.shape[1], indices.shape[2]);
+
+    /// <summary>Rows of code vectors (b·h·w, e) as a (b, e, h, w) grid (a view).</summary>
+    private static Tensor ToGrid(Tensor rows, long b, long h, long w) => rows.reshape(b, h, w, -1).permute(0, 3, 1, 2);
 
     /// <summary>Replaces the given codes by randomly chosen lookup vectors of the current batch (plus a little
     /// noise so that two restarts from one vector can separate). The draws come from <paramref name="generator"/> on the
