@@ -6,7 +6,8 @@ namespace Taming.ML.Sampling;
 
 /// <summary>
 /// The cached sampling step with fixed shapes: the previous token, its position and the column to fill live in
-/// device buffers that the step itself moves on, and attention spans the whole block under a mask. The same work
+/// device buffers that the step itself moves on, and attention spans every position the sampling fills (the prefix and
+/// the image tokens before the last) under a mask. The same work
 /// can then be captured once as a CUDA graph and replayed for every token (<see cref="Run"/>), which takes the
 /// host's cost per libtorch call (hundreds per token) out of the loop.
 /// </summary>
@@ -17,6 +18,7 @@ internal sealed class StaticTokenStep : IDisposable
     private readonly Tensor tokens, uniforms;
     private readonly SamplingOptions options;
     private readonly Tensor last, positions, column, queryAt;
+    private readonly long keys;
 
     /// <param name="model">The prior (in eval mode, inside the caller's inference scope).</param>
     /// <param name="cache">The cache, holding the prefix and the first token's position onwards empty.</param>
@@ -29,6 +31,7 @@ internal sealed class StaticTokenStep : IDisposable
     {
         (this.model, this.cache, this.tokens, this.uniforms, this.options) = (model, cache, tokens, uniforms, options);
         long b = tokens.shape[0];
+        keys = prefixLength + tokens.shape[1] - 1; // the last token is drawn, never fed back
         var device = tokens.device;
         last = first.view(b, 1).clone().DetachFromDisposeScope();
         positions = full(new[] { b, 1L }, prefixLength, ScalarType.Int64, device).DetachFromDisposeScope();
@@ -59,7 +62,6 @@ internal sealed class StaticTokenStep : IDisposable
     private void Step()
     {
         using var scope = NewDisposeScope();
-        long keys = model.Layout.BlockSize;
         var logits = model.LogitsAt(last, queryAt, cache, positions, keys);
         var next = PriorSampler.Pick(logits, uniforms.index_select(1, column).view(-1), options).view(-1, 1);
         tokens.index_copy_(1, column, next);
