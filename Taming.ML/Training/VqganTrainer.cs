@@ -66,7 +66,8 @@ internal sealed class VqganTrainer
 
             using (var scope = NewDisposeScope())
             {
-                var x = data.Batch(order.Next(), device);
+                // In the networks' layout once, so the encoder and the discriminator step take it as it is.
+                var x = MemoryLayout.Preferred(data.Batch(order.Next(), device));
                 var q = model.Encode(x);
                 var xrec = model.Decode(q.Quantized);
                 var rec = (x - xrec).abs().mean();
