@@ -81,6 +81,21 @@ public sealed class PriorTests
     }
 
     [TestMethod]
+    public void TopKAndTopPKeepExactlyTheCodesTheyName()
+    {
+        // Probabilities ∝ e^logit; codes 5, 4, 3 are the top three (with a tie at 3 and 2 broken by neither filter).
+        var logits = tensor(new float[] { 0, 1, 2, 2, 4, 5 }).view(1, 6);
+        HashSet<long> Picked(SamplingOptions o) =>
+            Enumerable.Range(0, 200).Select(i => PriorSampler.Pick(logits, tensor(new[] { i / 200f }), o).item<long>()).ToHashSet();
+        CollectionAssert.AreEquivalent(new long[] { 4, 5 }, Picked(new SamplingOptions { TopK = 2 }).ToArray());
+        CollectionAssert.AreEquivalent(new long[] { 2, 3, 4, 5 }, Picked(new SamplingOptions { TopK = 3 }).ToArray(), "ties with the k-th stay in");
+        CollectionAssert.AreEquivalent(new long[] { 0, 1, 2, 3, 4, 5 }, Picked(new SamplingOptions { TopK = 0 }).ToArray());
+        // p(5) ≈ 0.63, p(4) ≈ 0.23: top-p 0.7 keeps the two codes whose mass before them is under 0.7.
+        CollectionAssert.AreEquivalent(new long[] { 4, 5 }, Picked(new SamplingOptions { TopK = 0, TopP = 0.7 }).ToArray());
+        Assert.AreEqual(5L, PriorSampler.Pick(logits, tensor(new[] { 0.999f }), new SamplingOptions { TopK = 1 }).item<long>());
+    }
+
+    [TestMethod]
     public void CachedSamplingEqualsUncachedTokenForToken()
     {
         random.manual_seed(8);
