@@ -44,20 +44,31 @@ public sealed class QuantizerTests
     }
 
     [TestMethod]
-    public void OnTheCpuTheNetworksRunChannelsLast()
+    public void OnTheCpuWideNetworksRunChannelsLastAndNarrowOnesStandard()
     {
-        // libtorch carries an input's layout through the network, so what the encoder and decoder are given decides it.
+        // libtorch carries an input's layout through the network, so what the encoder and decoder are given decides it:
+        // channels-last with at least 4 channels per group norm group, the standard layout below.
         random.manual_seed(4);
-        using var model = new Vqgan(TinyData.Options());
-        using var _ = no_grad();
-        var x = rand(2, 1, TinyData.Side, TinyData.Side) * 2 - 1;
         static bool ChannelsLast(Tensor t) => t.stride(1) == 1 && t.stride(3) == t.shape[1];
-        var q = model.Encode(x);
-        Assert.IsTrue(ChannelsLast(q.Quantized), "z_q is not channels-last");
-        Assert.IsTrue(model.Encode(x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)).Indices.eq(q.Indices).all().item<bool>(), "the input's layout changed the codes");
-        Assert.IsTrue(ChannelsLast(model.Decode(q.Quantized)), "the reconstruction is not channels-last");
-        Assert.IsTrue(ChannelsLast(model.DecodeTokens(q.Indices)), "the decoded tokens are not channels-last");
-        Assert.IsTrue(ChannelsLast(model.Decode(q.Quantized.contiguous())), "a standard-layout z_q was decoded in that layout");
+        static bool Standard(Tensor t) => t.is_contiguous();
+        var wideOptions = TinyData.Options();
+        (wideOptions.Channels, wideOptions.Ch, wideOptions.ChMult) = (3, 128, new[] { 1 }); // 4 channels in each of 32 groups
+        var narrowOptions = TinyData.Options();
+        narrowOptions.Channels = 3; // 8 and 16 channels, one per group
+        using var _ = no_grad();
+        var x = rand(2, 3, TinyData.Side, TinyData.Side) * 2 - 1;
+        var xChannelsLast = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+        foreach (var (options, inLayout, name) in new (VqganOptions, Func<Tensor, bool>, string)[]
+                     { (wideOptions, ChannelsLast, "wide"), (narrowOptions, Standard, "narrow") })
+        {
+            using var model = new Vqgan(options);
+            var q = model.Encode(x);
+            Assert.IsTrue(model.Encode(xChannelsLast).Indices.eq(q.Indices).all().item<bool>(), $"{name}: the input's layout changed the codes");
+            Assert.IsTrue(inLayout(model.Decode(q.Quantized)), $"{name}: the reconstruction is in the other layout");
+            Assert.IsTrue(inLayout(model.DecodeTokens(q.Indices)), $"{name}: the decoded tokens are in the other layout");
+            Assert.IsTrue(inLayout(model.Decode(q.Quantized.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2))), $"{name}: a channels-last z_q kept its layout");
+            Assert.IsTrue(inLayout(model.Decode(q.Quantized.contiguous())), $"{name}: a standard z_q kept its layout");
+        }
     }
 
     [TestMethod]

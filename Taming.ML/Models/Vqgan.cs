@@ -27,7 +27,13 @@ public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor Quanti
         quantize = new VectorQuantizer(options.CodebookSize, options.EmbedDim, options.Beta, options.L2NormalizeCodes);
         post_quant_conv = Conv2d(options.EmbedDim, options.ZChannels, 1);
         RegisterComponents();
+        channelsLastOnCpu = MemoryLayout.ChannelsLastOnCpu(options.ChMult.Select(m => (long)options.Ch * m));
     }
+
+    private readonly bool channelsLastOnCpu;
+
+    /// <summary>Images (or quantized vectors) in the layout the encoder and decoder run in on their device.</summary>
+    internal Tensor InLayout(Tensor x) => MemoryLayout.Preferred(x, channelsLastOnCpu);
 
     /// <summary>The options the model was built with.</summary>
     public VqganOptions Options { get; }
@@ -41,7 +47,7 @@ public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor Quanti
     internal QuantizerOutput Encode(Tensor x)
     {
         using var precision = MixedPrecision.Enter(Options.Precision);
-        return quantize.forward(quant_conv.Autocast(encoder.forward(MemoryLayout.Preferred(x))));
+        return quantize.forward(quant_conv.Autocast(encoder.forward(InLayout(x))));
     }
 
     /// <summary>Codebook ids (b, h, w) for images (b, c, h, w) in [−1, 1].</summary>
@@ -55,7 +61,7 @@ public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor Quanti
     public Tensor Decode(Tensor zq)
     {
         using var precision = MixedPrecision.Enter(Options.Precision);
-        return MixedPrecision.Float(decoder.forward(post_quant_conv.Autocast(MemoryLayout.Preferred(zq))));
+        return MixedPrecision.Float(decoder.forward(post_quant_conv.Autocast(InLayout(zq))));
     }
 
     /// <summary>Decodes codebook ids (b, h, w) to images (b, c, H, W) in about [−1, 1].</summary>

@@ -42,7 +42,6 @@ internal sealed class NLayerDiscriminator : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        x = MemoryLayout.Preferred(x);
         foreach (var (_, layer) in main.named_children())
         {
             x = layer switch

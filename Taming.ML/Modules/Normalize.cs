@@ -13,14 +13,20 @@ internal static class Normalize
     /// </summary>
     public static TorchSharp.Modules.GroupNorm Create(long channels)
     {
-        long groups = 32;
-        while (channels % groups != 0) groups--;
-        var norm = GroupNorm(groups, channels, eps: 1e-6);
+        var norm = GroupNorm(Groups(channels), channels, eps: 1e-6);
         using (no_grad())
         {
             norm.weight!.fill_(1);
             norm.bias!.fill_(0);
         }
         return norm;
+    }
+
+    /// <summary>The group count for <paramref name="channels"/>: the largest ≤ 32 that divides it.</summary>
+    public static long Groups(long channels)
+    {
+        long groups = 32;
+        while (channels % groups != 0) groups--;
+        return groups;
     }
 }

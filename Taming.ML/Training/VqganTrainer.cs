@@ -66,8 +66,8 @@ internal sealed class VqganTrainer
 
             using (var scope = NewDisposeScope())
             {
-                // In the networks' layout once, so the encoder and the discriminator step take it as it is.
-                var x = MemoryLayout.Preferred(data.Batch(order.Next(), device));
+                // In the autoencoder's layout once, so the encoder and the loss take it as it is.
+                var x = model.InLayout(data.Batch(order.Next(), device));
                 var q = model.Encode(x);
                 var xrec = model.Decode(q.Quantized);
                 var rec = (x - xrec).abs().mean();
