@@ -121,16 +121,23 @@ internal static class PhotosDemo
         }).Fit(blurred);
         Log(ml.Taming().EvaluateReconstruction(blurred, conditionTokenizer, "Condition"));
 
+        // The priors learn from windows of whole-photo token grids, the tokens that sampling conditions on and
+        // continues: a 32×32 crop's tokens all lie near its border, where the zero padding of the convolutions shows,
+        // so they differ from the same spot's tokens in a whole photo (a prior fitted on crop tokens spends ~9 bits
+        // per token on whole-photo windows, against 3 on crops).
+        var grids = photos.SelectMany(photo => PhotoTokenGrids(ml, photo, imageTokenizer, conditionTokenizer)).ToList();
+        int window = Crop / (Crop / 8); // the crops' 8×8 token grid
+
         Console.WriteLine($"\n3. Prior of image tokens given condition tokens ({minutes * 2.2:F1} min)");
-        var tokens = ml.Data.Cache(conditionTokenizer.Transform(imageTokenizer.Transform(blurred)), "Tokens", "ConditionTokens");
+        var tokens = TokenWindows(ml, grids, window, 6000, seed: 1, imageTokenizer.Model.Options.CodebookSize, conditionTokenizer.Model.Options.CodebookSize);
         var conditional = ml.Transforms.FitPrior("Tokens", conditionColumnName: "ConditionTokens", options: new GptOptions
         {
             Steps = 8000, TimeBudget = TimeSpan.FromMinutes(minutes * 2.2), Device = device, Precision = precision, Progress = Log,
         }).Fit(tokens);
 
         Console.WriteLine($"\n4. Unconditional prior of the moss texture ({minutes:F1} min)");
-        var mossCrops = ml.Data.LoadRandomCrops(new[] { moss }, Crop, count: 3000, seed: 3, downscale: Downscale);
-        var mossTokens = ml.Data.Cache(imageTokenizer.Transform(mossCrops), "Tokens");
+        var mossTokens = TokenWindows(ml, grids.Where(g => g.Photo == moss).ToList(), window, 3000, seed: 3,
+            imageTokenizer.Model.Options.CodebookSize, conditionTokenizer.Model.Options.CodebookSize); // its condition column unused
         var texture = ml.Transforms.FitPrior("Tokens", options: new GptOptions
         {
             Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Precision = precision, Progress = Log,
@@ -172,6 +179,49 @@ internal static class PhotosDemo
     {
         using var image = tokenizer.DecodeImage(canvas, height, width);
         return ImagePixels.ToPlanarBytes(image, 3);
+    }
+
+    /// <summary>A photo's image and condition token grids, whole, at four pixel offsets (0 or 2 down and across) for variety.</summary>
+    private static IEnumerable<TokenGrids> PhotoTokenGrids(MLContext ml, string photo, VqganTokenizerTransformer imageTokenizer,
+        VqganTokenizerTransformer conditionTokenizer)
+    {
+        var (real, condition, h, w) = ShrunkAndBlurred(ml, photo);
+        foreach (var (top, left) in new[] { (0, 0), (0, 2), (2, 0), (2, 2) })
+        {
+            int ch = h - 8, cw = w - 8; // sides stay multiples of 8
+            using var image = ImagePixels.ToImage(ImagePixels.Crop(real, 3, h, w, top, left, ch, cw), 3, ch, cw);
+            using var conditionImage = ImagePixels.ToImage(ImagePixels.Crop(condition, 3, h, w, top, left, ch, cw), 3, ch, cw);
+            var (tokens, th, tw) = imageTokenizer.TokenizeImage(image);
+            var (conditionTokens, _, _) = conditionTokenizer.TokenizeImage(conditionImage);
+            yield return new TokenGrids(photo, tokens, conditionTokens, th, tw);
+        }
+    }
+
+    private sealed record TokenGrids(string Photo, long[] Tokens, long[] ConditionTokens, int Height, int Width);
+
+    /// <summary>Random window × window blocks of the grids, as key-typed token columns (Tokens, ConditionTokens).</summary>
+    private static IDataView TokenWindows(MLContext ml, IReadOnlyList<TokenGrids> grids, int window, int count, int seed, int codes, int conditionCodes)
+    {
+        var rng = new Random(seed);
+        var rows = new List<WindowRow>(count);
+        for (int n = 0; n < count; n++)
+        {
+            var g = grids[rng.Next(grids.Count)];
+            int top = rng.Next(g.Height - window + 1), left = rng.Next(g.Width - window + 1);
+            uint[] Block(long[] grid) => Enumerable.Range(0, window * window)
+                .Select(k => (uint)grid[(top + k / window) * g.Width + left + k % window] + 1).ToArray(); // key values count from 1
+            rows.Add(new WindowRow { Tokens = Block(g.Tokens), ConditionTokens = Block(g.ConditionTokens) });
+        }
+        var schema = SchemaDefinition.Create(typeof(WindowRow));
+        schema[nameof(WindowRow.Tokens)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), codes), window, window);
+        schema[nameof(WindowRow.ConditionTokens)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), conditionCodes), window, window);
+        return ml.Data.LoadFromEnumerable(rows, schema);
+    }
+
+    private sealed class WindowRow
+    {
+        public uint[] Tokens { get; set; } = Array.Empty<uint>();
+        public uint[] ConditionTokens { get; set; } = Array.Empty<uint>();
     }
 
     private sealed class PathRow
