@@ -122,11 +122,11 @@ internal static class PhotosDemo
         Log(ml.Taming().EvaluateReconstruction(blurred, conditionTokenizer, "Condition"));
 
         // The priors learn from windows of whole-photo token grids, the tokens that sampling conditions on and
-        // continues: a 32×32 crop's tokens all lie near its border, where the zero padding of the convolutions shows,
-        // so they differ from the same spot's tokens in a whole photo (a prior fitted on crop tokens spends ~9 bits
-        // per token on whole-photo windows, against 3 on crops).
+        // continues: a 32×32 crop's tokens all lie near its border (zero padding, group norm statistics over the
+        // crop), so they differ from the same spot's tokens in a whole photo (a prior fitted on crop tokens spends
+        // ~9 bits per token on whole-photo windows, against 3 on crops).
         var grids = photos.SelectMany(photo => PhotoTokenGrids(ml, photo, imageTokenizer, conditionTokenizer)).ToList();
-        int window = Crop / (Crop / 8); // the crops' 8×8 token grid
+        int window = imageTokenizer.GridShape.Height; // the crops' token grid, 8×8
 
         Console.WriteLine($"\n3. Prior of image tokens given condition tokens ({minutes * 2.2:F1} min)");
         var tokens = TokenWindows(ml, grids, window, 6000, seed: 1, imageTokenizer.Model.Options.CodebookSize, conditionTokenizer.Model.Options.CodebookSize);
