@@ -59,6 +59,41 @@ public sealed class ImageFolderTests
     }
 
     [TestMethod]
+    public void DamagedImageFilesAreNamedBeforeTraining()
+    {
+        var folder = Path.Combine(Folder + "-damaged", "red");
+        Directory.CreateDirectory(folder);
+        try
+        {
+            File.Copy(Path.Combine(Folder, "red", "0.png"), Path.Combine(folder, "good.png"));
+            File.WriteAllBytes(Path.Combine(folder, "broken.jpg"), new byte[] { 0xFF, 0xD8, 0xFF, 0x00, 1, 2, 3 });
+            var ml = new MLContext();
+            var listing = Assert.ThrowsExactly<InvalidDataException>(() => ml.Data.LoadFromImageFolder(Path.GetDirectoryName(folder)!));
+            StringAssert.Contains(listing.Message, Path.Combine("red", "broken.jpg"));
+            Assert.IsFalse(listing.Message.Contains("good.png"), listing.Message);
+
+            // A pipeline of the user's own: LoadImages decodes lazily, so the tokenizer names the column and the row.
+            var rows = ml.Data.LoadFromEnumerable(new[] { new PathRow { Path = "good.png" }, new PathRow { Path = "broken.jpg" } });
+            var images = ml.Transforms.LoadImages("Image", folder, "Path").Append(ml.Transforms.ResizeImages("Image", TinyData.Side, TinyData.Side))
+                .Fit(rows).Transform(rows);
+            var options = TinyData.Options(steps: 2);
+            options.Channels = 0;
+            var decode = Assert.ThrowsExactly<InvalidDataException>(() => ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(images));
+            StringAssert.Contains(decode.Message, "'Image', row 1");
+            StringAssert.Contains(decode.Message, "could not be decoded");
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(folder)!, recursive: true);
+        }
+    }
+
+    private sealed class PathRow
+    {
+        public string Path { get; set; } = "";
+    }
+
+    [TestMethod]
     public void NonSquareImagesWithoutAResolutionAreExplained()
     {
         var ml = new MLContext();

@@ -30,12 +30,24 @@ internal static class RandomCrops
     public static (byte[] Pixels, int Height, int Width, string Path) Load(string path, int downscale)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Image not found: '{path}'.", path);
-        using var image = MLImage.CreateFromFile(path);
+        using var image = Decode(path);
         var planar = ImagePixels.ToPlanar(image, 3);
         int h = image.Height, w = image.Width;
         if (downscale <= 1) return (planar.Select(v => (byte)v).ToArray(), h, w, path);
         using var scope = NewDisposeScope();
         var t = nn.functional.avg_pool2d(tensor(planar, new long[] { 1, 3, h, w }), downscale);
         return (t.round().clamp(0, 255).to(ScalarType.Byte).data<byte>().ToArray(), (int)t.shape[2], (int)t.shape[3], path);
+    }
+
+    private static MLImage Decode(string path)
+    {
+        try
+        {
+            return MLImage.CreateFromFile(path);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"'{path}' cannot be decoded as an image (damaged, or not an image): {e.Message}", e);
+        }
     }
 }

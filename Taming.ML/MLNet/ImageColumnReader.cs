@@ -81,7 +81,16 @@ internal sealed class ImageColumnReader
 
     private (float[] Pixels, int C, int H, int W) ReadImage()
     {
-        imageGetter!(ref image);
+        try
+        {
+            imageGetter!(ref image);
+        }
+        catch (ArgumentException e)
+        {
+            // LoadImages decodes lazily and names neither the file nor the row.
+            throw new InvalidDataException($"Column '{name}', row {row.Position}: the image could not be decoded ({e.Message}); " +
+                                           "is the file at that row damaged or not an image?", e);
+        }
         if (image is null || image.Width <= 0 || image.Height <= 0)
             throw new InvalidDataException($"Column '{name}', row {row.Position}: the image is missing (a file that could not be loaded?).");
         return (Data.ImagePixels.ToPlanar(image, channels), channels, image.Height, image.Width);
