@@ -41,7 +41,8 @@ internal static class PriorCommands
         bool classes = !unconditional && tokens.Schema.GetColumnOrNull("Label") is { Type: KeyDataViewType { Count: > 1 } };
         var prior = ml.Transforms.FitPrior(tokenizer.OutputColumnName, classes ? "Label" : null, options: options).Fit(tokens);
         ml.Model.Save(prior, tokens.Schema, output);
-        Console.WriteLine($"Saved the {prior.Layout.Conditioning.ToString().ToLowerInvariant()}-conditioned prior to {output}.");
+        var kind = prior.Layout.Conditioning == Conditioning.None ? "unconditional" : prior.Layout.Conditioning.ToString().ToLowerInvariant() + "-conditioned";
+        Console.WriteLine($"Saved the {kind} prior to {output}.");
         return 0;
     }
 

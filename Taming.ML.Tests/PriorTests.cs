@@ -41,6 +41,16 @@ public sealed class PriorTests
     }
 
     [TestMethod]
+    public void ProgressReportsSayWhenThereIsNoValidationAndCountHoursPastOne()
+    {
+        var prior = new PriorProgress { Step = 1, TotalSteps = 9, TrainLoss = 2, ValidationLoss = double.NaN, Eta = new TimeSpan(1, 2, 30, 5) }.ToString();
+        StringAssert.Contains(prior, "val –");
+        StringAssert.Contains(prior, "ETA 26:30:05");
+        var vqgan = new VqganProgress { Eta = TimeSpan.FromSeconds(75) }.ToString();
+        StringAssert.Contains(vqgan, "ETA 01:15");
+    }
+
+    [TestMethod]
     public void TinyGptLearnsADeterministicRuleToNearZeroLoss()
     {
         var reports = new List<PriorProgress>();

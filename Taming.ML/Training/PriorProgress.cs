@@ -27,6 +27,6 @@ public sealed class PriorProgress
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"step {Step}/{TotalSteps}  train {TrainLoss:F4}  val {ValidationLoss:F4}  {BitsPerToken:F3} bits/token  " +
-        $"{TokensPerSecond:F0} tokens/s  ETA {Eta:mm\\:ss}";
+        $"step {Step}/{TotalSteps}  train {TrainLoss:F4}  val {ProgressFormat.Loss(ValidationLoss)}  {BitsPerToken:F3} bits/token  " +
+        $"{TokensPerSecond:F0} tokens/s  ETA {ProgressFormat.Duration(Eta)}";
 }

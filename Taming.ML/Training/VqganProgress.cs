@@ -36,5 +36,5 @@ public sealed class VqganProgress
     /// <inheritdoc />
     public override string ToString() =>
         $"step {Step}/{TotalSteps}  L1 {ReconstructionLoss:F4}  vq {QuantizerLoss:F4}  g {GeneratorLoss:F3}  d {DiscriminatorLoss:F3}  " +
-        $"λ {Lambda:F3}  usage {CodebookUsage:P0}  ppl {Perplexity:F0}  {ImagesPerSecond:F0} img/s  ETA {Eta:mm\\:ss}";
+        $"λ {Lambda:F3}  usage {CodebookUsage:P0}  ppl {Perplexity:F0}  {ImagesPerSecond:F0} img/s  ETA {ProgressFormat.Duration(Eta)}";
 }
