@@ -78,6 +78,30 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void PixelsScaledToOneInterleavedOrWithAlphaAreNamed()
+    {
+        var ml = new MLContext();
+        var options = TinyData.Options(steps: 2);
+        IDataView AsImage(IDataView pixels) => ml.Transforms.CopyColumns("Image", "Pixels").Fit(pixels).Transform(pixels);
+        var scaled = TinyData.PixelView(ml, 4, edit: (_, p) => p.Select(v => v / 255).ToArray());
+        var fit = Assert.ThrowsExactly<InvalidDataException>(() => ml.Transforms.TokenizeImages("Tokens", "Pixels", options).Fit(scaled));
+        AssertMessage(fit, "'Pixels', row 0", "0–1", "0–255");
+        var transform = Assert.ThrowsExactly<InvalidDataException>(() => TinyData.Tokens(Tokenizer().Transform(AsImage(scaled))));
+        AssertMessage(transform, "0–1");
+        var black = TinyData.PixelView(ml, 2, edit: (_, p) => new float[p.Length]);
+        Assert.AreEqual(2 * 16, TinyData.Tokens(Tokenizer().Transform(AsImage(black))).Length, "an all-black image is no scaling mistake");
+
+        foreach (var (dims, expected) in new[] { (new[] { TinyData.Side, TinyData.Side, 3 }, "interleaved"), (new[] { 4, TinyData.Side, TinyData.Side }, "4 channels") })
+        {
+            var schema = SchemaDefinition.Create(typeof(TinyData.PixelRow));
+            schema[nameof(TinyData.PixelRow.Pixels)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, dims);
+            var data = ml.Data.LoadFromEnumerable(new[] { new TinyData.PixelRow { Pixels = new float[dims[0] * dims[1] * dims[2]] } }, schema);
+            var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.TokenizeImages("Tokens", "Pixels", options).Fit(data));
+            AssertMessage(e, "'Pixels'", expected);
+        }
+    }
+
+    [TestMethod]
     public void EmptyDataIsRefused()
     {
         var ml = new MLContext();

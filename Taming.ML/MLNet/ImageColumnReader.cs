@@ -52,7 +52,7 @@ internal sealed class ImageColumnReader
             case ImageDataViewType image:
                 return (0, image.Height, image.Width);
             case VectorDataViewType { ItemType: var item } v when item == NumberDataViewType.Single && v.Dimensions.Length == 3:
-                return ((int)v.Dimensions[0], (int)v.Dimensions[1], (int)v.Dimensions[2]);
+                return CheckPlanar(column, (int)v.Dimensions[0], (int)v.Dimensions[1], (int)v.Dimensions[2]);
             case VectorDataViewType { ItemType: var item } v when item == NumberDataViewType.Single && v.Dimensions.Length == 1:
                 return (0, 0, 0);
             default:
@@ -60,6 +60,28 @@ internal sealed class ImageColumnReader
                     $"Column '{column.Name}' has type {column.Type}; expected an image (from LoadImages or ResizeImages) or a " +
                     "vector of Single with shape [channels, height, width] holding 0–255 pixel values (from ExtractPixels).");
         }
+    }
+
+    /// <summary>Shapes that cannot be planar RGB or grayscale pixels get a message that says what they look like.</summary>
+    private static (int, int, int) CheckPlanar(DataViewSchema.Column column, int c, int h, int w)
+    {
+        if (c is 1 or 3) return (c, h, w);
+        if (w is 1 or 3 or 4)
+            throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' has shape [{c}, {h}, {w}]: interleaved pixels " +
+                "[height, width, channels]? The tokenizer takes planar [channels, height, width], ExtractPixels' default " +
+                "(interleavePixelColors: false).");
+        throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' has {c} channels (shape [{c}, {h}, {w}]); the tokenizer " +
+            "takes 1 (grayscale) or 3 (RGB): extract ColorBits.Rgb (no alpha), or ConvertToGrayscale.");
+    }
+
+    /// <summary>The size of the first image of an image column (ML.NET's LoadImages leaves it unknown in the type).</summary>
+    public static (int H, int W) FirstImageSize(IDataView input, DataViewSchema.Column column)
+    {
+        using var cursor = input.GetRowCursor(new[] { column });
+        if (!cursor.MoveNext()) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
+        MLImage image = null!;
+        Get(cursor.GetGetter<MLImage>(column), ref image, column.Name, cursor.Position);
+        return (image.Height, image.Width);
     }
 
     /// <summary>Copies the current row's image into <paramref name="destination"/> (channels·resolution² values, 0–255).</summary>
@@ -81,19 +103,24 @@ internal sealed class ImageColumnReader
 
     private (float[] Pixels, int C, int H, int W) ReadImage()
     {
+        Get(imageGetter!, ref image, name, row.Position);
+        return (Data.ImagePixels.ToPlanar(image, channels), channels, image.Height, image.Width);
+    }
+
+    private static void Get(ValueGetter<MLImage> getter, ref MLImage image, string name, long position)
+    {
         try
         {
-            imageGetter!(ref image);
+            getter(ref image);
         }
         catch (ArgumentException e)
         {
             // LoadImages decodes lazily and names neither the file nor the row.
-            throw new InvalidDataException($"Column '{name}', row {row.Position}: the image could not be decoded ({e.Message}); " +
+            throw new InvalidDataException($"Column '{name}', row {position}: the image could not be decoded ({e.Message}); " +
                                            "is the file at that row damaged or not an image?", e);
         }
         if (image is null || image.Width <= 0 || image.Height <= 0)
-            throw new InvalidDataException($"Column '{name}', row {row.Position}: the image is missing (a file that could not be loaded?).");
-        return (Data.ImagePixels.ToPlanar(image, channels), channels, image.Height, image.Width);
+            throw new InvalidDataException($"Column '{name}', row {position}: the image is missing (a file that could not be loaded?).");
     }
 
     private (float[] Pixels, int C, int H, int W) ReadVector()
@@ -108,6 +135,7 @@ internal sealed class ImageColumnReader
                                            $"{c}×{h}×{w} = {c * h * w} (channels × height × width).");
         var values = new float[vector.Length];
         vector.CopyTo(values);
+        bool fraction = false, aboveOne = false;
         for (int i = 0; i < values.Length; i++)
         {
             float v = values[i];
@@ -115,7 +143,13 @@ internal sealed class ImageColumnReader
                 throw new InvalidDataException($"Column '{name}', row {row.Position}: pixel {i} is {v}; images must not hold NaN or infinite values.");
             if (v < 0 || v > 255)
                 throw new InvalidDataException($"Column '{name}', row {row.Position}: pixel {i} is {v}; expected 0–255 (ExtractPixels' default scaling).");
+            aboveOne |= v > 1;
+            fraction |= v > 0 && v < 1;
         }
+        // 0–255 pixels that all lie in [0, 1] with fractions between are 0–1 pixels, which would read as a black image.
+        if (fraction && !aboveOne)
+            throw new InvalidDataException($"Column '{name}', row {row.Position}: every pixel lies in 0–1; expected 0–255 " +
+                                           "(ExtractPixels' default scaling, not scaleImage: 1/255).");
         return (values, c, h, w);
     }
 

@@ -81,7 +81,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         if (o.Channels == 0) o.Channels = c == 0 ? 3 : c;
         if (o.Resolution == 0)
         {
-            if (h == 0 || w == 0) (h, w) = FirstImageSize(input, column);
+            if (h == 0 || w == 0) (h, w) = ImageColumnReader.FirstImageSize(input, column);
             if (h != w)
                 throw new ArgumentOutOfRangeException(nameof(input),
                     $"Column '{column.Name}' holds {w}×{h} images; the tokenizer needs square images. Resize them " +
@@ -90,20 +90,6 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         }
         o.Seed ??= (env as IHostEnvironmentInternal)?.Seed;
         return o;
-    }
-
-    private static (int H, int W) FirstImageSize(IDataView input, DataViewSchema.Column column)
-    {
-        using var cursor = input.GetRowCursor(new[] { column });
-        if (!cursor.MoveNext()) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
-        if (column.Type is ImageDataViewType)
-        {
-            MLImage image = null!;
-            cursor.GetGetter<MLImage>(column)(ref image);
-            if (image is null) throw new InvalidDataException($"Column '{column.Name}', row 0: the image is missing.");
-            return (image.Height, image.Width);
-        }
-        throw new InvalidOperationException($"Column '{column.Name}' has no known image size.");
     }
 
     private ImageSet ReadImages(IDataView input, DataViewSchema.Column column, VqganOptions o)
