@@ -141,6 +141,19 @@ public sealed class BadInputTests
         var lengthError = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
             ml.Transforms.DecodeTokens("Image", "Ids", Tokenizer()).Fit(wrongLength));
         AssertMessage(lengthError, "1×5 tokens", "4×4");
+
+        // Keys of another codebook size are another tokenizer's tokens, even where every id happens to fit.
+        int codes = Tokenizer().Model.Options.CodebookSize + 16;
+        var schema = SchemaDefinition.Create(typeof(KeyRow));
+        schema[nameof(KeyRow.Keys)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), codes), 4, 4);
+        var foreign = ml.Data.LoadFromEnumerable(new[] { new KeyRow() }, schema);
+        var keyError = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.DecodeTokens("Image", "Keys", Tokenizer()).Fit(foreign));
+        AssertMessage(keyError, "'Keys'", $"{codes} codes");
+    }
+
+    private sealed class KeyRow
+    {
+        public uint[] Keys { get; set; } = Enumerable.Repeat(1u, 16).ToArray();
     }
 
     [TestMethod]

@@ -16,6 +16,8 @@ namespace Taming.ML.MLNet;
 /// Decodes a column of token grids (the tokenizer's key vectors, or Int32 vectors of ids 0 … K−1) back to
 /// an image column (<see cref="MLImage"/>), so ML.NET's image transforms and saving work on it.
 /// </summary>
+/// <remarks>As ML.NET's image stages do, the stage owns the images it hands out: the next row of a cursor, or a
+/// PredictionEngine's next Predict, disposes the previous image. Save it or copy its pixels to keep it.</remarks>
 public sealed class TokenDecoderTransformer : BatchedTransformerBase
 {
     internal const string LoaderSignature = "TamingTokenDecoder";
@@ -62,7 +64,10 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
             this.parent = parent;
             var column = schema.GetColumnOrNull(parent.InputColumnName)
                 ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Input column '{parent.InputColumnName}' not found in the data.");
-            (_, Height, Width) = TokenColumns.Inspect(column);
+            (var keyCount, Height, Width) = TokenColumns.Inspect(column);
+            if (keyCount is { } k && k != parent.Model.Options.CodebookSize)
+                throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{column.Name}' holds keys of {k} codes; this tokenizer's " +
+                    $"codebook has {parent.Model.Options.CodebookSize} (tokens of another tokenizer?).");
             int side = parent.Model.Options.TokenGridSide;
             if (Height < side || Width < side)
                 throw new ArgumentOutOfRangeException(nameof(schema),
