@@ -36,6 +36,14 @@ internal sealed class Arguments
 
     public string Required(string name) => String(name) ?? throw new ArgumentException($"--{name} is required.");
 
+    /// <summary>A required output file whose folder is created now, so that a long training run cannot fail at its end on a missing folder.</summary>
+    public string OutputFile(string name = "output")
+    {
+        string path = Required(name);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        return path;
+    }
+
     public bool Flag(string name)
     {
         read.Add(name);

@@ -19,7 +19,7 @@ internal static class PriorCommands
         string tokenizerPath = args.Required("tokenizer");
         string images = args.Required("images");
         string? labels = args.String("labels");
-        string output = args.Required("output");
+        string output = args.OutputFile();
         bool unconditional = args.Flag("unconditional");
         var options = new GptOptions { Progress = p => Console.WriteLine("  " + p) };
         options.Layers = args.Int("layers") ?? options.Layers;
@@ -51,7 +51,7 @@ internal static class PriorCommands
     {
         string tokenizerPath = args.Required("tokenizer");
         string priorPath = args.Required("prior");
-        string output = args.Required("output");
+        string output = args.OutputFile();
         int? label = args.Int("label");
         bool allLabels = args.Flag("all-labels");
         int count = args.Int("count") ?? 10;

@@ -18,7 +18,7 @@ internal static class TokenizerCommands
     {
         string images = args.Required("images");
         string? labels = args.String("labels");
-        string output = args.Required("output");
+        string output = args.OutputFile();
         var options = new VqganOptions
         {
             Resolution = args.Int("resolution") ?? 0,
