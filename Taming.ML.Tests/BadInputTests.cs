@@ -3,6 +3,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Taming.ML.Data;
 using Taming.ML.MLNet;
+using Taming.ML.Models;
 
 namespace Taming.ML.Tests;
 
@@ -99,6 +100,20 @@ public sealed class BadInputTests
             var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.TokenizeImages("Tokens", "Pixels", options).Fit(data));
             AssertMessage(e, "'Pixels'", expected);
         }
+    }
+
+    [TestMethod]
+    public void AZeroTimeBudgetIsRefusedBeforeTraining()
+    {
+        var ml = new MLContext();
+        var options = TinyData.Options(steps: 2);
+        options.TimeBudget = TimeSpan.Zero;
+        var tokenizer = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(4)));
+        AssertMessage(tokenizer, "VqganOptions.TimeBudget", "positive");
+        var tokens = Tokenizer().Transform(TinyData.ImageView(4));
+        var prior = Assert.ThrowsExactly<ArgumentException>(() =>
+            ml.Transforms.FitPrior("Tokens", options: new GptOptions { Layers = 1, Width = 16, Heads = 2, TimeBudget = TimeSpan.FromMinutes(-1) }).Fit(tokens));
+        AssertMessage(prior, "GptOptions.TimeBudget", "positive");
     }
 
     [TestMethod]

@@ -52,6 +52,7 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         var o = options.Clone();
         o.Seed ??= (env as IHostEnvironmentInternal)?.Seed;
         o.Validate();
+        TimeBudget.Check(o.TimeBudget, nameof(GptOptions));
         var device = TorchRuntime.ResolveDevice(o.Device);
         var sequences = ReadSequences(input, layout);
         using var ch = host.Start("Fit");

@@ -60,6 +60,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
             ?? throw new ArgumentOutOfRangeException(nameof(input), $"Input column '{inputColumnName}' not found in the data.");
         var resolved = Resolve(input, column);
         resolved.Validate();
+        TimeBudget.Check(resolved.TimeBudget, nameof(VqganOptions));
         var device = TorchRuntime.ResolveDevice(resolved.Device);
         using var ch = host.Start("Fit");
         var data = ReadImages(input, column, resolved);
