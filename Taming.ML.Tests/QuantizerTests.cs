@@ -1,3 +1,5 @@
+using Taming.ML.MLNet;
+using Taming.ML.Modules;
 using Taming.ML.Models;
 using Taming.ML.Quantization;
 using TorchSharp;
@@ -47,14 +49,14 @@ public sealed class QuantizerTests
     public void OnTheCpuWideNetworksRunChannelsLastAndNarrowOnesStandard()
     {
         // libtorch carries an input's layout through the network, so what the encoder and decoder are given decides it:
-        // channels-last with at least 4 channels per group norm group, the standard layout below.
+        // channels-last with at least 128 channels in every group norm, the standard layout below.
         random.manual_seed(4);
         static bool ChannelsLast(Tensor t) => t.stride(1) == 1 && t.stride(3) == t.shape[1];
         static bool Standard(Tensor t) => t.is_contiguous();
         var wideOptions = TinyData.Options();
         (wideOptions.Channels, wideOptions.Ch, wideOptions.ChMult) = (3, 128, new[] { 1 }); // 4 channels in each of 32 groups
         var narrowOptions = TinyData.Options();
-        narrowOptions.Channels = 3; // 8 and 16 channels, one per group
+        narrowOptions.Channels = 3; // 8 and 16 channels
         using var _ = no_grad();
         var x = rand(2, 3, TinyData.Side, TinyData.Side) * 2 - 1;
         var xChannelsLast = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
@@ -69,6 +71,23 @@ public sealed class QuantizerTests
             Assert.IsTrue(inLayout(model.Decode(q.Quantized.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2))), $"{name}: a channels-last z_q kept its layout");
             Assert.IsTrue(inLayout(model.Decode(q.Quantized.contiguous())), $"{name}: a standard z_q kept its layout");
         }
+    }
+
+    [TestMethod]
+    public void GroupNormGroupsKeepTheMinimumChannelsAndOldModelsLoadWithOne()
+    {
+        Assert.AreEqual(32L, Normalize.Groups(128, 4), "the reference's 32 groups at its widths");
+        Assert.AreEqual(32L, Normalize.Groups(512, 4));
+        Assert.AreEqual(8L, Normalize.Groups(32, 4));
+        Assert.AreEqual(12L, Normalize.Groups(48, 4));
+        Assert.AreEqual(1L, Normalize.Groups(3, 4), "one group when the channels are fewer than the minimum");
+        Assert.AreEqual(32L, Normalize.Groups(32, 1));
+        Assert.AreEqual(4, new VqganOptions().GroupNormMinChannels);
+
+        var json = System.Text.Json.Nodes.JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(new VqganOptions { GroupNormMinChannels = 4 }))!.AsObject();
+        Assert.AreEqual(4, VqganModelFile.ReadOptions(json.ToJsonString()).GroupNormMinChannels);
+        json.Remove(nameof(VqganOptions.GroupNormMinChannels));
+        Assert.AreEqual(1, VqganModelFile.ReadOptions(json.ToJsonString()).GroupNormMinChannels, "a model saved before the option");
     }
 
     [TestMethod]

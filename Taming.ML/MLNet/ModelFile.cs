@@ -46,6 +46,13 @@ internal static class ModelFile
         catch (JsonException e) { throw new InvalidDataException($"The model file's {what} are corrupt: {e.Message}", e); }
     }
 
+    /// <summary>Whether the (already parsed) settings JSON names <paramref name="property"/>: tells options added later from their defaults.</summary>
+    public static bool HasProperty(string json, string property)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.TryGetProperty(property, out _);
+    }
+
     /// <summary>Fills <paramref name="module"/> from the weights entry, in eval mode.</summary>
     public static void LoadWeights(ModelLoadContext ctx, string weightsEntry, nn.Module module, string what)
     {

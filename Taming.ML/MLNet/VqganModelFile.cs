@@ -17,8 +17,16 @@ internal static class VqganModelFile
         VersionInfo version, int columnCount)
     {
         var header = ModelFile.LoadHeader(ctx, version, columnCount + 1);
-        var model = new Vqgan(ModelFile.FromJson<VqganOptions>(header[^1], "VQGAN settings"));
+        var model = new Vqgan(ReadOptions(header[^1]));
         ModelFile.LoadWeights(ctx, WeightsEntry, model, "VQGAN");
         return (model, ModelFile.Place(env, model, model.Options.Device), header[..^1]);
+    }
+
+    /// <summary>The saved options; settings added since a model was saved take the values it was trained with.</summary>
+    public static VqganOptions ReadOptions(string json)
+    {
+        var options = ModelFile.FromJson<VqganOptions>(json, "VQGAN settings");
+        if (!ModelFile.HasProperty(json, nameof(VqganOptions.GroupNormMinChannels))) options.GroupNormMinChannels = 1;
+        return options;
     }
 }

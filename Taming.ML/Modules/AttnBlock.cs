@@ -12,9 +12,9 @@ internal sealed class AttnBlock : Module<Tensor, Tensor>
     private readonly TorchSharp.Modules.GroupNorm norm;
     private readonly TorchSharp.Modules.Conv2d q, k, v, proj_out;
 
-    public AttnBlock(long channels) : base(nameof(AttnBlock))
+    public AttnBlock(long channels, long minChannelsPerGroup) : base(nameof(AttnBlock))
     {
-        norm = Normalize.Create(channels);
+        norm = Normalize.Create(channels, minChannelsPerGroup);
         q = Conv2d(channels, channels, 1);
         k = Conv2d(channels, channels, 1);
         v = Conv2d(channels, channels, 1);

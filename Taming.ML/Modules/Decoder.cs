@@ -21,18 +21,18 @@ internal sealed class Decoder : Module<Tensor, Tensor>
         long blockIn = (long)o.Ch * o.ChMult[levels - 1];
         int res = o.Resolution >> (levels - 1);
         conv_in = Conv2d(o.ZChannels, blockIn, 3, padding: 1);
-        mid = Sequential(("block_1", new ResnetBlock(blockIn, blockIn, o.Dropout)));
-        if (o.MidAttention) mid.append("attn_1", new AttnBlock(blockIn));
-        mid.append("block_2", new ResnetBlock(blockIn, blockIn, o.Dropout));
+        mid = Sequential(("block_1", new ResnetBlock(blockIn, blockIn, o.Dropout, o.GroupNormMinChannels)));
+        if (o.MidAttention) mid.append("attn_1", new AttnBlock(blockIn, o.GroupNormMinChannels));
+        mid.append("block_2", new ResnetBlock(blockIn, blockIn, o.Dropout, o.GroupNormMinChannels));
         up = Sequential();
         for (int level = levels - 1; level >= 0; level--)
         {
             long blockOut = (long)o.Ch * o.ChMult[level];
             for (int b = 0; b <= o.NumResBlocks; b++)
             {
-                up.append($"level{level}_block{b}", new ResnetBlock(blockIn, blockOut, o.Dropout));
+                up.append($"level{level}_block{b}", new ResnetBlock(blockIn, blockOut, o.Dropout, o.GroupNormMinChannels));
                 blockIn = blockOut;
-                if (o.AttnResolutions.Contains(res)) up.append($"level{level}_attn{b}", new AttnBlock(blockIn));
+                if (o.AttnResolutions.Contains(res)) up.append($"level{level}_attn{b}", new AttnBlock(blockIn, o.GroupNormMinChannels));
             }
             if (level != 0)
             {
@@ -40,7 +40,7 @@ internal sealed class Decoder : Module<Tensor, Tensor>
                 res *= 2;
             }
         }
-        norm_out = Normalize.Create(blockIn);
+        norm_out = Normalize.Create(blockIn, o.GroupNormMinChannels);
         conv_out = Conv2d(blockIn, o.Channels, 3, padding: 1);
         RegisterComponents();
     }

@@ -26,9 +26,9 @@ internal sealed class Encoder : Module<Tensor, Tensor>
             long blockOut = (long)o.Ch * o.ChMult[level];
             for (int b = 0; b < o.NumResBlocks; b++)
             {
-                down.append($"level{level}_block{b}", new ResnetBlock(blockIn, blockOut, o.Dropout));
+                down.append($"level{level}_block{b}", new ResnetBlock(blockIn, blockOut, o.Dropout, o.GroupNormMinChannels));
                 blockIn = blockOut;
-                if (o.AttnResolutions.Contains(res)) down.append($"level{level}_attn{b}", new AttnBlock(blockIn));
+                if (o.AttnResolutions.Contains(res)) down.append($"level{level}_attn{b}", new AttnBlock(blockIn, o.GroupNormMinChannels));
             }
             if (level != o.ChMult.Length - 1)
             {
@@ -36,10 +36,10 @@ internal sealed class Encoder : Module<Tensor, Tensor>
                 res /= 2;
             }
         }
-        mid = Sequential(("block_1", new ResnetBlock(blockIn, blockIn, o.Dropout)));
-        if (o.MidAttention) mid.append("attn_1", new AttnBlock(blockIn));
-        mid.append("block_2", new ResnetBlock(blockIn, blockIn, o.Dropout));
-        norm_out = Normalize.Create(blockIn);
+        mid = Sequential(("block_1", new ResnetBlock(blockIn, blockIn, o.Dropout, o.GroupNormMinChannels)));
+        if (o.MidAttention) mid.append("attn_1", new AttnBlock(blockIn, o.GroupNormMinChannels));
+        mid.append("block_2", new ResnetBlock(blockIn, blockIn, o.Dropout, o.GroupNormMinChannels));
+        norm_out = Normalize.Create(blockIn, o.GroupNormMinChannels);
         conv_out = Conv2d(blockIn, o.ZChannels, 3, padding: 1);
         RegisterComponents();
     }

@@ -15,11 +15,11 @@ internal sealed class ResnetBlock : Module<Tensor, Tensor>
     private readonly TorchSharp.Modules.Dropout dropout;
     private readonly TorchSharp.Modules.Conv2d? nin_shortcut;
 
-    public ResnetBlock(long inChannels, long outChannels, double dropoutRate) : base(nameof(ResnetBlock))
+    public ResnetBlock(long inChannels, long outChannels, double dropoutRate, long minChannelsPerGroup) : base(nameof(ResnetBlock))
     {
-        norm1 = Normalize.Create(inChannels);
+        norm1 = Normalize.Create(inChannels, minChannelsPerGroup);
         conv1 = Conv2d(inChannels, outChannels, 3, padding: 1);
-        norm2 = Normalize.Create(outChannels);
+        norm2 = Normalize.Create(outChannels, minChannelsPerGroup);
         dropout = Dropout(dropoutRate);
         conv2 = Conv2d(outChannels, outChannels, 3, padding: 1);
         if (inChannels != outChannels) nin_shortcut = Conv2d(inChannels, outChannels, 1);
