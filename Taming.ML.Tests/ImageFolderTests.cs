@@ -52,6 +52,20 @@ public sealed class ImageFolderTests
     }
 
     [TestMethod]
+    public void BytePixelsTokenizeAsFloatPixelsDo()
+    {
+        var ml = new MLContext(seed: 1);
+        var images = ml.Transforms.ResizeImages("Image", TinyData.Side, TinyData.Side).Fit(ml.Data.LoadFromImageFolder(Folder))
+            .Transform(ml.Data.LoadFromImageFolder(Folder));
+        IDataView Pixels(bool floats) => ml.Transforms.ExtractPixels("Pixels", "Image", outputAsFloatArray: floats).Fit(images).Transform(images);
+        var options = TinyData.Options(steps: 2);
+        options.Channels = 0;
+        var tokenizer = ml.Transforms.TokenizeImages("Tokens", "Pixels", options).Fit(Pixels(floats: false));
+        Assert.AreEqual(3, tokenizer.Channels);
+        CollectionAssert.AreEqual(TinyData.Tokens(tokenizer.Transform(Pixels(floats: true))), TinyData.Tokens(tokenizer.Transform(Pixels(floats: false))));
+    }
+
+    [TestMethod]
     public void MissingFolderIsNamed()
     {
         var e = Assert.ThrowsExactly<DirectoryNotFoundException>(() => new MLContext().Data.LoadFromImageFolder(Path.Combine(Folder, "nope")));

@@ -6,19 +6,21 @@ using static TorchSharp.torch;
 namespace Taming.ML.MLNet;
 
 /// <summary>
-/// Reads an image column — an <see cref="MLImage"/> column from LoadImages/ResizeImages, or a float vector
+/// Reads an image column — an <see cref="MLImage"/> column from LoadImages/ResizeImages, or a Single or Byte vector
 /// [channels, height, width] of 0–255 values from ExtractPixels — into planar float pixels, and checks it.
 /// </summary>
 internal sealed class ImageColumnReader
 {
     private readonly ValueGetter<MLImage>? imageGetter;
     private readonly ValueGetter<VBuffer<float>>? vectorGetter;
+    private readonly ValueGetter<VBuffer<byte>>? byteGetter;
     private readonly DataViewRow row;
     private readonly string name;
     private readonly int channels, resolution;
     private readonly bool resize;
     private MLImage image = null!;
     private VBuffer<float> vector;
+    private VBuffer<byte> bytes;
 
     public ImageColumnReader(DataViewRow row, DataViewSchema.Column column, int channels, int resolution, bool resize)
     {
@@ -28,6 +30,7 @@ internal sealed class ImageColumnReader
         this.resolution = resolution;
         this.resize = resize;
         if (column.Type is ImageDataViewType) imageGetter = row.GetGetter<MLImage>(column);
+        else if (column.Type.GetItemType() == NumberDataViewType.Byte) byteGetter = row.GetGetter<VBuffer<byte>>(column);
         else vectorGetter = row.GetGetter<VBuffer<float>>(column);
     }
 
@@ -51,16 +54,19 @@ internal sealed class ImageColumnReader
         {
             case ImageDataViewType image:
                 return (0, image.Height, image.Width);
-            case VectorDataViewType { ItemType: var item } v when item == NumberDataViewType.Single && v.Dimensions.Length == 3:
+            case VectorDataViewType { ItemType: var item } v when IsPixelType(item) && v.Dimensions.Length == 3:
                 return CheckPlanar(column, (int)v.Dimensions[0], (int)v.Dimensions[1], (int)v.Dimensions[2]);
-            case VectorDataViewType { ItemType: var item } v when item == NumberDataViewType.Single && v.Dimensions.Length == 1:
+            case VectorDataViewType { ItemType: var item } v when IsPixelType(item) && v.Dimensions.Length == 1:
                 return (0, 0, 0);
             default:
                 throw new ArgumentOutOfRangeException(nameof(column),
                     $"Column '{column.Name}' has type {column.Type}; expected an image (from LoadImages or ResizeImages) or a " +
-                    "vector of Single with shape [channels, height, width] holding 0–255 pixel values (from ExtractPixels).");
+                    "vector of Single or Byte with shape [channels, height, width] holding 0–255 pixel values (from ExtractPixels).");
         }
     }
+
+    /// <summary>Item types of pixel vectors: ExtractPixels gives Single by default, Byte with outputAsFloatArray: false.</summary>
+    public static bool IsPixelType(DataViewType item) => item == NumberDataViewType.Single || item == NumberDataViewType.Byte;
 
     /// <summary>Shapes that cannot be planar RGB or grayscale pixels get a message that says what they look like.</summary>
     private static (int, int, int) CheckPlanar(DataViewSchema.Column column, int c, int h, int w)
@@ -125,15 +131,31 @@ internal sealed class ImageColumnReader
 
     private (float[] Pixels, int C, int H, int W) ReadVector()
     {
-        vectorGetter!(ref vector);
+        int length;
+        if (byteGetter != null)
+        {
+            byteGetter(ref bytes);
+            length = bytes.Length;
+        }
+        else
+        {
+            vectorGetter!(ref vector);
+            length = vector.Length;
+        }
         var type = (VectorDataViewType)row.Schema[name].Type;
         var (c, h, w) = type.Dimensions.Length == 3
             ? ((int)type.Dimensions[0], (int)type.Dimensions[1], (int)type.Dimensions[2])
             : (channels, resolution, resolution);
-        if (vector.Length != c * h * w)
-            throw new InvalidDataException($"Column '{name}', row {row.Position}: {vector.Length} pixel values, expected " +
+        if (length != c * h * w)
+            throw new InvalidDataException($"Column '{name}', row {row.Position}: {length} pixel values, expected " +
                                            $"{c}×{h}×{w} = {c * h * w} (channels × height × width).");
-        var values = new float[vector.Length];
+        var values = new float[length];
+        if (byteGetter != null)
+        {
+            int i = 0;
+            foreach (var b in bytes.DenseValues()) values[i++] = b;
+            return (values, c, h, w); // bytes are 0–255 by type
+        }
         vector.CopyTo(values);
         bool fraction = false, aboveOne = false;
         for (int i = 0; i < values.Length; i++)

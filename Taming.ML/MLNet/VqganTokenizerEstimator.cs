@@ -41,11 +41,11 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         if (!inputSchema.TryFindColumn(inputColumnName, out var col))
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{inputColumnName}' not found in the data.");
         bool image = col.Kind == SchemaShape.Column.VectorKind.Scalar && col.ItemType is ImageDataViewType;
-        bool vector = col.Kind == SchemaShape.Column.VectorKind.Vector && col.ItemType == NumberDataViewType.Single;
+        bool vector = col.Kind == SchemaShape.Column.VectorKind.Vector && ImageColumnReader.IsPixelType(col.ItemType);
         if (!image && !vector)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"Column '{inputColumnName}' has type {col.GetTypeString()}; expected an image (LoadImages/ResizeImages) or a " +
-                "vector of Single [channels, height, width] (ExtractPixels).");
+                "vector of Single or Byte [channels, height, width] (ExtractPixels).");
         var result = inputSchema.ToDictionary(c => c.Name);
         result[outputColumnName] = new SchemaShape.Column(outputColumnName, SchemaShape.Column.VectorKind.Vector,
             NumberDataViewType.UInt32, isKey: true);
