@@ -44,8 +44,8 @@ public sealed class VqganOptions
     /// each at its widths (128 channels and up); narrower networks get fewer groups, so that no group holds a single
     /// channel. A one-channel group (instance normalisation) removes each channel's mean over the image, so colours come
     /// to depend on the image's extent: a tokenizer trained on small crops then shifts the colours of whole images
-    /// (photos demo, 32-pixel crops: whole photos reconstructed at 12.6–17.9 dB with 1, 19.0–24.4 dB with 4; crops
-    /// 26.2 and 26.6 dB). Default 4, which leaves the reference's configurations unchanged. Models saved before this
+    /// (photos demo, 32-pixel crops: whole photos reconstructed at 12.6–17.9 dB with 1, 19.0–25.8 dB with 4; crops
+    /// 26.2–26.7 dB). Default 4, which leaves the reference's configurations unchanged. Models saved before this
     /// option existed load with 1, as they were trained.</summary>
     public int GroupNormMinChannels { get; set; } = 4;
 
