@@ -128,7 +128,7 @@ internal static class PhotosDemo
         var conditionTokenizer = ml.Transforms.TokenizeImages("ConditionTokens", "Condition", new VqganOptions
         {
             CodebookSize = 256, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes * 0.7), Device = device, Precision = precision,
-            DiscStart = -1, Progress = Log,
+            DiscStart = -1, PerceptualWeight = 0, Progress = Log, // blurred images: L1 alone, and more steps in its minutes
         }).Fit(blurred);
         Log(ml.Taming().EvaluateReconstruction(blurred, conditionTokenizer, "Condition"));
 

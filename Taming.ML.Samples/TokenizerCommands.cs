@@ -28,10 +28,10 @@ internal static class TokenizerCommands
             Seed = args.Int("seed"),
             Device = args.String("device") ?? "cpu",
             Precision = args.Precision() ?? Precision.Float32,
-            PerceptualWeight = args.Double("perceptual-weight") ?? 0,
             Progress = p => Console.WriteLine("  " + p),
         };
         options.DiscWeight = args.Double("disc-weight") ?? options.DiscWeight;
+        options.PerceptualWeight = args.Double("perceptual-weight") ?? options.PerceptualWeight;
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
         bool crops = args.Int("random-crops") is not null;
         if (crops) options.MidAttention = args.Flag("mid-attention"); // fully convolutional by default, so that whole images decode as crops do

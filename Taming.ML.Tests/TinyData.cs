@@ -14,7 +14,7 @@ internal static class TinyData
     {
         Resolution = Side, Channels = 1, Ch = 8, ChMult = new[] { 1, 2 }, NumResBlocks = 1, ZChannels = 8,
         EmbedDim = 4, CodebookSize = 16, DiscLayers = 1, DiscChannels = 8, Steps = steps, BatchSize = 8,
-        LearningRate = 2e-3, ProgressInterval = 5, InferenceBatchSize = 7, Seed = 3,
+        LearningRate = 2e-3, ProgressInterval = 5, InferenceBatchSize = 7, Seed = 3, PerceptualWeight = 0,
     };
 
     /// <summary>Images of soft diagonal stripes with varying phase and contrast, side × side.</summary>
