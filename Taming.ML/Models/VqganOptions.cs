@@ -85,7 +85,7 @@ public sealed class VqganOptions
     /// (<see cref="Perceptual.ResNetPerceptualDistance"/>, which has no learned channel weights and so runs larger
     /// than LPIPS: 0.1 is a moderate setting). Default 0.1: it lowers rFID (MNIST: 50 → 28 at 0.1, 17 at 1) at some
     /// PSNR, and keeps textures where L1 and the GAN alone blur them or draw stripes (the photos demo's moss: rFID on
-    /// crops 1,791 → 491). It costs a ResNet18 forward and backward pass per step; 0 trains on L1 and the GAN alone.</summary>
+    /// crops 1,791 → 472). It costs a ResNet18 forward and backward pass per step; 0 trains on L1 and the GAN alone.</summary>
     public double PerceptualWeight { get; set; } = 0.1;
 
     /// <summary>Training step at which the discriminator and the GAN term start (reference: <c>disc_start</c>).
