@@ -9,7 +9,8 @@
 # DEVICE (default cuda), PARTS (which parts and in what order, default "bench e2e modes"), PRECISIONS (bench's, one
 # process each, default "float32 tf32 bf16"), STEPS (training steps, default 1500), WINDOWED (the untrained prior of
 # the windowed modes, default --window 16 --layers 24 --width 1024), BENCH (extra bench options, e.g. --only train) and
-# STEP_TIMEOUT (seconds one step may run, default 600) adjust it.
+# STEP_TIMEOUT (seconds one step may run, default 600) and PERCEPTUAL (the tokenizers' perceptual weight, default 0: a device
+# copy may leave the ResNet18 model out, and the figures stay comparable with earlier runs) adjust it.
 set -uo pipefail
 out=${1:?usage: cuda-check.sh <output dir> [app command]}
 app=${2:-dotnet run --project Taming.ML.Samples -c Release --}
@@ -35,7 +36,7 @@ bench() {
 e2e() {
   for p in float32 bf16; do
     step "tokenizer $p" $app train-tokenizer --images "$mnist" --labels "$labels" --take 9000 --output "$out/tokenizer-$p.zip" \
-      --steps $steps --disc-weight 0.1 --seed 1 --device $device --precision $p
+      --steps $steps --disc-weight 0.1 --perceptual-weight ${PERCEPTUAL:-0} --seed 1 --device $device --precision $p
     step "evaluate tokenizer $p" $app evaluate-tokenizer --model "$out/tokenizer-$p.zip" --images "$mnist" --skip 9000 --grid "$out/reconstructions-$p.png"
   done
   step "prior" $app train-prior --tokenizer "$out/tokenizer-float32.zip" --images "$mnist" --labels "$labels" --output "$out/prior.zip" \
