@@ -30,10 +30,7 @@ internal static class DataSources
         if (args.Int("random-crops") is { } crops)
         {
             if (!Directory.Exists(images)) throw new DirectoryNotFoundException($"--random-crops needs --images to be a folder; '{images}' is not.");
-            var files = Directory.EnumerateFiles(images, "*", SearchOption.AllDirectories)
-                .Where(f => f.EndsWith(".jpg", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".jpeg", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
-                .Order().ToList();
-            return ml.Data.LoadRandomCrops(files, side, crops, seed: args.Int("crop-seed") ?? 1, downscale: args.Int("downscale") ?? 1);
+            return ml.Data.LoadRandomCrops(images, side, crops, seed: args.Int("crop-seed") ?? 1, downscale: args.Int("downscale") ?? 1);
         }
         var data = Load(ml, images, labels, side);
         if (args.Int("skip") is { } skip) data = ml.Data.SkipRows(data, skip);

@@ -41,6 +41,8 @@ public sealed class RandomCropTests
         Assert.IsTrue(first.All(c => c.Skip(128).All(b => b == 77)));
         Assert.IsTrue(first.All(c => c[1] - c[0] == 12));
         CollectionAssert.AreEqual(first[4], Read(ml.Data.LoadRandomCrops(new[] { Photo }, 8, 5, seed: 3, downscale: 2))[4]);
+        // A folder stands for every image in it: here the one photo, so the same crops.
+        CollectionAssert.AreEqual(first[4], Read(ml.Data.LoadRandomCrops(Folder, 8, 5, seed: 3, downscale: 2))[4]);
     }
 
     [TestMethod]

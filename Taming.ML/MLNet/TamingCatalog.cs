@@ -90,6 +90,15 @@ public static class TamingCatalogExtensions
     }
 
     /// <summary>
+    /// <see cref="LoadRandomCrops(DataOperationsCatalog, IReadOnlyList{string}, int, int, int, int, string)"/> from every
+    /// image in <paramref name="folder"/> and its sub-folders (png, jpg, bmp, gif, webp; damaged files are named).
+    /// </summary>
+    public static IDataView LoadRandomCrops(this DataOperationsCatalog catalog, string folder, int cropSize,
+        int count, int seed = 0, int downscale = 1, string imageColumnName = "Image") =>
+        catalog.LoadRandomCrops(ImageFolder.List(folder).Select(i => Path.Combine(folder, i.RelativePath)).ToList(),
+            cropSize, count, seed, downscale, imageColumnName);
+
+    /// <summary>
     /// Loads the images of a folder with one sub-folder per class (ML.NET's image-classification layout) through
     /// ML.NET's LoadImages: an image column, a text column with the path, and a key-typed label column.
     /// </summary>
