@@ -56,22 +56,22 @@ internal static class PhotosDemo
         int photoH = 0, photoW = 0;
         foreach (var photo in photos)
         {
-            var clock = Stopwatch.StartNew();
             var (real, condition, h, w) = ShrunkAndBlurred(ml, photo);
             (photoH, photoW) = (h, w);
             // The tokenizer learnt on 32×32 crops; how well it carries a whole photo bounds what generation can show.
-            using (var realImage = ImagePixels.ToImage(real, 3, h, w))
-            {
-                var (ids, rh, rw) = imageTokenizer.TokenizeImage(realImage);
-                reconstructions.Add(new[] { real, Decode(imageTokenizer, ids, rh, rw) });
-            }
+            using var realImage = ImagePixels.ToImage(real, 3, h, w);
+            var (ids, rh, rw) = imageTokenizer.TokenizeImage(realImage);
+            var reconstructed = Decode(imageTokenizer, ids, rh, rw);
+            reconstructions.Add(new[] { real, reconstructed });
+
+            var clock = Stopwatch.StartNew();
             using var conditionImage = ImagePixels.ToImage(condition, 3, h, w);
             var (conditionIds, th, tw) = conditionTokenizer.TokenizeImage(conditionImage);
             var canvas = conditional.Sample(new[] { conditionIds }, new[] { 7 },
                 new SamplingOptions { TopK = topK, Temperature = temperature, HeightTokens = th, WidthTokens = tw, WindowMode = mode })[0];
             var generated = Decode(imageTokenizer, canvas, th, tw);
             rows.Add(new[] { condition, generated, real });
-            Log($"{Path.GetFileName(photo)}: reconstructed at PSNR {Psnr(real, reconstructions[^1][1], h, w):F2} dB; " +
+            Log($"{Path.GetFileName(photo)}: reconstructed at PSNR {Psnr(real, reconstructed, h, w):F2} dB; " +
                 $"{th}×{tw} tokens generated in {clock.Elapsed.TotalSeconds:F0} s");
         }
         string reconstructionsPng = Path.Combine(output, "photos-real-reconstructed.png");

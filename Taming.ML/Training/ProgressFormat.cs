@@ -5,7 +5,7 @@ namespace Taming.ML.Training;
 /// <summary>How progress reports write their figures.</summary>
 internal static class ProgressFormat
 {
-    /// <summary>m:ss under an hour, h:mm:ss beyond (long CPU runs report ETAs of days).</summary>
+    /// <summary>mm:ss under an hour, h:mm:ss beyond (long CPU runs report ETAs of days).</summary>
     public static string Duration(TimeSpan t) => t.TotalHours >= 1
         ? $"{(long)t.TotalHours}:{t:mm\\:ss}"
         : t.ToString("mm\\:ss", CultureInfo.InvariantCulture);
