@@ -51,40 +51,34 @@ internal static class PhotosDemo
         else (imageTokenizer, conditionTokenizer, conditional, texture) = Fit(ml, photos, moss, minutes, device, precision, files, Log);
 
         Console.WriteLine($"\n5. Whole photographs reconstructed by the image tokenizer, and generated from their blurred versions ({mode} window)");
-        var rows = new List<IReadOnlyList<byte[]>>();
-        var reconstructions = new List<IReadOnlyList<byte[]>>();
-        int photoH = 0, photoW = 0;
-        foreach (var photo in photos)
-        {
-            var (real, condition, h, w) = ShrunkAndBlurred(ml, photo);
-            (photoH, photoW) = (h, w);
-            // The tokenizer learnt on 32×32 crops; how well it carries a whole photo bounds what generation can show.
-            using var realImage = ImagePixels.ToImage(real, 3, h, w);
-            var (ids, rh, rw) = imageTokenizer.TokenizeImage(realImage);
-            var reconstructed = Decode(imageTokenizer, ids, rh, rw);
-            reconstructions.Add(new[] { real, reconstructed });
-
-            var clock = Stopwatch.StartNew();
-            using var conditionImage = ImagePixels.ToImage(condition, 3, h, w);
-            var (conditionIds, th, tw) = conditionTokenizer.TokenizeImage(conditionImage);
-            var canvas = conditional.Sample(new[] { conditionIds }, new[] { 7 },
-                new SamplingOptions { TopK = topK, Temperature = temperature, HeightTokens = th, WidthTokens = tw, WindowMode = mode })[0];
-            var generated = Decode(imageTokenizer, canvas, th, tw);
-            rows.Add(new[] { condition, generated, real });
-            Log($"{Path.GetFileName(photo)}: reconstructed at PSNR {Psnr(real, reconstructed, h, w):F2} dB; " +
-                $"{th}×{tw} tokens generated in {clock.Elapsed.TotalSeconds:F0} s");
-        }
+        // One ML.NET pipeline: both tokenizers read the whole photos, the conditional prior samples canvases of their
+        // condition grids with the sliding window, and the image tokenizer's decoder turns tokens into photos.
+        var generation = Stopwatch.StartNew();
+        var wholePhotos = Photos(ml, photos, out int photoH, out int photoW);
+        // The canvas is the whole photos' token grid (a windowed prior's default; named, for priors saved by older releases).
+        int th = photoH / imageTokenizer.DownsamplingFactor, tw = photoW / imageTokenizer.DownsamplingFactor;
+        var pipeline = ml.Transforms.TokenizeWholeImages("Tokens", "Photo", imageTokenizer)
+            .Append(ml.Transforms.DecodeTokens("Reconstructed", "Tokens", imageTokenizer))
+            .Append(ml.Transforms.TokenizeWholeImages("ConditionTokens", "Condition", conditionTokenizer))
+            .Append(ml.Transforms.GenerateTokens("Generated", conditional, conditionColumnName: "ConditionTokens",
+                options: new SamplingOptions { TopK = topK, Temperature = temperature, WindowMode = mode, Seed = 7, HeightTokens = th, WidthTokens = tw }))
+            .Append(ml.Transforms.DecodeTokens("GeneratedImage", "Generated", imageTokenizer));
+        var results = pipeline.Fit(wholePhotos).Transform(wholePhotos);
+        var pictures = ImagePixels.ReadColumns(results, 3, "Photo", "Reconstructed", "Condition", "GeneratedImage");
+        for (int i = 0; i < photos.Length; i++)
+            Log($"{Path.GetFileName(photos[i])}: reconstructed at PSNR {Psnr(pictures[i][0], pictures[i][1], photoH, photoW):F2} dB");
+        Log($"{photos.Length} canvases of {th}×{tw} tokens generated and decoded in {generation.Elapsed.TotalSeconds:F0} s");
         string reconstructionsPng = Path.Combine(output, "photos-real-reconstructed.png");
-        ImageGrid.SavePng(reconstructionsPng, reconstructions, 3, photoH, photoW);
+        ImageGrid.SavePng(reconstructionsPng, pictures.Select(p => (IReadOnlyList<byte[]>)new[] { p[0], p[1] }).ToList(), 3, photoH, photoW);
         Log($"Real | reconstructed, one photo per row: {reconstructionsPng}");
         string photosPng = Path.Combine(output, "photos-condition-generated-real.png");
-        ImageGrid.SavePng(photosPng, rows, 3, photoH, photoW);
+        ImageGrid.SavePng(photosPng, pictures.Select(p => (IReadOnlyList<byte[]>)new[] { p[2], p[3], p[0] }).ToList(), 3, photoH, photoW);
         Log($"Condition | generated | real, one photo per row: {photosPng}");
 
         Console.WriteLine("\n6. Moss strips five times wider than the training crops, exact and strided windows");
         int stripTokens = 5 * Crop / (Crop / 8);
-        var (mossReal, _, mh, mw) = ShrunkAndBlurred(ml, moss);
-        var stripRows = new List<IReadOnlyList<byte[]>> { new[] { ImagePixels.Crop(mossReal, 3, mh, mw, top: 40, left: 40, Crop, 5 * Crop) } };
+        var mossReal = pictures[Array.IndexOf(photos, moss)][0];
+        var stripRows = new List<IReadOnlyList<byte[]>> { new[] { ImagePixels.Crop(mossReal, 3, photoH, photoW, top: 40, left: 40, Crop, 5 * Crop) } };
         var noConditions = Enumerable.Repeat(Array.Empty<long>(), 4).ToArray();
         foreach (var stripMode in new[] { WindowMode.Exact, WindowMode.Strided })
         {
@@ -132,26 +126,28 @@ internal static class PhotosDemo
         }).Fit(blurred);
         Log(ml.Taming().EvaluateReconstruction(blurred, conditionTokenizer, "Condition"));
 
-        // The priors learn from windows of whole-photo token grids, the tokens that sampling conditions on and
-        // continues: a 32×32 crop's tokens all lie near its border (zero padding, group norm statistics over the
-        // crop), so they differ from the same spot's tokens in a whole photo (a prior fitted on crop tokens spends
-        // ~9 bits per token on whole-photo windows, against 3 on crops).
-        var grids = photos.SelectMany(photo => PhotoTokenGrids(ml, photo, imageTokenizer, conditionTokenizer)).ToList();
-        int window = imageTokenizer.GridShape.Height; // the crops' token grid, 8×8
+        // The priors learn from whole-photo token grids, the tokens that sampling conditions on and continues, in
+        // random windows of the crops' grid (8×8; GptOptions.Window). The tokens of 32×32 crops would not do: they all
+        // lie near the crop's border (zero padding, group norm statistics over the crop), so they differ from the same
+        // spot's tokens in a whole photo (a prior fitted on crop tokens spends ~9 bits per token on whole-photo windows,
+        // against 3 on crops).
+        int window = imageTokenizer.GridShape.Height;
+        var wholePhotos = Photos(ml, photos, out _, out _);
+        var grids = ml.Transforms.TokenizeWholeImages("Tokens", "Photo", imageTokenizer)
+            .Append(ml.Transforms.TokenizeWholeImages("ConditionTokens", "Condition", conditionTokenizer)).Fit(wholePhotos);
+        var tokens = grids.Transform(wholePhotos);
 
-        Console.WriteLine($"\n3. Prior of image tokens given condition tokens ({minutes * 2.2:F1} min)");
-        var tokens = TokenWindows(ml, grids, window, 6000, seed: 1, imageTokenizer.Model.Options.CodebookSize, conditionTokenizer.Model.Options.CodebookSize);
+        Console.WriteLine($"\n3. Prior of image tokens given condition tokens, in {window}×{window} windows of the whole photos ({minutes * 2.2:F1} min)");
         var conditional = ml.Transforms.FitPrior("Tokens", conditionColumnName: "ConditionTokens", options: new GptOptions
         {
-            Steps = 8000, TimeBudget = TimeSpan.FromMinutes(minutes * 2.2), Device = device, Precision = precision, Progress = Log,
+            Window = window, Steps = 8000, TimeBudget = TimeSpan.FromMinutes(minutes * 2.2), Device = device, Precision = precision, Progress = Log,
         }).Fit(tokens);
 
-        Console.WriteLine($"\n4. Unconditional prior of the moss texture ({minutes:F1} min)");
-        var mossTokens = TokenWindows(ml, grids.Where(g => g.Photo == moss).ToList(), window, 3000, seed: 3,
-            imageTokenizer.Model.Options.CodebookSize, conditionTokenizer.Model.Options.CodebookSize); // its condition column unused
+        Console.WriteLine($"\n4. Unconditional prior of the moss texture, in {window}×{window} windows ({minutes:F1} min)");
+        var mossTokens = grids.Transform(Photos(ml, new[] { moss }, out _, out _));
         var texture = ml.Transforms.FitPrior("Tokens", options: new GptOptions
         {
-            Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Precision = precision, Progress = Log,
+            Window = window, Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Precision = precision, Progress = Log,
         }).Fit(mossTokens);
 
         // ML.NET cannot store an input schema of image columns only, so the tokenizers are saved without one.
@@ -164,26 +160,20 @@ internal static class PhotosDemo
     }
 
     /// <summary>
-    /// A photo shrunk by the demo's factor (sides multiples of 8), and its condition — shrunk 4× more and blown up
-    /// again, as the crops' conditions were made — as planar RGB bytes, through ML.NET's image stages.
+    /// The photos shrunk by the demo's factor (all to the first one's size, sides multiples of 8) and their conditions —
+    /// shrunk 4× more and blown up again, as the crops' conditions were made — as "Photo" and "Condition" image columns,
+    /// through ML.NET's image stages.
     /// </summary>
-    private static (byte[] Photo, byte[] Condition, int Height, int Width) ShrunkAndBlurred(MLContext ml, string path)
+    private static IDataView Photos(MLContext ml, IReadOnlyList<string> paths, out int height, out int width)
     {
-        var source = ml.Data.LoadFromEnumerable(new[] { new PathRow { Path = path } });
-        using var original = MLImage.CreateFromFile(path);
-        int h = original.Height / Downscale / 8 * 8, w = original.Width / Downscale / 8 * 8;
-        var images = ml.Transforms.LoadImages("Photo", null, "Path")
-            .Append(ml.Transforms.ResizeImages("Photo", w, h, "Photo"))
-            .Append(ml.Transforms.ResizeImages("Small", w / ConditionFactor, h / ConditionFactor, "Photo"))
-            .Append(ml.Transforms.ResizeImages("Condition", w, h, "Small"))
+        using (var first = MLImage.CreateFromFile(paths[0]))
+            (height, width) = (first.Height / Downscale / 8 * 8, first.Width / Downscale / 8 * 8);
+        var source = ml.Data.LoadFromEnumerable(paths.Select(p => new PathRow { Path = p }).ToList());
+        return ml.Transforms.LoadImages("Photo", null, "Path")
+            .Append(ml.Transforms.ResizeImages("Photo", width, height, "Photo"))
+            .Append(ml.Transforms.ResizeImages("Small", width / ConditionFactor, height / ConditionFactor, "Photo"))
+            .Append(ml.Transforms.ResizeImages("Condition", width, height, "Small"))
             .Fit(source).Transform(source);
-        using var cursor = images.GetRowCursor(images.Schema);
-        cursor.MoveNext();
-        MLImage photo = null!, condition = null!;
-        cursor.GetGetter<MLImage>(images.Schema["Photo"])(ref photo);
-        var photoPixels = ImagePixels.ToPlanarBytes(photo, 3);
-        cursor.GetGetter<MLImage>(images.Schema["Condition"])(ref condition);
-        return (photoPixels, ImagePixels.ToPlanarBytes(condition, 3), h, w);
     }
 
     private static double Psnr(byte[] real, byte[] reconstructed, int height, int width)
@@ -198,49 +188,6 @@ internal static class PhotosDemo
     {
         using var image = tokenizer.DecodeImage(canvas, height, width);
         return ImagePixels.ToPlanarBytes(image, 3);
-    }
-
-    /// <summary>A photo's image and condition token grids, whole, at four pixel offsets (0 or 2 down and across) for variety.</summary>
-    private static IEnumerable<TokenGrids> PhotoTokenGrids(MLContext ml, string photo, VqganTokenizerTransformer imageTokenizer,
-        VqganTokenizerTransformer conditionTokenizer)
-    {
-        var (real, condition, h, w) = ShrunkAndBlurred(ml, photo);
-        foreach (var (top, left) in new[] { (0, 0), (0, 2), (2, 0), (2, 2) })
-        {
-            int ch = h - 8, cw = w - 8; // sides stay multiples of 8
-            using var image = ImagePixels.ToImage(ImagePixels.Crop(real, 3, h, w, top, left, ch, cw), 3, ch, cw);
-            using var conditionImage = ImagePixels.ToImage(ImagePixels.Crop(condition, 3, h, w, top, left, ch, cw), 3, ch, cw);
-            var (tokens, th, tw) = imageTokenizer.TokenizeImage(image);
-            var (conditionTokens, _, _) = conditionTokenizer.TokenizeImage(conditionImage);
-            yield return new TokenGrids(photo, tokens, conditionTokens, th, tw);
-        }
-    }
-
-    private sealed record TokenGrids(string Photo, long[] Tokens, long[] ConditionTokens, int Height, int Width);
-
-    /// <summary>Random window × window blocks of the grids, as key-typed token columns (Tokens, ConditionTokens).</summary>
-    private static IDataView TokenWindows(MLContext ml, IReadOnlyList<TokenGrids> grids, int window, int count, int seed, int codes, int conditionCodes)
-    {
-        var rng = new Random(seed);
-        var rows = new List<WindowRow>(count);
-        for (int n = 0; n < count; n++)
-        {
-            var g = grids[rng.Next(grids.Count)];
-            int top = rng.Next(g.Height - window + 1), left = rng.Next(g.Width - window + 1);
-            uint[] Block(long[] grid) => Enumerable.Range(0, window * window)
-                .Select(k => (uint)grid[(top + k / window) * g.Width + left + k % window] + 1).ToArray(); // key values count from 1
-            rows.Add(new WindowRow { Tokens = Block(g.Tokens), ConditionTokens = Block(g.ConditionTokens) });
-        }
-        var schema = SchemaDefinition.Create(typeof(WindowRow));
-        schema[nameof(WindowRow.Tokens)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), codes), window, window);
-        schema[nameof(WindowRow.ConditionTokens)].ColumnType = new VectorDataViewType(new KeyDataViewType(typeof(uint), conditionCodes), window, window);
-        return ml.Data.LoadFromEnumerable(rows, schema);
-    }
-
-    private sealed class WindowRow
-    {
-        public uint[] Tokens { get; set; } = Array.Empty<uint>();
-        public uint[] ConditionTokens { get; set; } = Array.Empty<uint>();
     }
 
     private sealed class PathRow

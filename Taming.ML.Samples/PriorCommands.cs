@@ -13,7 +13,11 @@ namespace Taming.ML.Samples;
 /// <summary>The prior's commands: train-prior, generate and benchmark-sampling.</summary>
 internal static class PriorCommands
 {
-    /// <summary>train-prior --tokenizer &lt;zip&gt; --images &lt;...&gt; [--labels] --output &lt;zip&gt; [...].</summary>
+    /// <summary>
+    /// train-prior --tokenizer &lt;zip&gt; --images &lt;...&gt; [--labels] --output &lt;zip&gt; [...]; with --image-size WxH a
+    /// folder's images are resized to that size and tokenized whole, and --window N fits the prior on N×N windows of
+    /// their token grids (high-resolution generation).
+    /// </summary>
     public static int Train(Arguments args)
     {
         string tokenizerPath = args.Required("tokenizer");
@@ -29,14 +33,19 @@ internal static class PriorCommands
         options.Seed = args.Int("seed");
         options.Device = args.String("device") ?? options.Device;
         options.Precision = args.Precision() ?? options.Precision;
+        options.Window = args.Int("window") ?? options.Window;
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
+        var imageSize = args.String("image-size") is { } size ? ParseSize(size) : ((int, int)?)null;
         args.RejectUnknown();
 
         var ml = new MLContext(seed: options.Seed ?? 1);
         var tokenizerModel = ml.Taming().LoadModel(tokenizerPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(tokenizerModel);
         var data = DataSources.Load(ml, images, labels, idxPadTo: tokenizer.Resolution);
-        var tokens = tokenizerModel.Transform(data);
+        var tokens = imageSize is var (width, height)
+            ? ml.Transforms.ResizeImages("Image", width, height, "Image")
+                .Append(ml.Transforms.TokenizeWholeImages(tokenizer.OutputColumnName, "Image", tokenizer)).Fit(data).Transform(data)
+            : tokenizerModel.Transform(data);
         // Class-conditional when the data has labels of at least two classes.
         bool classes = !unconditional && tokens.Schema.GetColumnOrNull("Label") is { Type: KeyDataViewType { Count: > 1 } };
         var prior = ml.Transforms.FitPrior(tokenizer.OutputColumnName, classes ? "Label" : null, options: options).Fit(tokens);
@@ -44,6 +53,15 @@ internal static class PriorCommands
         var kind = prior.Layout.Conditioning == Conditioning.None ? "unconditional" : prior.Layout.Conditioning.ToString().ToLowerInvariant() + "-conditioned";
         Console.WriteLine($"Saved the {kind} prior to {output}.");
         return 0;
+    }
+
+    /// <summary>"WxH" (e.g. 256x160) as (width, height).</summary>
+    private static (int Width, int Height) ParseSize(string size)
+    {
+        var parts = size.Split('x', 'X', '×');
+        return parts.Length == 2 && int.TryParse(parts[0], out int w) && int.TryParse(parts[1], out int h) && w > 0 && h > 0
+            ? (w, h)
+            : throw new ArgumentException($"--image-size: '{size}' is not WIDTHxHEIGHT (e.g. 256x160).");
     }
 
     /// <summary>generate --tokenizer &lt;zip&gt; --prior &lt;zip&gt; [--label k | --all-labels] [--count N] [...] --output &lt;png&gt;.</summary>
@@ -83,58 +101,42 @@ internal static class PriorCommands
         var pipeline = ml.Transforms.GenerateTokens("Generated", prior, labelColumnName: classes ? "Label" : null, options: sampling)
             .Append(ml.Transforms.DecodeTokens("GeneratedImage", "Generated", tokenizer));
         var generated = pipeline.Fit(rows).Transform(rows);
-        var images = new List<byte[]>();
+        var images = ImagePixels.ReadColumns(generated, tokenizer.Channels, "GeneratedImage").Select(r => r[0]).ToList();
         var column = generated.Schema["GeneratedImage"];
-        using (var cursor = generated.GetRowCursor(new[] { column }))
-        {
-            var getter = cursor.GetGetter<MLImage>(column);
-            MLImage image = null!;
-            while (cursor.MoveNext())
-            {
-                getter(ref image);
-                images.Add(ImagePixels.ToPlanarBytes(image, tokenizer.Channels));
-            }
-        }
         int perRow = classes ? count : (int)Math.Ceiling(Math.Sqrt(images.Count));
         var grid = images.Chunk(perRow).Select(r => (IReadOnlyList<byte[]>)r).ToList();
         var size = (Microsoft.ML.Transforms.Image.ImageDataViewType)column.Type;
-        ImageGrid.SavePng(output, grid, tokenizer.Channels, size.Height, size.Width, scale: Math.Max(1, 64 / tokenizer.Resolution));
+        ImageGrid.SavePng(output, grid, tokenizer.Channels, size.Height, size.Width, scale: Math.Max(1, 64 / Math.Min(size.Height, size.Width)));
         Console.WriteLine($"{images.Count} samples in {clock.Elapsed.TotalSeconds:F1} s → {output}" + (classes ? " (one row per class)" : ""));
         return 0;
     }
 
     /// <summary>
-    /// Image-conditioned generation: the condition image (sides rounded down to whole tokens) is tokenized whole by the
-    /// condition tokenizer; the output canvas has the same token grid, sampled with the sliding window.
+    /// Image-conditioned generation, as one pipeline: the condition image (sides rounded down to whole tokens) is
+    /// tokenized whole by the condition tokenizer; the output canvas has the same token grid, sampled with the sliding
+    /// window, and decoded by the image tokenizer.
     /// </summary>
     private static int GenerateFromCondition(MLContext ml, VqganTokenizerTransformer tokenizer, PriorTransformer prior,
         string conditionPath, string conditionTokenizerPath, int count, SamplingOptions sampling, string output)
     {
         var conditionTokenizer = TamingCatalog.FindTokenizer(ml.Taming().LoadModel(conditionTokenizerPath, out _));
-        int f = conditionTokenizer.Resolution / conditionTokenizer.GridShape.Height;
-        if (tokenizer.Resolution / tokenizer.GridShape.Height != f)
+        int f = conditionTokenizer.DownsamplingFactor;
+        if (tokenizer.DownsamplingFactor != f)
             throw new ArgumentException("The image and condition tokenizers must shrink images by the same factor, so that their token grids align.");
-        using var original = MLImage.CreateFromFile(conditionPath);
-        int h = original.Height / f * f, w = original.Width / f * f;
-        var source = ml.Data.LoadFromEnumerable(new[] { new PathRow { Path = Path.GetFullPath(conditionPath) } });
-        var resized = ml.Transforms.LoadImages("Condition", null, "Path").Append(ml.Transforms.ResizeImages("Condition", w, h, "Condition"))
-            .Fit(source).Transform(source);
-        // The image stages own the images they hand out: copy the pixels while the row is current.
-        var conditionPixels = resized.GetColumn<MLImage>(resized.Schema["Condition"]).Select(i => ImagePixels.ToPlanarBytes(i, 3)).First();
-        using var condition = ImagePixels.ToImage(conditionPixels, 3, h, w);
-        var (ids, th, tw) = conditionTokenizer.TokenizeImage(condition);
-        sampling.HeightTokens = th;
-        sampling.WidthTokens = tw;
+        int h, w;
+        using (var original = MLImage.CreateFromFile(conditionPath))
+            (h, w) = (original.Height / f * f, original.Width / f * f);
+        (sampling.HeightTokens, sampling.WidthTokens) = (h / f, w / f);
+        var rows = ml.Data.LoadFromEnumerable(Enumerable.Repeat(new PathRow { Path = Path.GetFullPath(conditionPath) }, count).ToList());
         var clock = Stopwatch.StartNew();
-        var canvases = prior.Sample(Enumerable.Repeat(ids, count).ToList(), Enumerable.Range(sampling.Seed, count).ToList(), sampling);
-        var pictures = canvases.Select(c =>
-        {
-            using var image = tokenizer.DecodeImage(c, th, tw);
-            return ImagePixels.ToPlanarBytes(image, tokenizer.Channels);
-        }).ToList();
-        var shown = ImagePixels.ToPlanarBytes(condition, tokenizer.Channels);
-        ImageGrid.SavePng(output, pictures.Select(p => (IReadOnlyList<byte[]>)new[] { shown, p }).ToList(), tokenizer.Channels, h, w);
-        Console.WriteLine($"{count} canvases of {th}×{tw} tokens in {clock.Elapsed.TotalSeconds:F1} s → {output} (condition | generated)");
+        var pipeline = ml.Transforms.LoadImages("Condition", null, "Path")
+            .Append(ml.Transforms.ResizeImages("Condition", w, h, "Condition"))
+            .Append(ml.Transforms.TokenizeWholeImages("ConditionTokens", "Condition", conditionTokenizer))
+            .Append(ml.Transforms.GenerateTokens("Generated", prior, conditionColumnName: "ConditionTokens", options: sampling))
+            .Append(ml.Transforms.DecodeTokens("GeneratedImage", "Generated", tokenizer));
+        var pictures = ImagePixels.ReadColumns(pipeline.Fit(rows).Transform(rows), tokenizer.Channels, "Condition", "GeneratedImage");
+        ImageGrid.SavePng(output, pictures.Select(p => (IReadOnlyList<byte[]>)p).ToList(), tokenizer.Channels, h, w);
+        Console.WriteLine($"{count} canvases of {h / f}×{w / f} tokens in {clock.Elapsed.TotalSeconds:F1} s → {output} (condition | generated)");
         return 0;
     }
 

@@ -278,6 +278,53 @@ public sealed class PriorTests
     }
 
     [TestMethod]
+    public void APriorFittedOnWindowsGeneratesAndScoresWholeCanvases()
+    {
+        // 6×6 canvases whose tokens copy their condition: learnt in random 3×3 windows, generated and scored whole.
+        var rng = new Random(8);
+        CanvasRow Row(bool copy)
+        {
+            var condition = Enumerable.Range(0, 36).Select(_ => (uint)rng.Next(Codes) + 1).ToArray();
+            return new CanvasRow { Condition = condition, Tokens = copy ? condition : condition.Select(c => (uint)(c % Codes) + 1).ToArray() };
+        }
+        var rows = Enumerable.Range(0, 48).Select(_ => Row(copy: true)).ToArray();
+        var ml = new MLContext(seed: 1);
+        var options = Tiny(steps: 400);
+        options.Window = 3;
+        var prior = ml.Transforms.FitPrior("Tokens", conditionColumnName: "Condition", options: options).Fit(ml.Data.LoadFromEnumerable(rows));
+        Assert.AreEqual((3, 3, 3, 3), (prior.Layout.GridHeight, prior.Layout.GridWidth, prior.Layout.ConditionHeight, prior.Layout.ConditionWidth));
+        Assert.AreEqual((6, 6), prior.Layout.Canvas);
+        Assert.AreEqual(9 + 9 - 1, prior.Layout.BlockSize);
+
+        var test = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 4).Select(_ => Row(copy: true)).ToArray());
+        var generator = ml.Transforms.GenerateTokens("Generated", prior, options: new SamplingOptions { TopK = 1 }).Fit(test);
+        var type = (VectorDataViewType)generator.GetOutputSchema(test.Schema)["Generated"].Type;
+        CollectionAssert.AreEqual(new[] { 6, 6 }, type.Dimensions.ToArray(), "the default canvas is the training grids'");
+        var generated = TinyData.Tokens(generator.Transform(test), "Generated");
+        var conditions = TinyData.Tokens(test, "Condition");
+        Assert.AreEqual(36 * 4, generated.Length);
+        CollectionAssert.AreEqual(conditions, generated);
+
+        // Scoring reads whole canvases with the sliding window: copies are typical, shifted codes are not.
+        var copies = ScoresOf(prior.Transform(test));
+        var shifted = ScoresOf(prior.Transform(ml.Data.LoadFromEnumerable(Enumerable.Range(0, 4).Select(_ => Row(copy: false)).ToArray())));
+        Assert.IsTrue(copies.Max() < 0.5 && shifted.Min() > 2, $"copies {string.Join(", ", copies)}; shifted {string.Join(", ", shifted)}");
+
+        Directory.CreateDirectory(Temp);
+        string path = Path.Combine(Temp, "windowed.zip");
+        ml.Model.Save(generator, test.Schema, path);
+        var loaded = new MLContext().Model.Load(path, out _);
+        CollectionAssert.AreEqual(generated, TinyData.Tokens(loaded.Transform(test), "Generated"));
+        Assert.AreEqual((6, 6), ((TokenGeneratorTransformer)loaded).Prior.Layout.Canvas);
+
+        // Windows cut the condition and the tokens at the same place, so their grids must match.
+        var mismatched = ml.Data.LoadFromEnumerable(new[] { new MismatchedCanvasRow() });
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            ml.Transforms.FitPrior("Tokens", conditionColumnName: "Condition", options: options).Fit(mismatched));
+        StringAssert.Contains(e.Message, "must have the same size");
+    }
+
+    [TestMethod]
     public void BadInputsAreNamed()
     {
         var ml = new MLContext(seed: 1);
@@ -315,6 +362,18 @@ public sealed class PriorTests
     {
         [KeyType(Codes), VectorType(2, 3)] public uint[] Condition { get; set; } = Array.Empty<uint>();
         [KeyType(Codes), VectorType(2, 3)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    private sealed class CanvasRow
+    {
+        [KeyType(Codes), VectorType(6, 6)] public uint[] Condition { get; set; } = Array.Empty<uint>();
+        [KeyType(Codes), VectorType(6, 6)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    private sealed class MismatchedCanvasRow
+    {
+        [KeyType(Codes), VectorType(3, 3)] public uint[] Condition { get; set; } = Enumerable.Repeat(1u, 9).ToArray();
+        [KeyType(Codes), VectorType(6, 6)] public uint[] Tokens { get; set; } = Enumerable.Repeat(1u, 36).ToArray();
     }
 
     private sealed class WideConditionRow

@@ -4,6 +4,8 @@ using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using Taming.ML.Data;
 using Taming.ML.MLNet;
+using Taming.ML.Models;
+using Taming.ML.Sampling;
 
 namespace Taming.ML.Tests;
 
@@ -70,5 +72,50 @@ public sealed class RandomCropTests
         Assert.AreEqual((4, 6), (tokenizer.TokenizeImage(wide).Height, tokenizer.TokenizeImage(wide).Width));
         using var odd = ImagePixels.ToImage(new byte[8 * 9], 1, 8, 9);
         Assert.ThrowsExactly<ArgumentException>(() => tokenizer.TokenizeImage(odd));
+    }
+
+    [TestMethod]
+    public void WholeImagesTokenizeInAPipelineAndAWindowedPriorGeneratesThemWhole()
+    {
+        var ml = new MLContext(seed: 1);
+        var tokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", TinyData.Options(steps: 3)).Fit(TinyData.ImageView(8));
+        var paths = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 3).Select(_ => new PathRow { Path = Photo }).ToArray());
+        var loaded = ml.Transforms.LoadImages("Photo", null, "Path").Fit(paths).Transform(paths);
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.TokenizeWholeImages("Tokens", "Photo", tokenizer).Fit(loaded));
+        StringAssert.Contains(e.Message, "no stated size");
+        var odd = ml.Transforms.ResizeImages("Photo", 41, 24, "Photo").Fit(loaded).Transform(loaded);
+        e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.TokenizeWholeImages("Tokens", "Photo", tokenizer).Fit(odd));
+        StringAssert.Contains(e.Message, "multiples of 2");
+        e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => tokenizer.Transform(TinyData.ImageView(1, side: 16)));
+        StringAssert.Contains(e.Message, "TokenizeWholeImages"); // the trained-size tokenizer points to the whole-image one
+
+        // The 40×24 photo, whole: a 12×20 grid, the ids TokenizeImage gives, kept through save and load.
+        var sized = ml.Transforms.ResizeImages("Photo", 40, 24, "Photo").Fit(loaded).Transform(loaded);
+        var whole = ml.Transforms.TokenizeWholeImages("Tokens", "Photo", tokenizer).Fit(sized);
+        var tokens = whole.Transform(sized);
+        CollectionAssert.AreEqual(new[] { 12, 20 }, ((VectorDataViewType)tokens.Schema["Tokens"].Type).Dimensions.ToArray());
+        var ids = TinyData.Tokens(tokens);
+        Assert.AreEqual(3 * 240, ids.Length);
+        using (var photo = MLImage.CreateFromFile(Photo))
+            CollectionAssert.AreEqual(tokenizer.TokenizeImage(photo).Tokens, ids.Take(240).Select(k => (long)k - 1).ToArray());
+        string path = Path.Combine(Folder, "whole.zip");
+        ml.Model.Save(whole, sized.Schema, path);
+        var reloaded = (VqganTokenizerTransformer)new MLContext().Model.Load(path, out _);
+        Assert.IsTrue(reloaded.WholeImages);
+        CollectionAssert.AreEqual(ids, TinyData.Tokens(reloaded.Transform(sized)));
+
+        // A prior fitted on 4×4 windows of the whole grids generates, by default, whole grids, which decode to whole photos.
+        var prior = ml.Transforms.FitPrior("Tokens", options: new GptOptions { Layers = 1, Heads = 1, Width = 16, Steps = 3, Window = 4 }).Fit(tokens);
+        Assert.AreEqual((4, 4, (12, 20)), (prior.Layout.GridHeight, prior.Layout.GridWidth, prior.Layout.Canvas));
+        var rows = ml.Data.LoadFromEnumerable(new[] { new PathRow { Path = "" } });
+        var generated = ml.Transforms.GenerateTokens("Generated", prior, options: new SamplingOptions { WindowMode = WindowMode.Strided })
+            .Append(ml.Transforms.DecodeTokens("Decoded", "Generated", tokenizer)).Fit(rows).Transform(rows);
+        var decoded = generated.GetColumn<MLImage>(generated.Schema["Decoded"]).Single();
+        Assert.AreEqual((24, 40), (decoded.Height, decoded.Width));
+    }
+
+    private sealed class PathRow
+    {
+        public string Path { get; set; } = "";
     }
 }

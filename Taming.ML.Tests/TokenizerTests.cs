@@ -219,4 +219,28 @@ public sealed class TokenizerTests
     {
         [KeyType(16)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
     }
+
+    [TestMethod]
+    public void ModelsSavedByAnEarlierReleaseLoadAndGiveTheirTokens()
+    {
+        // Fixtures/*-1.1.zip: a tokenizer and a class prior saved before whole-image tokenizing and windowed priors,
+        // with the tokens the tokenizer gave then for eight random 8×8 images (seed 0).
+        string folder = Path.Combine(AppContext.BaseDirectory, "Fixtures");
+        var ml = new MLContext();
+        var rng = new Random(0);
+        var images = Enumerable.Range(0, 8).Select(_ => Enumerable.Range(0, 64).Select(_ => (float)rng.Next(256)).ToArray()).ToList();
+        var schema = SchemaDefinition.Create(typeof(TinyData.PixelRow));
+        schema[nameof(TinyData.PixelRow.Pixels)].ColumnName = "Image";
+        schema["Image"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 1, 8, 8);
+        var data = ml.Data.LoadFromEnumerable(images.Select(p => new TinyData.PixelRow { Pixels = p }), schema);
+
+        var tokenizer = (VqganTokenizerTransformer)ml.Model.Load(Path.Combine(folder, "tokenizer-1.1.zip"), out _);
+        Assert.IsFalse(tokenizer.WholeImages);
+        var expected = File.ReadAllText(Path.Combine(folder, "tokens-1.1.txt")).Split(',').Select(uint.Parse).ToArray();
+        CollectionAssert.AreEqual(expected, TinyData.Tokens(tokenizer.Transform(data)));
+
+        var prior = (PriorTransformer)ml.Model.Load(Path.Combine(folder, "prior-1.1.zip"), out _);
+        Assert.AreEqual((4, 4), prior.Layout.Canvas);
+        Assert.AreEqual(16, prior.Sample(new[] { new long[] { 1 } }, new[] { 1 })[0].Length);
+    }
 }

@@ -1,8 +1,9 @@
+using Microsoft.ML;
 using Microsoft.ML.Data;
 
 namespace Taming.ML.Data;
 
-/// <summary>Converts planar byte pixels (c, h, w) to and from <see cref="MLImage"/> and PNG-ready BGRA.</summary>
+/// <summary>Converts planar byte pixels (c, h, w) to and from <see cref="MLImage"/>, image columns and PNG-ready BGRA.</summary>
 public static class ImagePixels
 {
     /// <summary>Interleaved BGRA bytes (alpha 255) from planar gray (c = 1) or RGB (c = 3) bytes.</summary>
@@ -67,4 +68,22 @@ public static class ImagePixels
     /// <summary>A new <see cref="MLImage"/> from planar gray or RGB bytes.</summary>
     public static MLImage ToImage(ReadOnlySpan<byte> planar, int channels, int height, int width) =>
         MLImage.CreateFromPixels(width, height, MLPixelFormat.Bgra32, ToBgra(planar, channels, height, width));
+
+    /// <summary>
+    /// Every row's images in the image <paramref name="columns"/> of <paramref name="data"/>, as planar bytes (one array
+    /// per column per row), e.g. to save decoded or generated images with <see cref="Evaluation.ImageGrid"/>. Each image
+    /// is copied while its row is current: ML.NET's image stages and DecodeTokens dispose it at the next row.
+    /// </summary>
+    public static List<byte[][]> ReadColumns(IDataView data, int channels, params string[] columns)
+    {
+        var schemaColumns = columns.Select(c => data.Schema.GetColumnOrNull(c)
+            ?? throw new ArgumentOutOfRangeException(nameof(columns), $"Image column '{c}' not found in the data.")).ToArray();
+        using var cursor = data.GetRowCursor(schemaColumns);
+        var getters = schemaColumns.Select(c => cursor.GetGetter<MLImage>(c)).ToArray();
+        var rows = new List<byte[][]>();
+        MLImage image = null!;
+        while (cursor.MoveNext())
+            rows.Add(getters.Select(get => { get(ref image); return ToPlanarBytes(image, channels); }).ToArray());
+        return rows;
+    }
 }

@@ -93,7 +93,7 @@ public sealed class ImageClassifier
         var set = new ImageSet(channels, resolution, resolution);
         var labels = new List<int>();
         using var cursor = data.GetRowCursor(new[] { image, label });
-        var reader = new ImageColumnReader(cursor, image, channels, resolution, resize: false);
+        var reader = new ImageColumnReader(cursor, image, channels, resolution, resolution, resize: false);
         var readLabel = TokenColumns.LabelReader(cursor, label, classes);
         var pixels = new float[set.PixelsPerImage];
         while (cursor.MoveNext())

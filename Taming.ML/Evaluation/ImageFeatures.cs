@@ -21,7 +21,7 @@ internal static class ImageFeatures
         var buffer = new float[batch * pixels];
         var features = new List<Tensor>();
         using var cursor = data.GetRowCursor(new[] { column });
-        var reader = new ImageColumnReader(cursor, column, channels, side, resize: true);
+        var reader = new ImageColumnReader(cursor, column, channels, side, side, resize: true);
         using var _ = no_grad();
         while (true)
         {

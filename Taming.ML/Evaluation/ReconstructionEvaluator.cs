@@ -26,7 +26,7 @@ internal static class ReconstructionEvaluator
         double psnr = 0, ssim = 0, l1 = 0;
         int n = 0;
         using var cursor = data.GetRowCursor(new[] { column });
-        var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, tokenizer.ResizeToResolution);
+        var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, o.Resolution, tokenizer.ResizeToResolution);
         var buffer = new float[batch * pixelsPerImage];
         while (true)
         {

@@ -16,18 +16,20 @@ internal sealed class ImageColumnReader
     private readonly ValueGetter<VBuffer<byte>>? byteGetter;
     private readonly DataViewRow row;
     private readonly string name;
-    private readonly int channels, resolution;
+    private readonly int channels, height, width;
     private readonly bool resize;
     private MLImage image = null!;
     private VBuffer<float> vector;
     private VBuffer<byte> bytes;
 
-    public ImageColumnReader(DataViewRow row, DataViewSchema.Column column, int channels, int resolution, bool resize)
+    /// <summary>A reader of images of <paramref name="height"/>×<paramref name="width"/> pixels; with <paramref name="resize"/>
+    /// images of another size are resized to it, else refused.</summary>
+    public ImageColumnReader(DataViewRow row, DataViewSchema.Column column, int channels, int height, int width, bool resize)
     {
         this.row = row;
         name = column.Name;
         this.channels = channels;
-        this.resolution = resolution;
+        (this.height, this.width) = (height, width);
         this.resize = resize;
         if (column.Type is ImageDataViewType) imageGetter = row.GetGetter<MLImage>(column);
         else if (column.Type.GetItemType() == NumberDataViewType.Byte) byteGetter = row.GetGetter<VBuffer<byte>>(column);
@@ -46,7 +48,7 @@ internal sealed class ImageColumnReader
     /// <summary>
     /// What the column's type says about the images: channels, height, width (0 where unknown). A flat
     /// vector of Single (no [c, h, w] dimensions, as a PredictionEngine's input class gives) reads as
-    /// [channels, resolution, resolution] of the tokenizer.
+    /// [channels, height, width] of the reader.
     /// </summary>
     public static (int Channels, int Height, int Width) Inspect(DataViewSchema.Column column)
     {
@@ -90,19 +92,19 @@ internal sealed class ImageColumnReader
         return (image.Height, image.Width);
     }
 
-    /// <summary>Copies the current row's image into <paramref name="destination"/> (channels·resolution² values, 0–255).</summary>
+    /// <summary>Copies the current row's image into <paramref name="destination"/> (channels·height·width values, 0–255).</summary>
     public void Read(Span<float> destination)
     {
         var (pixels, c, h, w) = imageGetter != null ? ReadImage() : ReadVector();
         if (c != channels)
             throw new InvalidDataException($"Column '{name}', row {row.Position}: the image has {c} channels, the tokenizer expects {channels}.");
-        if (h != resolution || w != resolution)
+        if (h != height || w != width)
         {
             if (!resize)
                 throw new InvalidDataException(
-                    $"Column '{name}', row {row.Position}: the image is {w}×{h} pixels but the tokenizer works on {resolution}×{resolution}. " +
+                    $"Column '{name}', row {row.Position}: the image is {w}×{h} pixels but the tokenizer works on {width}×{height}. " +
                     "Add mlContext.Transforms.ResizeImages before it, or set ResizeToResolution in the tokenizer's options.");
-            pixels = Resize(pixels, c, h, w, resolution);
+            pixels = Resize(pixels, c, h, w, height, width);
         }
         pixels.CopyTo(destination);
     }
@@ -145,7 +147,7 @@ internal sealed class ImageColumnReader
         var type = (VectorDataViewType)row.Schema[name].Type;
         var (c, h, w) = type.Dimensions.Length == 3
             ? ((int)type.Dimensions[0], (int)type.Dimensions[1], (int)type.Dimensions[2])
-            : (channels, resolution, resolution);
+            : (channels, height, width);
         if (length != c * h * w)
             throw new InvalidDataException($"Column '{name}', row {row.Position}: {length} pixel values, expected " +
                                            $"{c}×{h}×{w} = {c * h * w} (channels × height × width).");
@@ -175,11 +177,11 @@ internal sealed class ImageColumnReader
         return (values, c, h, w);
     }
 
-    private static float[] Resize(float[] pixels, int c, int h, int w, int size)
+    private static float[] Resize(float[] pixels, int c, int h, int w, int toHeight, int toWidth)
     {
         using var scope = NewDisposeScope();
         var t = tensor(pixels, new long[] { 1, c, h, w });
-        var resized = nn.functional.interpolate(t, new long[] { size, size }, mode: InterpolationMode.Bilinear,
+        var resized = nn.functional.interpolate(t, new long[] { toHeight, toWidth }, mode: InterpolationMode.Bilinear,
             align_corners: false, antialias: true).clamp(0, 255);
         return resized.data<float>().ToArray();
     }

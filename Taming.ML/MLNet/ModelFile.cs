@@ -13,11 +13,12 @@ namespace Taming.ML.MLNet;
 /// </summary>
 internal static class ModelFile
 {
-    /// <summary>Version 1.1 of a Taming.ML model entry with the given 8-character signature.</summary>
-    public static VersionInfo Version(string modelSignature, string loaderSignature) => new(
+    /// <summary>A Taming.ML model entry with the given 8-character signature: written at <paramref name="current"/>
+    /// (default 1.1), read back from 1.1 on.</summary>
+    public static VersionInfo Version(string modelSignature, string loaderSignature, uint current = 0x00010001) => new(
         modelSignature: modelSignature,
-        verWrittenCur: 0x00010001,
-        verReadableCur: 0x00010001,
+        verWrittenCur: current,
+        verReadableCur: current,
         verWeCanReadBack: 0x00010001,
         loaderSignature: loaderSignature,
         loaderAssemblyName: typeof(ModelFile).Assembly.FullName);

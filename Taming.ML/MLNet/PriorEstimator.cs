@@ -56,8 +56,10 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         var device = TorchRuntime.ResolveDevice(o.Device);
         var sequences = ReadSequences(input, layout);
         using var ch = host.Start("Fit");
+        var (canvasHeight, canvasWidth) = layout.Canvas;
+        string windows = (canvasHeight, canvasWidth) == (layout.GridHeight, layout.GridWidth) ? "" : $" in random {layout.GridHeight}×{layout.GridWidth} windows";
         ch.Info($"Training a {layout.Conditioning.ToString().ToLowerInvariant()}-conditioned prior on {sequences.Count} grids of " +
-                $"{layout.GridHeight}×{layout.GridWidth} tokens ({layout.CodebookSize} codes), {o.Layers} layers × {o.Width} wide, on {device}.");
+                $"{canvasHeight}×{canvasWidth} tokens{windows} ({layout.CodebookSize} codes), {o.Layers} layers × {o.Width} wide, on {device}.");
         var model = new GptTrainer(o, layout, device, m => ch.Info(m)).Train(sequences);
         return new PriorTransformer(env, model, device, scoreColumnName, tokenColumnName, labelColumnName, conditionColumnName);
     }
@@ -68,22 +70,29 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
             ?? throw new ArgumentOutOfRangeException(nameof(input), $"Input column '{tokenColumnName}' not found in the data.");
         var (count, h, w) = TokenColumns.Inspect(tokens);
         int codebook = count ?? MaxPlusOne(input, tokens);
+        // The modelled grid: the whole grid, or the window, which then slides over the grid (its canvas).
+        var (gh, gw) = options.Window > 0 ? (Math.Min(options.Window, h), Math.Min(options.Window, w)) : (h, w);
+        var (canvasHeight, canvasWidth) = (gh, gw) == (h, w) ? (0, 0) : (h, w);
         if (labelColumnName != null)
         {
             var label = input.Schema.GetColumnOrNull(labelColumnName)
                 ?? throw new ArgumentOutOfRangeException(nameof(input), $"Label column '{labelColumnName}' not found in the data.");
             int classes = TokenColumns.InspectLabel(label) ?? MaxPlusOne(input, label);
-            return new PriorLayout(Conditioning.Class, codebook, h, w, ClassCount: classes);
+            return new PriorLayout(Conditioning.Class, codebook, gh, gw, ClassCount: classes, CanvasHeight: canvasHeight, CanvasWidth: canvasWidth);
         }
         if (conditionColumnName != null)
         {
             var condition = input.Schema.GetColumnOrNull(conditionColumnName)
                 ?? throw new ArgumentOutOfRangeException(nameof(input), $"Condition column '{conditionColumnName}' not found in the data.");
             var (ck, ch, cw) = TokenColumns.Inspect(condition);
-            return new PriorLayout(Conditioning.Image, codebook, h, w,
-                ConditionCodebookSize: ck ?? MaxPlusOne(input, condition), ConditionHeight: ch, ConditionWidth: cw);
+            if (canvasHeight > 0 && (ch, cw) != (h, w))
+                throw new ArgumentOutOfRangeException(nameof(input), $"Column '{condition.Name}' holds {ch}×{cw} condition tokens, column " +
+                    $"'{tokens.Name}' {h}×{w}: a prior fitted on windows cuts both grids at the same place, so they must have the same size.");
+            return new PriorLayout(Conditioning.Image, codebook, gh, gw,
+                ConditionCodebookSize: ck ?? MaxPlusOne(input, condition), ConditionHeight: canvasHeight > 0 ? gh : ch, ConditionWidth: canvasHeight > 0 ? gw : cw,
+                CanvasHeight: canvasHeight, CanvasWidth: canvasWidth);
         }
-        return new PriorLayout(Conditioning.None, codebook, h, w);
+        return new PriorLayout(Conditioning.None, codebook, gh, gw, CanvasHeight: canvasHeight, CanvasWidth: canvasWidth);
     }
 
     /// <summary>1 + the largest id in an Int32 column (a scalar label or a token vector).</summary>
@@ -107,8 +116,10 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         return max + 1;
     }
 
+    /// <summary>Each row's prefix and image tokens in vocabulary ids; for a windowed prior the whole canvas (see <see cref="TokenWindows"/>).</summary>
     private List<long[]> ReadSequences(IDataView input, PriorLayout layout)
     {
+        layout = layout.CanvasLayout();
         var columns = PriorInputs.Columns(input.Schema, layout, tokenColumnName, labelColumnName, conditionColumnName);
         var sequences = new List<long[]>();
         using var cursor = input.GetRowCursor(columns);

@@ -14,7 +14,7 @@ namespace Taming.ML.MLNet;
 /// <summary>
 /// A fitted transformer prior p(tokens | condition). As a transformer it scores rows: it adds a Single column
 /// with each row's negative log-likelihood in bits per image token (higher = less typical), so the prior can
-/// rank or flag unusual images downstream. <see cref="Sample"/> draws new token grids; the
+/// rank or flag unusual images downstream; token grids larger than the modelled grid are read with the sliding window. <see cref="Sample"/> draws new token grids; the
 /// <see cref="TamingCatalogExtensions.GenerateTokens"/> stage does so inside a pipeline.
 /// </summary>
 public sealed class PriorTransformer : BatchedTransformerBase
@@ -54,21 +54,22 @@ public sealed class PriorTransformer : BatchedTransformerBase
     internal Device Device { get; }
 
     /// <summary>The type of sampled token grids: the same key vector the tokenizer produces.</summary>
-    public VectorDataViewType TokenType => new(new KeyDataViewType(typeof(uint), Layout.CodebookSize), Layout.GridHeight, Layout.GridWidth);
+    public VectorDataViewType TokenType => new(new KeyDataViewType(typeof(uint), Layout.CodebookSize), Layout.Canvas.Height, Layout.Canvas.Width);
 
     /// <summary>
     /// Samples one token grid (row-major ids, 0-based) per condition: a class index (class-conditional), condition
     /// token ids (image-conditional: the prior's condition grid, or a condition canvas of the output canvas's size),
-    /// or empty (unconditional). Each row has its own seed. Canvases larger than the trained grid
-    /// (<see cref="SamplingOptions.HeightTokens"/>, <see cref="SamplingOptions.WidthTokens"/>) use the sliding window.
+    /// or empty (unconditional). Each row has its own seed. The canvas is the options' size
+    /// (<see cref="SamplingOptions.HeightTokens"/>, <see cref="SamplingOptions.WidthTokens"/>), else the grids the
+    /// prior was fitted on (<see cref="PriorLayout.Canvas"/>); canvases larger than the modelled grid use the sliding window.
     /// </summary>
     public long[][] Sample(IReadOnlyList<long[]> conditions, IReadOnlyList<int> seeds, SamplingOptions? options = null)
     {
         options ??= new SamplingOptions();
         options.Validate();
         if (conditions.Count != seeds.Count) throw new ArgumentException($"{conditions.Count} conditions but {seeds.Count} seeds.");
-        int height = options.HeightTokens > 0 ? options.HeightTokens : Layout.GridHeight;
-        int width = options.WidthTokens > 0 ? options.WidthTokens : Layout.GridWidth;
+        int height = options.HeightTokens > 0 ? options.HeightTokens : Layout.Canvas.Height;
+        int width = options.WidthTokens > 0 ? options.WidthTokens : Layout.Canvas.Width;
         bool windowed = (height, width) != (Layout.GridHeight, Layout.GridWidth);
         var inputs = Inputs(conditions, windowed ? height * width : Layout.PrefixLength, windowed);
         return windowed ? SampleCanvases(inputs, seeds, options, height, width) : SamplePrefixes(inputs, seeds, options);
@@ -96,16 +97,24 @@ public sealed class PriorTransformer : BatchedTransformerBase
     /// <paramref name="height"/>×<paramref name="width"/> under the reference's sliding window; conditions as for
     /// <see cref="Sample"/>. Lower is more typical of the training data.
     /// </summary>
-    public double[] BitsPerToken(IReadOnlyList<long[]> conditions, IReadOnlyList<long[]> canvases, int height, int width)
+    public double[] BitsPerToken(IReadOnlyList<long[]> conditions, IReadOnlyList<long[]> canvases, int height, int width) =>
+        BitsPerToken(conditions, canvases, height, width, prefixesAreInputs: false);
+
+    /// <summary><see cref="BitsPerToken(IReadOnlyList{long[]}, IReadOnlyList{long[]}, int, int)"/>; with
+    /// <paramref name="prefixesAreInputs"/> the conditions are already sampler inputs (checked columns).</summary>
+    internal double[] BitsPerToken(IReadOnlyList<long[]> conditions, IReadOnlyList<long[]> canvases, int height, int width, bool prefixesAreInputs)
     {
         if (conditions.Count != canvases.Count) throw new ArgumentException($"{conditions.Count} conditions but {canvases.Count} canvases.");
+        if (height < Layout.GridHeight || width < Layout.GridWidth)
+            throw new ArgumentOutOfRangeException(nameof(height), $"The canvas ({height}×{width} tokens) is smaller than the prior's window ({Layout.GridHeight}×{Layout.GridWidth}).");
         if (canvases.Any(c => c.Length != height * width || c.Any(t => t < 0 || t >= Layout.CodebookSize)))
             throw new ArgumentOutOfRangeException(nameof(canvases), $"Each canvas must hold {height * width} ids in 0 … {Layout.CodebookSize - 1}.");
         using var scope = NewDisposeScope();
         long b = canvases.Count;
         var canvas = tensor(canvases.SelectMany(c => c).ToArray(), new long[] { b, height, width }).to(Device);
         bool image = Layout.Conditioning == Conditioning.Image;
-        var flat = tensor(Inputs(conditions, height * width, canvas: true).SelectMany(c => c).ToArray()).to(Device);
+        var inputs = prefixesAreInputs ? conditions : Inputs(conditions, height * width, canvas: true);
+        var flat = tensor(inputs.SelectMany(c => c).ToArray()).to(Device);
         return WindowedSampler.BitsPerToken(Model, canvas, image ? null : flat.view(b, 1), image ? flat.view(b, height, width) : null);
     }
 
@@ -154,41 +163,64 @@ public sealed class PriorTransformer : BatchedTransformerBase
         public Mapper(PriorTransformer parent, DataViewSchema schema)
         {
             this.parent = parent;
-            InputColumns = PriorInputs.Columns(schema, parent.Layout, parent.TokenColumnName, parent.LabelColumnName, parent.ConditionColumnName);
+            // Token grids of the modelled size are scored in one pass; larger ones (a windowed prior's canvases) with the sliding window.
+            var tokens = schema.GetColumnOrNull(parent.TokenColumnName);
+            var (_, h, w) = tokens is null ? (null, 0, 0) : TokenColumns.Inspect(tokens.Value);
+            var layout = parent.Layout;
+            Layout = h * w != layout.ImageLength && h >= layout.GridHeight && w >= layout.GridWidth ? layout.CanvasLayout(h, w) : layout;
+            InputColumns = PriorInputs.Columns(schema, Layout, parent.TokenColumnName, parent.LabelColumnName, parent.ConditionColumnName);
             OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.ScoreColumnName, NumberDataViewType.Single) };
         }
+
+        /// <summary>The layout of the rows: the prior's, or its canvas layout for larger grids.</summary>
+        public PriorLayout Layout { get; }
 
         public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
         public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
         public int BatchSize => parent.Model.Options.InferenceBatchSize;
 
-        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, capacity);
+        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, Layout, row, capacity);
     }
 
     private sealed class State : IBatchState
     {
         private readonly PriorTransformer parent;
+        private readonly PriorLayout layout;
         private readonly PriorInputs inputs;
-        private readonly long[][] sequences;
+        private readonly long[][] prefixes, tokens;
         private readonly float[] scores;
 
-        public State(PriorTransformer parent, DataViewRow row, int capacity)
+        public State(PriorTransformer parent, PriorLayout layout, DataViewRow row, int capacity)
         {
             this.parent = parent;
-            inputs = new PriorInputs(row, parent.Layout, parent.TokenColumnName, parent.LabelColumnName, parent.ConditionColumnName);
-            sequences = new long[capacity][];
+            this.layout = layout;
+            inputs = new PriorInputs(row, layout, parent.TokenColumnName, parent.LabelColumnName, parent.ConditionColumnName);
+            prefixes = new long[capacity][];
+            tokens = new long[capacity][];
             scores = new float[capacity];
         }
 
-        public void ReadRow(int slot) => sequences[slot] = inputs.Prefix().Concat(inputs.Tokens()).ToArray();
+        private bool Windowed => layout != parent.Layout;
+
+        public void ReadRow(int slot)
+        {
+            // The sliding window takes image conditions as condition ids, not as a prefix.
+            prefixes[slot] = Windowed && layout.Conditioning == Conditioning.Image ? inputs.Condition() : inputs.Prefix();
+            tokens[slot] = inputs.Tokens();
+        }
 
         public void Compute(int count)
         {
-            var layout = parent.Layout;
+            if (Windowed)
+            {
+                var bits = parent.BitsPerToken(prefixes[..count], tokens[..count], layout.GridHeight, layout.GridWidth, prefixesAreInputs: true);
+                for (int i = 0; i < count; i++) scores[i] = (float)bits[i];
+                return;
+            }
             int p = layout.PrefixLength, n = layout.ImageLength;
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            var ids = tensor(sequences.Take(count).SelectMany(s => s).ToArray(), new long[] { count, p + n }).to(parent.Device);
+            var ids = tensor(Enumerable.Range(0, count).SelectMany(i => prefixes[i].Concat(tokens[i])).ToArray(), new long[] { count, p + n }).to(parent.Device);
             var nll = parent.Model.ImageTokenNll(ids).mean(new long[] { 1 }) / Math.Log(2);
             nll.cpu().data<float>().CopyTo(scores.AsSpan(0, count));
         }

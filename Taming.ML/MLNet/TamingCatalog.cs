@@ -29,10 +29,21 @@ public static class TamingCatalogExtensions
         IPerceptualDistance? perceptualDistance = null) =>
         new(Env(catalog), outputColumnName, inputColumnName, options, resizeToResolution, perceptualDistance);
 
+    /// <summary>
+    /// Adds <paramref name="outputColumnName"/>: the token grids of whole images of any size with a fitted
+    /// <paramref name="tokenizer"/> — e.g. whole photographs with a tokenizer trained on crops of them, whose token
+    /// grids a prior with <see cref="GptOptions.Window"/> learns and generates. The images' sides must be multiples of
+    /// the tokenizer's downsampling factor and at least its resolution, and their column must state their size
+    /// (ResizeImages does); the grid is height/f × width/f.
+    /// </summary>
+    public static WholeImageTokenizerEstimator TokenizeWholeImages(this TransformsCatalog catalog, string outputColumnName,
+        string inputColumnName, VqganTokenizerTransformer tokenizer) =>
+        new(Env(catalog), outputColumnName, inputColumnName, tokenizer);
+
     /// <summary>Adds <paramref name="outputColumnName"/>: the images that <paramref name="tokenizer"/>'s decoder makes from the token grids in <paramref name="inputColumnName"/>.</summary>
     public static TokenDecoderEstimator DecodeTokens(this TransformsCatalog catalog, string outputColumnName,
         string inputColumnName, VqganTokenizerTransformer tokenizer) =>
-        new(Env(catalog), outputColumnName, inputColumnName, tokenizer ?? throw new ArgumentNullException(nameof(tokenizer)));
+        new(Env(catalog), outputColumnName, inputColumnName, tokenizer);
 
     /// <summary>
     /// Fits a transformer prior (GPT) on the token grids of <paramref name="tokenColumnName"/>: unconditional, or

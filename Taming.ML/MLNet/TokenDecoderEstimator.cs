@@ -5,41 +5,23 @@ using Microsoft.ML.Transforms.Image;
 
 namespace Taming.ML.MLNet;
 
-/// <summary>Decodes token grids with a fitted tokenizer's decoder; nothing is trained, so <see cref="Fit"/> only checks the data.</summary>
-public sealed class TokenDecoderEstimator : IEstimator<TokenDecoderTransformer>
+/// <summary>Decodes token grids with a fitted tokenizer's decoder; nothing is trained, so <c>Fit</c> only checks the data.</summary>
+public sealed class TokenDecoderEstimator : TokenizerStageEstimator<TokenDecoderTransformer>
 {
-    private readonly IHostEnvironment env;
-    private readonly string outputColumnName, inputColumnName;
-    private readonly VqganTokenizerTransformer tokenizer;
-
     internal TokenDecoderEstimator(IHostEnvironment env, string outputColumnName, string inputColumnName, VqganTokenizerTransformer tokenizer)
+        : base(env, outputColumnName, inputColumnName, tokenizer) { }
+
+    private protected override void CheckInput(SchemaShape.Column column)
     {
-        this.env = env;
-        this.outputColumnName = outputColumnName;
-        this.inputColumnName = inputColumnName;
-        this.tokenizer = tokenizer;
+        if (column.Kind == SchemaShape.Column.VectorKind.Scalar || !(column.IsKey || column.ItemType == NumberDataViewType.Int32))
+            throw new ArgumentOutOfRangeException("inputSchema",
+                $"Column '{InputColumnName}' has type {column.GetTypeString()}; expected a key vector (the tokenizer's output) or a vector of Int32 token ids.");
     }
 
-    /// <summary>Checks the token column and describes the image column that will be added.</summary>
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
-    {
-        if (!inputSchema.TryFindColumn(inputColumnName, out var col))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{inputColumnName}' not found in the data.");
-        if (col.Kind == SchemaShape.Column.VectorKind.Scalar || !(col.IsKey || col.ItemType == NumberDataViewType.Int32))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Column '{inputColumnName}' has type {col.GetTypeString()}; expected a key vector (the tokenizer's output) or a vector of Int32 token ids.");
-        var result = inputSchema.ToDictionary(c => c.Name);
-        // The image size follows the token grid, which a SchemaShape does not carry; Fit knows it.
-        result[outputColumnName] = new SchemaShape.Column(outputColumnName, SchemaShape.Column.VectorKind.Scalar,
-            new ImageDataViewType(), isKey: false);
-        return new SchemaShape(result.Values);
-    }
+    // The image size follows the token grid.
+    private protected override SchemaShape.Column OutputColumn() =>
+        new(OutputColumnName, SchemaShape.Column.VectorKind.Scalar, new ImageDataViewType(), isKey: false);
 
-    /// <summary>Returns the decoder transformer after checking the token column.</summary>
-    public TokenDecoderTransformer Fit(IDataView input)
-    {
-        var transformer = new TokenDecoderTransformer(env, tokenizer.Model, outputColumnName, inputColumnName, tokenizer.Device);
-        transformer.GetOutputSchema(input.Schema);
-        return transformer;
-    }
+    private protected override TokenDecoderTransformer Create() =>
+        new(Env, Tokenizer.Model, OutputColumnName, InputColumnName, Tokenizer.Device);
 }

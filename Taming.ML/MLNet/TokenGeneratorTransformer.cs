@@ -52,9 +52,9 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
     /// <summary>Temperature, top-k, top-p, seed, canvas size.</summary>
     public SamplingOptions Options { get; }
 
-    /// <summary>The generated canvas in tokens: the options' size, or the prior's grid.</summary>
-    public (int Height, int Width) Canvas => (Options.HeightTokens > 0 ? Options.HeightTokens : Prior.Layout.GridHeight,
-                                              Options.WidthTokens > 0 ? Options.WidthTokens : Prior.Layout.GridWidth);
+    /// <summary>The generated canvas in tokens: the options' size, or the grids the prior was fitted on (<see cref="PriorLayout.Canvas"/>).</summary>
+    public (int Height, int Width) Canvas => (Options.HeightTokens > 0 ? Options.HeightTokens : Prior.Layout.Canvas.Height,
+                                              Options.WidthTokens > 0 ? Options.WidthTokens : Prior.Layout.Canvas.Width);
 
     private bool Windowed => Canvas != (Prior.Layout.GridHeight, Prior.Layout.GridWidth);
 

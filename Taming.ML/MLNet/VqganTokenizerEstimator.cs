@@ -97,7 +97,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
     {
         var set = new ImageSet(o.Channels, o.Resolution, o.Resolution);
         using var cursor = input.GetRowCursor(new[] { column });
-        var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, resizeToResolution);
+        var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, o.Resolution, resizeToResolution);
         var pixels = new float[set.PixelsPerImage];
         while (cursor.MoveNext())
         {

@@ -14,7 +14,8 @@ namespace Taming.ML.MLNet;
 /// A fitted VQGAN tokenizer: maps each image of the input column to a fixed-length vector of codebook ids
 /// (key-typed, count = codebook size, dimensions [grid height, grid width]) that ML.NET's ProduceNgrams,
 /// OneHotEncoding and trainers consume directly. Create it with
-/// <see cref="TamingCatalogExtensions.TokenizeImages"/>; save and load it with <c>mlContext.Model.Save/Load</c>.
+/// <see cref="TamingCatalogExtensions.TokenizeImages"/>, or apply a fitted one to whole images of another size with
+/// <see cref="TamingCatalogExtensions.TokenizeWholeImages"/>; save and load it with <c>mlContext.Model.Save/Load</c>.
 /// </summary>
 public sealed class VqganTokenizerTransformer : BatchedTransformerBase
 {
@@ -22,12 +23,13 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
     private readonly Device device;
 
     internal VqganTokenizerTransformer(IHostEnvironment env, Vqgan model, string outputColumnName, string inputColumnName,
-        bool resizeToResolution, Device device) : base(env, nameof(VqganTokenizerTransformer))
+        bool resizeToResolution, Device device, bool wholeImages = false) : base(env, nameof(VqganTokenizerTransformer))
     {
         Model = model;
         OutputColumnName = outputColumnName;
         InputColumnName = inputColumnName;
-        ResizeToResolution = resizeToResolution;
+        ResizeToResolution = resizeToResolution && !wholeImages;
+        WholeImages = wholeImages;
         this.device = device;
     }
 
@@ -43,6 +45,15 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
     /// <summary>Whether images of another size are resized to the trained resolution (else they are an error).</summary>
     public bool ResizeToResolution { get; }
 
+    /// <summary>
+    /// Whether images are tokenized whole at the size their column states, into a grid of height/f × width/f tokens
+    /// (f: <see cref="DownsamplingFactor"/>), rather than at the trained resolution (<see cref="TamingCatalogExtensions.TokenizeWholeImages"/>).
+    /// </summary>
+    public bool WholeImages { get; }
+
+    /// <summary>Pixels per token along each side: the encoder's downsampling factor.</summary>
+    public int DownsamplingFactor => Resolution / GridShape.Height;
+
     /// <summary>Side of the square images the model works on, in pixels.</summary>
     public int Resolution => Model.Options.Resolution;
 
@@ -52,11 +63,13 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
     /// <summary>Number of codebook entries; token ids are 0 … CodebookSize−1 (stored as keys 1 … CodebookSize).</summary>
     public int CodebookSize => Model.Options.CodebookSize;
 
-    /// <summary>Token grid height and width.</summary>
+    /// <summary>Token grid height and width at the trained resolution.</summary>
     public (int Height, int Width) GridShape => (Model.Options.TokenGridSide, Model.Options.TokenGridSide);
 
-    /// <summary>The type of the token column: a key vector with dimensions [grid height, grid width].</summary>
-    public VectorDataViewType TokenType => new(new KeyDataViewType(typeof(uint), CodebookSize), GridShape.Height, GridShape.Width);
+    /// <summary>The type of the token column at the trained resolution: a key vector with dimensions [grid height, grid width].</summary>
+    public VectorDataViewType TokenType => GridType(GridShape.Height, GridShape.Width);
+
+    private VectorDataViewType GridType(int height, int width) => new(new KeyDataViewType(typeof(uint), CodebookSize), height, width);
 
     internal Device Device => device;
 
@@ -67,9 +80,7 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
     public (long[] Tokens, int Height, int Width) TokenizeImage(MLImage image)
     {
         ArgumentNullException.ThrowIfNull(image);
-        int f = Resolution / GridShape.Height;
-        if (image.Height % f != 0 || image.Width % f != 0 || image.Height < Resolution || image.Width < Resolution)
-            throw new ArgumentException($"The image is {image.Width}×{image.Height}; whole-image tokenizing needs sides that are multiples of {f} and at least {Resolution}.");
+        if (WholeImageSizeProblem(image.Height, image.Width) is { } problem) throw new ArgumentException($"The image is {problem}.");
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var pixels = tensor(Data.ImagePixels.ToPlanar(image, Channels), new long[] { 1, Channels, image.Height, image.Width });
@@ -89,14 +100,24 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
         return Data.ImagePixels.ToImage(image.data<byte>().ToArray(), Channels, (int)image.shape[2], (int)image.shape[3]);
     }
 
+    /// <summary>Why an image of this size cannot be tokenized whole (null where it can): the encoder needs sides that
+    /// are multiples of its downsampling factor, and at least the trained resolution.</summary>
+    private string? WholeImageSizeProblem(int height, int width) =>
+        height % DownsamplingFactor != 0 || width % DownsamplingFactor != 0 || height < Resolution || width < Resolution
+            ? $"{width}×{height}; whole-image tokenizing needs sides that are multiples of {DownsamplingFactor} and at least {Resolution}"
+            : null;
+
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
-    private static readonly VersionInfo Version = ModelFile.Version("TAMVQTOK", LoaderSignature);
+    // 1.2 adds the whole-images flag; 1.1 files read as fixed-resolution tokenizers.
+    private const uint WholeImagesVersion = 0x00010002;
+    private static readonly VersionInfo Version = ModelFile.Version("TAMVQTOK", LoaderSignature, WholeImagesVersion);
 
     private protected override void SaveModel(ModelSaveContext ctx)
     {
         VqganModelFile.Save(ctx, Version, Model, OutputColumnName, InputColumnName);
         ctx.Writer.Write(ResizeToResolution);
+        ctx.Writer.Write(WholeImages);
     }
 
     // Factory for SignatureLoadModel, called by mlContext.Model.Load.
@@ -104,7 +125,8 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
     {
         var (model, device, columns) = VqganModelFile.Load(env, ctx, Version, columnCount: 2);
         bool resize = ctx.Reader.ReadBoolean();
-        return new VqganTokenizerTransformer(env, model, columns[0], columns[1], resize, device);
+        bool whole = ctx.Header.ModelVerWritten >= WholeImagesVersion && ctx.Reader.ReadBoolean();
+        return new VqganTokenizerTransformer(env, model, columns[0], columns[1], resize, device, whole);
     }
 
     private sealed class Mapper : IBatchMapper
@@ -120,19 +142,38 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
             if (c != 0 && c != parent.Channels)
                 throw new ArgumentOutOfRangeException(nameof(schema),
                     $"Column '{column.Name}' holds {c}-channel pixels but the tokenizer was trained on {parent.Channels} channels.");
-            if (!parent.ResizeToResolution && h > 0 && w > 0 && (h != parent.Resolution || w != parent.Resolution))
-                throw new ArgumentOutOfRangeException(nameof(schema),
-                    $"Column '{column.Name}' holds {w}×{h} images but the tokenizer works on {parent.Resolution}×{parent.Resolution}. " +
-                    "Add mlContext.Transforms.ResizeImages before it, or set ResizeToResolution in the tokenizer's options.");
+            if (parent.WholeImages)
+            {
+                // The token grid follows the images' size, which the column's type must state.
+                if (h == 0 || w == 0)
+                    throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{column.Name}' holds images of no stated size; whole-image " +
+                        "tokenizing makes grids of the images' size, so give them one with mlContext.Transforms.ResizeImages (or ExtractPixels' shape).");
+                if (parent.WholeImageSizeProblem(h, w) is { } problem)
+                    throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{column.Name}' holds images of {problem}.");
+            }
+            else
+            {
+                if (!parent.ResizeToResolution && h > 0 && w > 0 && (h != parent.Resolution || w != parent.Resolution))
+                    throw new ArgumentOutOfRangeException(nameof(schema),
+                        $"Column '{column.Name}' holds {w}×{h} images but the tokenizer works on {parent.Resolution}×{parent.Resolution}. " +
+                        "Add mlContext.Transforms.ResizeImages before it, set ResizeToResolution in the tokenizer's options, or " +
+                        "tokenize them whole (mlContext.Transforms.TokenizeWholeImages).");
+                (h, w) = (parent.Resolution, parent.Resolution);
+            }
+            ImageSize = (h, w);
             InputColumns = new[] { column };
-            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, parent.TokenType) };
+            int f = parent.DownsamplingFactor;
+            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, parent.GridType(h / f, w / f)) };
         }
+
+        /// <summary>The size the images are tokenized at: the trained resolution, or the column's (whole images).</summary>
+        public (int Height, int Width) ImageSize { get; }
 
         public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
         public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
         public int BatchSize => parent.Model.Options.InferenceBatchSize;
 
-        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], capacity);
+        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], ImageSize, capacity);
     }
 
     private sealed class State : IBatchState
@@ -141,15 +182,16 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
         private readonly ImageColumnReader reader;
         private readonly float[] pixels;
         private readonly long[] tokens;
-        private readonly int pixelsPerImage, tokensPerImage;
+        private readonly int height, width, pixelsPerImage, tokensPerImage;
 
-        public State(VqganTokenizerTransformer parent, DataViewRow row, DataViewSchema.Column column, int capacity)
+        public State(VqganTokenizerTransformer parent, DataViewRow row, DataViewSchema.Column column, (int Height, int Width) size, int capacity)
         {
             this.parent = parent;
-            int r = parent.Resolution;
-            reader = new ImageColumnReader(row, column, parent.Channels, r, parent.ResizeToResolution);
-            pixelsPerImage = parent.Channels * r * r;
-            tokensPerImage = parent.GridShape.Height * parent.GridShape.Width;
+            (height, width) = size;
+            reader = new ImageColumnReader(row, column, parent.Channels, height, width, parent.ResizeToResolution);
+            pixelsPerImage = parent.Channels * height * width;
+            int f = parent.DownsamplingFactor;
+            tokensPerImage = height / f * (width / f);
             pixels = new float[capacity * pixelsPerImage];
             tokens = new long[capacity * tokensPerImage];
         }
@@ -158,10 +200,9 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
 
         public void Compute(int count)
         {
-            int r = parent.Resolution;
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            var x = tensor(pixels.AsSpan(0, count * pixelsPerImage).ToArray(), new long[] { count, parent.Channels, r, r });
+            var x = tensor(pixels.AsSpan(0, count * pixelsPerImage).ToArray(), new long[] { count, parent.Channels, height, width });
             var ids = parent.Model.Tokenize(Data.PixelScale.ToModel(x.to(parent.device))).cpu();
             ids.data<long>().CopyTo(tokens.AsSpan(0, count * tokensPerImage));
         }

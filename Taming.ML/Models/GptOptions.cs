@@ -4,7 +4,8 @@ namespace Taming.ML.Models;
 
 /// <summary>
 /// Every knob of the transformer prior in one place, minGPT-style: architecture and training. The
-/// defaults suit a 2-core CPU and 8×8 token grids; the sequence length is set from the data.
+/// defaults suit a 2-core CPU and 8×8 token grids; the sequence length is set from the data (or the
+/// <see cref="Window"/>).
 /// </summary>
 public sealed class GptOptions
 {
@@ -21,6 +22,14 @@ public sealed class GptOptions
 
     /// <summary>Dropout on embeddings, attention and residual paths. Default 0, as the reference's priors.</summary>
     public double Dropout { get; set; }
+
+    /// <summary>
+    /// Side, in tokens, of the square window the prior models; 0 (default): the whole token grid. Token grids larger
+    /// than the window are learnt as random Window×Window blocks (an image condition's grid cut at the same place), as
+    /// the reference learns high-resolution images, and the fitted prior generates and scores whole grids of the
+    /// training size, or larger, with the sliding window. A side larger than the grid's is the grid's.
+    /// </summary>
+    public int Window { get; set; }
 
     // ---- training -----------------------------------------------------------------------------
 
@@ -88,6 +97,7 @@ public sealed class GptOptions
         Require(Heads > 0 && Width % Heads == 0, nameof(Heads), $"must be positive and divide Width ({Width}).");
         Require(Width > 0, nameof(Width), "must be positive.");
         Require(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1).");
+        Require(Window >= 0, nameof(Window), "must be 0 (the whole grid) or a positive side in tokens.");
         Require(Steps > 0, nameof(Steps), "must be positive.");
         Require(BatchSize > 0, nameof(BatchSize), "must be positive.");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");

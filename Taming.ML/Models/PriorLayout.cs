@@ -14,11 +14,17 @@ public enum Conditioning
 /// <summary>
 /// The sequence the prior models: a prefix (start token, class token, or condition tokens) followed by the
 /// image tokens in raster order. One vocabulary holds the image codes [0, K) and, after them, the prefix
-/// tokens; the output layer predicts image codes only.
+/// tokens; the output layer predicts image codes only. A prior fitted on windows of larger grids models a
+/// window-sized grid and remembers the training grids' size as its canvas (0: the grid itself).
 /// </summary>
 public sealed record PriorLayout(Conditioning Conditioning, int CodebookSize, int GridHeight, int GridWidth,
-    int ClassCount = 0, int ConditionCodebookSize = 0, int ConditionHeight = 0, int ConditionWidth = 0)
+    int ClassCount = 0, int ConditionCodebookSize = 0, int ConditionHeight = 0, int ConditionWidth = 0,
+    int CanvasHeight = 0, int CanvasWidth = 0)
 {
+    /// <summary>The token grid the prior generates and scores by default: the grids it was fitted on, which the sliding
+    /// window covers when they are larger than the modelled grid.</summary>
+    public (int Height, int Width) Canvas => (CanvasHeight > 0 ? CanvasHeight : GridHeight, CanvasWidth > 0 ? CanvasWidth : GridWidth);
+
     /// <summary>Image tokens per sequence.</summary>
     public int ImageLength => GridHeight * GridWidth;
 
@@ -39,11 +45,29 @@ public sealed record PriorLayout(Conditioning Conditioning, int CodebookSize, in
     /// <summary>Longest input the transformer sees: the prefix and all image tokens but the last.</summary>
     public int BlockSize => PrefixLength + ImageLength - 1;
 
+    /// <summary>
+    /// The layout of whole canvases of <paramref name="height"/>×<paramref name="width"/> tokens (by default the
+    /// prior's canvas), as read from data: the image grid, and an image condition's grid, grown to the canvas, as the
+    /// sliding window reads them. The layout itself where the canvas is its grid.
+    /// </summary>
+    internal PriorLayout CanvasLayout(int? height = null, int? width = null)
+    {
+        int h = height ?? Canvas.Height, w = width ?? Canvas.Width;
+        if ((h, w) == (GridHeight, GridWidth)) return this;
+        bool image = Conditioning == Conditioning.Image;
+        return this with
+        {
+            GridHeight = h, GridWidth = w, CanvasHeight = 0, CanvasWidth = 0,
+            ConditionHeight = image ? h : ConditionHeight, ConditionWidth = image ? w : ConditionWidth,
+        };
+    }
+
     /// <summary>Checks the layout; throws <see cref="ArgumentException"/> with the problem.</summary>
     public void Validate()
     {
         if (CodebookSize < 2) throw new ArgumentException("The token column needs at least 2 codes.");
         if (GridHeight < 1 || GridWidth < 1) throw new ArgumentException("The token grid is empty.");
+        if (Canvas.Height < GridHeight || Canvas.Width < GridWidth) throw new ArgumentException("The canvas is smaller than the modelled grid.");
         if (Conditioning == Conditioning.Class && ClassCount < 1) throw new ArgumentException("The label column has no classes.");
         if (Conditioning == Conditioning.Image && (ConditionCodebookSize < 1 || ConditionHeight < 1 || ConditionWidth < 1))
             throw new ArgumentException("The condition token column is empty.");

@@ -27,7 +27,10 @@ internal sealed class GptTrainer
         this.log = log;
     }
 
-    /// <summary>Trains on sequences of vocabulary ids, each PrefixLength + ImageLength long.</summary>
+    /// <summary>
+    /// Trains on sequences of vocabulary ids, each PrefixLength + ImageLength long; for a layout with a larger canvas,
+    /// on canvas sequences (<see cref="TokenWindows"/>), of which every step sees random windows.
+    /// </summary>
     public Gpt Train(IReadOnlyList<long[]> sequences)
     {
         if (sequences.Count == 0) throw new InvalidOperationException("The training data is empty: the prior needs at least one token grid.");
@@ -37,7 +40,11 @@ internal sealed class GptTrainer
         var order = Enumerable.Range(0, sequences.Count).ToArray();
         rng.Shuffle(order);
         int validationCount = o.ValidationFraction > 0 && sequences.Count >= 20 ? Math.Max(1, (int)(sequences.Count * o.ValidationFraction)) : 0;
-        var validation = order.Take(validationCount).Select(i => sequences[i]).ToList();
+        var windows = new TokenWindows(layout);
+        // Held-out canvases are judged on windows drawn once, so that validation losses compare across reports.
+        var validationRng = new Random(seed + 1);
+        var validation = order.Take(validationCount)
+            .SelectMany(i => Enumerable.Range(0, windows.PerCanvas).Select(_ => windows.Draw(sequences[i], validationRng))).ToList();
         var train = order.Skip(validationCount).Select(i => sequences[i]).ToList();
 
         var model = new Gpt(o, layout);
@@ -65,7 +72,7 @@ internal sealed class GptTrainer
             for (int i = 0; i < Math.Min(o.BatchSize, train.Count); i++)
             {
                 if (batchStart == train.Count) { Shuffle(train, rng); batchStart = 0; }
-                batch.Add(train[batchStart++]);
+                batch.Add(windows.Draw(train[batchStart++], rng));
             }
             using (var scope = NewDisposeScope())
             {
