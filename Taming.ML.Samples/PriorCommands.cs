@@ -181,11 +181,11 @@ internal static class PriorCommands
         var floor = ml.Taming().EvaluateGeneration(ml.Data.TakeRows(training, metrics.Count), heldOut, device: device);
         Console.WriteLine($"Classifier on held-out real images: {accuracy}");
         Console.WriteLine($"Generated (top-k {sampling.TopK}, top-p {sampling.TopP}, temperature {sampling.Temperature}): {metrics}");
-        Console.WriteLine($"Real training images against the same held-out set: FID {floor.Fid:F2} ({floor.Count} vs {floor.RealCount})");
+        Console.WriteLine($"Real training images against the same held-out set: FID {floor.Fid:F2}  KID {floor.Kid:F4} ({floor.Count} vs {floor.RealCount})");
         if (json)
             Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
             {
-                ClassifierAccuracy = accuracy.Accuracy, metrics.Fid, RealFid = floor.Fid, ClassConsistency = metrics.ClassConsistency!.Accuracy,
+                ClassifierAccuracy = accuracy.Accuracy, metrics.Fid, RealFid = floor.Fid, metrics.Kid, RealKid = floor.Kid, ClassConsistency = metrics.ClassConsistency!.Accuracy,
                 metrics.ClassConsistency.PerClass,
             }));
         return 0;

@@ -22,6 +22,38 @@ public sealed class PerceptualTests
     }
 
     [TestMethod]
+    public void KernelDistanceIsTheUnbiasedMmdAndComparableAcrossSetSizes()
+    {
+        // The estimate written out: within-set kernel means without the diagonal, minus twice the cross mean.
+        random.manual_seed(2);
+        var x = randn(5, 3, dtype: ScalarType.Float64);
+        var y = randn(4, 3, dtype: ScalarType.Float64) + 0.5;
+        double K(TorchSharp.torch.Tensor p, int i, TorchSharp.torch.Tensor q, int j) => Math.Pow(p[i].dot(q[j]).item<double>() / 3 + 1, 3);
+        double Within(TorchSharp.torch.Tensor p, int n) => Enumerable.Range(0, n).SelectMany(i => Enumerable.Range(0, n).Where(j => j != i).Select(j => K(p, i, p, j))).Sum() / (n * (n - 1));
+        double cross = Enumerable.Range(0, 5).SelectMany(i => Enumerable.Range(0, 4).Select(j => K(x, i, y, j))).Sum() / 20;
+        Assert.AreEqual(Within(x, 5) + Within(y, 4) - 2 * cross, KernelDistance.Between(x, y), 1e-9);
+
+        // Unbiased: over 20 images it averages what it gives over 500; the Fréchet distance grows as the sets shrink.
+        double Mean(int n, double shift, Func<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, double> distance) => Enumerable.Range(0, 20)
+            .Average(_ => distance(randn(n, 16, dtype: ScalarType.Float64), randn(n, 16, dtype: ScalarType.Float64) + shift));
+        double kidFew = Mean(20, 0.5, (a, b) => KernelDistance.Between(a, b)), kidMany = Mean(500, 0.5, (a, b) => KernelDistance.Between(a, b));
+        Assert.AreEqual(kidMany, kidFew, 0.25 * kidMany, $"KID over 20: {kidFew}, over 500: {kidMany}");
+        Assert.AreEqual(0, Mean(20, 0, (a, b) => KernelDistance.Between(a, b)), 0.1 * kidMany, "the same distribution");
+        double fidFew = Mean(20, 0.5, (a, b) => FrechetDistance.Between(a, b)), fidMany = Mean(500, 0.5, (a, b) => FrechetDistance.Between(a, b));
+        Assert.IsTrue(fidFew > 2 * fidMany, $"FID over 20: {fidFew}, over 500: {fidMany}");
+
+        // Larger sets: the mean over random subsets, repeatable by seed, near the whole-set figure.
+        var big1 = randn(300, 16, dtype: ScalarType.Float64);
+        var big2 = randn(300, 16, dtype: ScalarType.Float64) + 0.5;
+        double whole = KernelDistance.Between(big1, big2), subsets = KernelDistance.Between(big1, big2, subsetSize: 100, subsets: 30);
+        Assert.AreEqual(subsets, KernelDistance.Between(big1, big2, subsetSize: 100, subsets: 30));
+        Assert.AreEqual(whole, subsets, 0.15 * whole);
+
+        Assert.ThrowsExactly<ArgumentException>(() => KernelDistance.Between(x.narrow(0, 0, 1), y));
+        Assert.ThrowsExactly<ArgumentException>(() => KernelDistance.Between(x, y.index_fill(0, tensor(new long[] { 1 }), double.NaN)));
+    }
+
+    [TestMethod]
     public void FrechetDistanceOfDiagonalGaussiansIsTheClosedForm()
     {
         // ‖μ₁ − μ₂‖² + Σ (√a − √b)² when both covariances are diagonal.

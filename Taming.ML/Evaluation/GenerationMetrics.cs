@@ -13,11 +13,14 @@ public sealed class GenerationMetrics
     /// equal counts.
     /// </summary>
     public double Fid { get; init; }
+    /// <summary>Kernel distance (<see cref="KernelDistance"/>) between the same features (lower is better): unbiased, so
+    /// comparable across image counts, also over a few dozen images.</summary>
+    public double Kid { get; init; }
     /// <summary>Class consistency: the share of generated images that a classifier trained on real data assigns to
     /// the class they were asked for, overall and per class (null without a classifier).</summary>
     public ClassificationMetrics? ClassConsistency { get; init; }
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"FID {Fid:F2} ({Count} generated vs {RealCount} real)" + (ClassConsistency is null ? "" : $"  class consistency {ClassConsistency}");
+        $"FID {Fid:F2}  KID {Kid:F4} ({Count} generated vs {RealCount} real)" + (ClassConsistency is null ? "" : $"  class consistency {ClassConsistency}");
 }

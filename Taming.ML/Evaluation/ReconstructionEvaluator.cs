@@ -61,17 +61,18 @@ internal static class ReconstructionEvaluator
         }
         if (n == 0) throw new InvalidOperationException("The evaluation data is empty.");
         var (usage, perplexity) = CodebookUsage.Statistics(counts);
-        double rfid = double.NaN;
+        double rfid = double.NaN, rkid = double.NaN;
         if (features != null && n >= 2)
         {
             using var a = cat(originalFeatures, 0);
             using var b = cat(reconstructionFeatures, 0);
             rfid = FrechetDistance.Between(a, b);
+            rkid = KernelDistance.Between(a, b);
         }
         foreach (var t in originalFeatures.Concat(reconstructionFeatures)) t.Dispose();
         return new ReconstructionMetrics
         {
-            Count = n, Psnr = psnr / n, Ssim = ssim / n, L1 = l1 / n, CodebookUsage = usage, Perplexity = perplexity, Rfid = rfid,
+            Count = n, Psnr = psnr / n, Ssim = ssim / n, L1 = l1 / n, CodebookUsage = usage, Perplexity = perplexity, Rfid = rfid, Rkid = rkid,
         };
     }
 }

@@ -23,8 +23,14 @@ public sealed class ReconstructionMetrics
     /// </summary>
     public double Rfid { get; init; } = double.NaN;
 
+    /// <summary>
+    /// Reconstruction KID: the kernel distance (<see cref="KernelDistance"/>) between the same features (lower is better;
+    /// NaN when not computed). Unbiased, so comparable across image counts, also over a few dozen images.
+    /// </summary>
+    public double Rkid { get; init; } = double.NaN;
+
     /// <inheritdoc />
     public override string ToString() =>
         $"PSNR {Psnr:F2} dB  SSIM {Ssim:F4}  L1 {L1:F4}  codebook usage {CodebookUsage:P1}  perplexity {Perplexity:F1}" +
-        (double.IsNaN(Rfid) ? "" : $"  rFID {Rfid:F2}") + $"  ({Count} images)";
+        (double.IsNaN(Rfid) ? "" : $"  rFID {Rfid:F2}") + (double.IsNaN(Rkid) ? "" : $"  rKID {Rkid:F4}") + $"  ({Count} images)";
 }

@@ -218,7 +218,7 @@ public sealed class TamingCatalog
     }
 
     /// <summary>
-    /// Compares generated images with real ones: the FID-style distance between their ResNet18 features and, given a
+    /// Compares generated images with real ones: the FID- and KID-style distances between their ResNet18 features and, given a
     /// <paramref name="classifier"/> trained on real data, the class consistency of the generated images with the
     /// classes in <paramref name="labelColumnName"/>. Both columns hold images or 0–255 pixel vectors; real images are
     /// resized to the generated ones' size when it is known.
@@ -234,7 +234,7 @@ public sealed class TamingCatalog
         using var b = ImageFeatures.Read(network, real, realImageColumnName, side, torchDevice);
         return new GenerationMetrics
         {
-            Count = (int)a.shape[0], RealCount = (int)b.shape[0], Fid = FrechetDistance.Between(a, b),
+            Count = (int)a.shape[0], RealCount = (int)b.shape[0], Fid = FrechetDistance.Between(a, b), Kid = KernelDistance.Between(a, b),
             ClassConsistency = classifier is null ? null : EvaluateClassification(generated, classifier, generatedImageColumnName, labelColumnName),
         };
     }
