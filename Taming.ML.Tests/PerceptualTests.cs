@@ -22,7 +22,7 @@ public sealed class PerceptualTests
     }
 
     [TestMethod]
-    public void KernelDistanceIsTheUnbiasedMmdAndComparableAcrossSetSizes()
+    public void KernelDistanceIsTheUnbiasedMmdAndComparableAcrossSetSizesPairedOrNot()
     {
         // The estimate written out: within-set kernel means without the diagonal, minus twice the cross mean.
         random.manual_seed(2);
@@ -41,6 +41,18 @@ public sealed class PerceptualTests
         Assert.AreEqual(0, Mean(20, 0, (a, b) => KernelDistance.Between(a, b)), 0.1 * kidMany, "the same distribution");
         double fidFew = Mean(20, 0.5, (a, b) => FrechetDistance.Between(a, b)), fidMany = Mean(500, 0.5, (a, b) => FrechetDistance.Between(a, b));
         Assert.IsTrue(fidFew > 2 * fidMany, $"FID over 20: {fidFew}, over 500: {fidMany}");
+
+        // Paired sets (reconstructions of the same images): each row's own pair stays out of the cross term, which
+        // would pull the estimate down by about 1/n.
+        double Paired(int n, bool paired) => Enumerable.Range(0, 20).Average(_ =>
+        {
+            var originals = randn(n, 16, dtype: ScalarType.Float64);
+            return KernelDistance.Between(originals, originals + 0.5 + 0.1 * randn(n, 16, dtype: ScalarType.Float64), paired: paired);
+        });
+        double pairedMany = Paired(500, paired: true), pairedFew = Paired(20, paired: true), unpairedFew = Paired(20, paired: false);
+        Assert.AreEqual(pairedMany, pairedFew, 0.25 * pairedMany, $"paired KID over 20: {pairedFew}, over 500: {pairedMany}");
+        Assert.IsTrue(unpairedFew < pairedMany - 0.5 * pairedMany, $"unpaired KID over 20 of paired sets: {unpairedFew}");
+        Assert.ThrowsExactly<ArgumentException>(() => KernelDistance.Between(x, y, paired: true));
 
         // Larger sets: the mean over random subsets, repeatable by seed, near the whole-set figure.
         var big1 = randn(300, 16, dtype: ScalarType.Float64);

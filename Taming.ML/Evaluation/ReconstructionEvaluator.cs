@@ -67,7 +67,7 @@ internal static class ReconstructionEvaluator
             using var a = cat(originalFeatures, 0);
             using var b = cat(reconstructionFeatures, 0);
             rfid = FrechetDistance.Between(a, b);
-            rkid = KernelDistance.Between(a, b);
+            rkid = KernelDistance.Between(a, b, paired: true); // each reconstruction belongs to its original
         }
         foreach (var t in originalFeatures.Concat(reconstructionFeatures)) t.Dispose();
         return new ReconstructionMetrics
