@@ -36,12 +36,12 @@ internal static class PriorCommands
         options.Window = args.Int("window") ?? options.Window;
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
         var imageSize = args.String("image-size") is { } size ? ParseSize(size) : ((int, int)?)null;
-        args.RejectUnknown();
 
         var ml = new MLContext(seed: options.Seed ?? 1);
         var tokenizerModel = ml.Taming().LoadModel(tokenizerPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(tokenizerModel);
-        var data = DataSources.Load(ml, images, labels, idxPadTo: tokenizer.Resolution);
+        var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution);
+        args.RejectUnknown();
         var tokens = imageSize is var (width, height)
             ? ml.Transforms.ResizeImages("Image", width, height, "Image")
                 .Append(ml.Transforms.TokenizeWholeImages(tokenizer.OutputColumnName, "Image", tokenizer)).Fit(data).Transform(data)

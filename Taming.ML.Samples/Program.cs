@@ -47,6 +47,8 @@ static int Usage(int code, string? problem = null)
                                both: [--skip N] [--take N] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda] [--precision p]
+                               [--image-size WxH --window N]: images tokenized whole at that size, the prior fitted on N×N windows of their grids
+                               (generate then makes whole grids); [--skip N] [--take N] rows
           generate             --tokenizer <zip> --prior <zip> [--label k | --all-labels] [--count N] [--temperature t]
                                [--top-k k] [--top-p p] [--seed s] [--height-tokens H --width-tokens W] --output <png>
                                image-conditioned priors: --condition <image> --condition-tokenizer <zip> (canvas = the condition's token grid)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end check of the CUDA path in a few minutes: the tokenizer trained, evaluated and reloaded (float32 and
-# bf16, same steps), a class-conditional prior, sampling (plain and windowed), decoding, ML.NET vs. raw TorchSharp,
+# bf16, same steps), a class-conditional prior, sampling (plain and windowed), decoding, a prior fitted on windows of
+# whole-image token grids and its whole canvases, ML.NET vs. raw TorchSharp,
 # windowed modes vs. the reference loop, then the benchmark of the reference's workloads in every precision and
 # cached sampling replayed as a CUDA graph.
 # Usage: cuda-check.sh <output dir> [command that runs the sample app]
@@ -44,6 +45,10 @@ e2e() {
   step "generate" $app generate --tokenizer "$out/tokenizer-float32.zip" --prior "$out/prior.zip" --all-labels --count 8 --top-k 20 --output "$out/samples.png"
   step "generate windowed 16x16" $app generate --tokenizer "$out/tokenizer-float32.zip" --prior "$out/prior.zip" --label 3 --count 4 \
     --height-tokens 16 --width-tokens 16 --output "$out/windowed.png"
+  step "windowed prior on whole 64x64 digits" $app train-prior --tokenizer "$out/tokenizer-float32.zip" --images "$mnist" --take 2000 \
+    --image-size 64x64 --window 8 --output "$out/prior-windows.zip" --steps $((steps / 5)) --seed 1 --device $device
+  step "generate whole 64x64 digits" $app generate --tokenizer "$out/tokenizer-float32.zip" --prior "$out/prior-windows.zip" --count 4 \
+    --output "$out/whole.png"
   step "ML.NET vs raw TorchSharp" $app benchmark-tokenizer --model "$out/tokenizer-float32.zip" --images "$mnist"
   step "cached vs uncached sampling" $app benchmark-sampling --prior "$out/prior.zip"
 }
