@@ -14,8 +14,9 @@ namespace Taming.ML.MLNet;
 /// <summary>
 /// A fitted transformer prior p(tokens | condition). As a transformer it scores rows: it adds a Single column
 /// with each row's negative log-likelihood in bits per image token (higher = less typical), so the prior can
-/// rank or flag unusual images downstream; token grids larger than the modelled grid are read with the sliding window. <see cref="Sample"/> draws new token grids; the
-/// <see cref="TamingCatalogExtensions.GenerateTokens"/> stage does so inside a pipeline.
+/// rank or flag unusual images downstream; token grids larger than the modelled grid are read with the sliding
+/// window. <see cref="Sample"/> draws new token grids; the <see cref="TamingCatalogExtensions.GenerateTokens"/> stage
+/// does so inside a pipeline.
 /// </summary>
 public sealed class PriorTransformer : BatchedTransformerBase
 {

@@ -171,7 +171,9 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
 
         public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
         public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
-        public int BatchSize => parent.Model.Options.InferenceBatchSize;
+        /// <summary>Rows per batch: the options' count of trained-size images, fewer (at least one) for larger whole images,
+        /// so that a batch's memory stays that of the trained size.</summary>
+        public int BatchSize => (int)Math.Max(1, (long)parent.Model.Options.InferenceBatchSize * parent.Resolution * parent.Resolution / (ImageSize.Height * ImageSize.Width));
 
         public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], ImageSize, capacity);
     }
