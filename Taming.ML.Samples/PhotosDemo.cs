@@ -61,7 +61,7 @@ internal static class PhotosDemo
             .Append(ml.Transforms.DecodeTokens("Reconstructed", "Tokens", imageTokenizer))
             .Append(ml.Transforms.TokenizeWholeImages("ConditionTokens", "Condition", conditionTokenizer))
             .Append(ml.Transforms.GenerateTokens("Generated", conditional, conditionColumnName: "ConditionTokens",
-                options: new SamplingOptions { TopK = topK, Temperature = temperature, WindowMode = mode, Seed = 7, HeightTokens = th, WidthTokens = tw }))
+                options: new SamplingOptions { TopK = topK, Temperature = temperature, WindowMode = mode, Seed = 7, HeightTokens = th, WidthTokens = tw, Progress = Log }))
             .Append(ml.Transforms.DecodeTokens("GeneratedImage", "Generated", imageTokenizer));
         var results = pipeline.Fit(wholePhotos).Transform(wholePhotos);
         var pictures = ImagePixels.ReadColumns(results, 3, "Photo", "Reconstructed", "Condition", "GeneratedImage");

@@ -200,6 +200,8 @@ internal static class PriorCommands
         sampling.Seed = args.Int("seed") ?? sampling.Seed;
         sampling.HeightTokens = args.Int("height-tokens") ?? 0;
         sampling.WidthTokens = args.Int("width-tokens") ?? 0;
+        if (args.String("window-mode") is { } mode) sampling.WindowMode = Enum.Parse<WindowMode>(mode, ignoreCase: true);
+        sampling.Progress = p => Console.WriteLine("  " + p); // large canvases take minutes
         return sampling;
     }
 

@@ -171,4 +171,21 @@ public sealed class WindowedSamplingTests
         CollectionAssert.AreEqual(a, b);
         CollectionAssert.AreNotEqual(a, c);
     }
+
+    [TestMethod]
+    public void ProgressReportsEndWithEveryTokenAndChangeNothing()
+    {
+        var model = TinyModel(new PriorLayout(Conditioning.None, 6, 3, 3), seed: 4);
+        var prefix = full(new long[] { 2, 1 }, 6L);
+        foreach (var mode in new[] { WindowMode.Exact, WindowMode.Strided, WindowMode.Reference })
+        {
+            var reports = new List<SamplingProgress>();
+            var quiet = WindowedSampler.Sample(model, 5, 8, prefix, null, new[] { 11, 12 }, new SamplingOptions(), mode).data<long>().ToArray();
+            var reported = WindowedSampler.Sample(model, 5, 8, prefix, null, new[] { 11, 12 }, new SamplingOptions { Progress = reports.Add }, mode).data<long>().ToArray();
+            CollectionAssert.AreEqual(quiet, reported, mode.ToString());
+            Assert.AreEqual((2L * 40, 2L * 40), (reports[^1].Tokens, reports[^1].TotalTokens), mode.ToString());
+            Assert.IsTrue(reports.Zip(reports.Skip(1)).All(p => p.First.Tokens < p.Second.Tokens), "counts grow");
+            StringAssert.Contains(reports[^1].ToString(), "80/80 tokens");
+        }
+    }
 }

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Taming.ML.Sampling;
 
 /// <summary>How the prior draws tokens.</summary>
@@ -27,15 +29,20 @@ public sealed class SamplingOptions
     /// </summary>
     public bool CudaGraphs { get; set; }
 
-    /// <summary>Height of the generated token canvas; 0 (default) is the prior's trained grid. Larger canvases are
-    /// sampled with the reference's sliding window.</summary>
+    /// <summary>Height of the generated token canvas; 0 (default) is the prior's canvas: the grids it was fitted on
+    /// (<see cref="Models.PriorLayout.Canvas"/>). Canvases larger than the modelled grid are sampled with the reference's
+    /// sliding window.</summary>
     public int HeightTokens { get; set; }
 
-    /// <summary>Width of the generated token canvas; 0 (default) is the prior's trained grid.</summary>
+    /// <summary>Width of the generated token canvas; 0 (default) is the prior's canvas.</summary>
     public int WidthTokens { get; set; }
 
     /// <summary>How windowed sampling computes logits. Default <see cref="WindowMode.Exact"/>.</summary>
     public WindowMode WindowMode { get; set; } = WindowMode.Exact;
+
+    /// <summary>Called about once a second while the sliding window fills canvases, and when a batch is done (large
+    /// canvases take minutes on a CPU). Not saved with a model.</summary>
+    [JsonIgnore] public Action<SamplingProgress>? Progress { get; set; }
 
     /// <summary>A copy.</summary>
     public SamplingOptions Clone() => (SamplingOptions)MemberwiseClone();

@@ -31,6 +31,8 @@ internal sealed class WindowWalk
     private readonly Tensor source;
     private readonly List<long[]> maps = new();
     private readonly Dictionary<(int Top, int Left), int> windows = new();
+    private Action<long>? progress;
+    private long drawn;
 
     public WindowWalk(Gpt model, int height, int width, Tensor? prefix, Tensor? condition, long batch)
     {
@@ -63,10 +65,12 @@ internal sealed class WindowWalk
 
     /// <summary>
     /// Fills the canvas. <paramref name="choose"/> turns logits (n·b, K), rows feed-major, and the n target canvas
-    /// indices into the n·b tokens to write.
+    /// indices into the n·b tokens to write; <paramref name="progress"/> hears the tokens drawn so far (all canvases)
+    /// after every pass.
     /// </summary>
-    public void Run(WindowMode mode, Func<Tensor, Tensor, Tensor> choose)
+    public void Run(WindowMode mode, Func<Tensor, Tensor, Tensor> choose, Action<long>? progress = null)
     {
+        (this.progress, drawn) = (progress, 0);
         using var _ = inference_mode(true); // no autograd bookkeeping in libtorch's dispatch: a step is bound by per-op cost
         using var weights = Modules.MixedPrecision.CastWeightsOnce();
         bool wasTraining = model.training;
@@ -300,5 +304,7 @@ internal sealed class WindowWalk
             ? model.LogitsAt(ids, atRows)
             : model.LogitsAt(ids, atRows, cache, Next(positions!.Length).view(n * b, t), keys, slots is null ? null : Next(rows.Length));
         source.index_copy_(1, targets + offset, choose(logits, targets).view(n, b).t());
+        drawn += n * b;
+        progress?.Invoke(drawn);
     }
 }

@@ -38,8 +38,28 @@ public static class WindowedSampler
         var walk = new WindowWalk(model, height, width, prefix, condition, seeds.Count);
         // One uniform per canvas position: what is drawn does not depend on the order positions are visited in.
         var uniforms = PriorSampler.Uniforms(seeds, height * width).to(walk.Device);
-        walk.Run(mode, (logits, targets) => PriorSampler.Pick(logits, uniforms.index_select(1, targets).t().reshape(-1), options));
+        walk.Run(mode, (logits, targets) => PriorSampler.Pick(logits, uniforms.index_select(1, targets).t().reshape(-1), options),
+            Reporter(options.Progress, (long)seeds.Count * height * width));
         return walk.Canvas.clone().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Turns the walk's token counts into <see cref="SamplingProgress"/> reports about once a second, and at the end.</summary>
+    private static Action<long>? Reporter(Action<SamplingProgress>? report, long total)
+    {
+        if (report is null) return null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var last = TimeSpan.Zero;
+        return tokens =>
+        {
+            var elapsed = clock.Elapsed;
+            if (tokens < total && elapsed - last < TimeSpan.FromSeconds(1)) return;
+            last = elapsed;
+            report(new SamplingProgress
+            {
+                Tokens = tokens, TotalTokens = total, Elapsed = elapsed,
+                Eta = TimeSpan.FromSeconds(elapsed.TotalSeconds / Math.Max(1, tokens) * (total - tokens)),
+            });
+        };
     }
 
     /// <summary>
