@@ -325,6 +325,32 @@ public sealed class PriorTests
     }
 
     [TestMethod]
+    public void AClassPriorFittedOnWindowsContinuesItsClassRuleAcrossTheCanvas()
+    {
+        // 5×6 canvases stepping by class + 1 along rows and columns from a random start, learnt in 3×3 windows.
+        var rng = new Random(9);
+        int Token(int start, int label, int i, int j) => (start + (label + 1) * (i + j)) % Codes;
+        var rows = Enumerable.Range(0, 64).Select(r =>
+        {
+            int label = r % 2, start = rng.Next(Codes);
+            var tokens = Enumerable.Range(0, 30).Select(k => (uint)Token(start, label, k / 6, k % 6) + 1).ToArray();
+            return new ClassCanvasRow { Label = (uint)label, Tokens = tokens };
+        }).ToArray();
+        var ml = new MLContext(seed: 1);
+        var options = Tiny(steps: 400);
+        options.Window = 3;
+        var prior = ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(ml.Data.LoadFromEnumerable(rows));
+        Assert.AreEqual((3, 3, (5, 6)), (prior.Layout.GridHeight, prior.Layout.GridWidth, prior.Layout.Canvas));
+        foreach (int label in new[] { 0, 1 })
+        {
+            var canvas = prior.Sample(new[] { new long[] { label } }, new[] { 3 }, new SamplingOptions { TopK = 1 })[0];
+            Assert.AreEqual(30, canvas.Length);
+            var expected = Enumerable.Range(0, 30).Select(k => (long)Token((int)canvas[0], label, k / 6, k % 6)).ToArray();
+            CollectionAssert.AreEqual(expected, canvas, $"class {label}: {string.Join(",", canvas)}");
+        }
+    }
+
+    [TestMethod]
     public void BadInputsAreNamed()
     {
         var ml = new MLContext(seed: 1);
@@ -368,6 +394,12 @@ public sealed class PriorTests
     {
         [KeyType(Codes), VectorType(6, 6)] public uint[] Condition { get; set; } = Array.Empty<uint>();
         [KeyType(Codes), VectorType(6, 6)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    private sealed class ClassCanvasRow
+    {
+        [KeyType(2)] public uint Label { get; set; }
+        [KeyType(Codes), VectorType(5, 6)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
     }
 
     private sealed class MismatchedCanvasRow
