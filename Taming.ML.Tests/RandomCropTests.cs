@@ -98,6 +98,10 @@ public sealed class RandomCropTests
         Assert.AreEqual(3 * 240, ids.Length);
         using (var photo = MLImage.CreateFromFile(Photo))
             CollectionAssert.AreEqual(tokenizer.TokenizeImage(photo).Tokens, ids.Take(240).Select(k => (long)k - 1).ToArray());
+        // Row by row through a PredictionEngine, as a serving application would.
+        var engine = ml.Model.CreatePredictionEngine<PhotoRow, TokenRow>(whole);
+        using (var photo = MLImage.CreateFromFile(Photo))
+            CollectionAssert.AreEqual(ids.Take(240).ToArray(), engine.Predict(new PhotoRow { Photo = photo }).Tokens);
         string path = Path.Combine(Folder, "whole.zip");
         ml.Model.Save(whole, sized.Schema, path);
         var reloaded = (VqganTokenizerTransformer)new MLContext().Model.Load(path, out _);
@@ -112,6 +116,16 @@ public sealed class RandomCropTests
             .Append(ml.Transforms.DecodeTokens("Decoded", "Generated", tokenizer)).Fit(rows).Transform(rows);
         var decoded = generated.GetColumn<MLImage>(generated.Schema["Decoded"]).Single();
         Assert.AreEqual((24, 40), (decoded.Height, decoded.Width));
+    }
+
+    private sealed class PhotoRow
+    {
+        [Microsoft.ML.Transforms.Image.ImageType(24, 40)] public MLImage Photo { get; set; } = null!;
+    }
+
+    private sealed class TokenRow
+    {
+        public uint[] Tokens { get; set; } = Array.Empty<uint>();
     }
 
     private sealed class PathRow
