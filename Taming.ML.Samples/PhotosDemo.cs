@@ -51,33 +51,34 @@ internal static class PhotosDemo
         else (imageTokenizer, conditionTokenizer, conditional, texture) = Fit(ml, photos, moss, minutes, device, precision, files, Log);
 
         Console.WriteLine($"\n5. Whole photographs reconstructed by the image tokenizer, and generated from their blurred versions ({mode} window)");
-        // One ML.NET pipeline: both tokenizers read the whole photos, the conditional prior samples canvases of their
-        // condition grids with the sliding window, and the image tokenizer's decoder turns tokens into photos.
-        var generation = Stopwatch.StartNew();
         var wholePhotos = Photos(ml, photos, out int photoH, out int photoW);
-        // The canvas is the whole photos' token grid (a windowed prior's default; named, for priors saved by older releases).
+        // The image tokenizer learnt on 32×32 crops; how well it carries whole photos bounds what generation can show.
+        var wholeTokenizer = ml.Transforms.TokenizeWholeImages("Tokens", "Photo", imageTokenizer).Fit(wholePhotos);
+        foreach (var photo in photos)
+            Log($"{Path.GetFileName(photo)}: {ml.Taming().EvaluateReconstruction(Photos(ml, new[] { photo }, out _, out _), wholeTokenizer, "Photo", rfid: false)}");
+        string reconstructionsPng = Path.Combine(output, "photos-real-reconstructed.png");
+        ml.Taming().EvaluateReconstruction(wholePhotos, wholeTokenizer, "Photo", gridPath: reconstructionsPng, rfid: false);
+        Log($"Originals (odd rows) over reconstructions (even rows): {reconstructionsPng}");
+
+        // One ML.NET pipeline: the condition tokenizer reads the whole blurred photos, the conditional prior samples
+        // canvases of their condition grids with the sliding window, and the image tokenizer's decoder turns tokens
+        // into photos. The canvas is the whole photos' token grid (a windowed prior's default; named, for priors saved
+        // by older releases).
+        var generation = Stopwatch.StartNew();
         int th = photoH / imageTokenizer.DownsamplingFactor, tw = photoW / imageTokenizer.DownsamplingFactor;
-        var pipeline = ml.Transforms.TokenizeWholeImages("Tokens", "Photo", imageTokenizer)
-            .Append(ml.Transforms.DecodeTokens("Reconstructed", "Tokens", imageTokenizer))
-            .Append(ml.Transforms.TokenizeWholeImages("ConditionTokens", "Condition", conditionTokenizer))
+        var pipeline = ml.Transforms.TokenizeWholeImages("ConditionTokens", "Condition", conditionTokenizer)
             .Append(ml.Transforms.GenerateTokens("Generated", conditional, conditionColumnName: "ConditionTokens",
                 options: new SamplingOptions { TopK = topK, Temperature = temperature, WindowMode = mode, Seed = 7, HeightTokens = th, WidthTokens = tw, Progress = Log }))
             .Append(ml.Transforms.DecodeTokens("GeneratedImage", "Generated", imageTokenizer));
-        var results = pipeline.Fit(wholePhotos).Transform(wholePhotos);
-        var pictures = ImagePixels.ReadColumns(results, 3, "Photo", "Reconstructed", "Condition", "GeneratedImage");
-        for (int i = 0; i < photos.Length; i++)
-            Log($"{Path.GetFileName(photos[i])}: reconstructed at PSNR {Psnr(pictures[i][0], pictures[i][1], photoH, photoW):F2} dB");
+        var pictures = ImagePixels.ReadColumns(pipeline.Fit(wholePhotos).Transform(wholePhotos), 3, "Condition", "GeneratedImage", "Photo");
         Log($"{photos.Length} canvases of {th}×{tw} tokens generated and decoded in {generation.Elapsed.TotalSeconds:F0} s");
-        string reconstructionsPng = Path.Combine(output, "photos-real-reconstructed.png");
-        ImageGrid.SavePng(reconstructionsPng, pictures.Select(p => (IReadOnlyList<byte[]>)new[] { p[0], p[1] }).ToList(), 3, photoH, photoW);
-        Log($"Real | reconstructed, one photo per row: {reconstructionsPng}");
         string photosPng = Path.Combine(output, "photos-condition-generated-real.png");
-        ImageGrid.SavePng(photosPng, pictures.Select(p => (IReadOnlyList<byte[]>)new[] { p[2], p[3], p[0] }).ToList(), 3, photoH, photoW);
+        ImageGrid.SavePng(photosPng, pictures.Select(p => (IReadOnlyList<byte[]>)p).ToList(), 3, photoH, photoW);
         Log($"Condition | generated | real, one photo per row: {photosPng}");
 
         Console.WriteLine("\n6. Moss strips five times wider than the training crops, exact and strided windows");
         int stripTokens = 5 * Crop / (Crop / 8);
-        var mossReal = pictures[Array.IndexOf(photos, moss)][0];
+        var mossReal = pictures[Array.IndexOf(photos, moss)][2];
         var stripRows = new List<IReadOnlyList<byte[]>> { new[] { ImagePixels.Crop(mossReal, 3, photoH, photoW, top: 40, left: 40, Crop, 5 * Crop) } };
         var noConditions = Enumerable.Repeat(Array.Empty<long>(), 4).ToArray();
         foreach (var stripMode in new[] { WindowMode.Exact, WindowMode.Strided })
@@ -174,14 +175,6 @@ internal static class PhotosDemo
             .Append(ml.Transforms.ResizeImages("Small", width / ConditionFactor, height / ConditionFactor, "Photo"))
             .Append(ml.Transforms.ResizeImages("Condition", width, height, "Small"))
             .Fit(source).Transform(source);
-    }
-
-    private static double Psnr(byte[] real, byte[] reconstructed, int height, int width)
-    {
-        TorchSharp.torch.Tensor Pixels(byte[] planar) => TorchSharp.torch.tensor(planar.Select(b => (float)b).ToArray(), new long[] { 1, 3, height, width });
-        using var a = Pixels(real);
-        using var b = Pixels(reconstructed);
-        return ImageQuality.Psnr(a, b)[0];
     }
 
     private static byte[] Decode(VqganTokenizerTransformer tokenizer, long[] canvas, int height, int width)

@@ -98,6 +98,16 @@ public sealed class RandomCropTests
         Assert.AreEqual(3 * 240, ids.Length);
         using (var photo = MLImage.CreateFromFile(Photo))
             CollectionAssert.AreEqual(tokenizer.TokenizeImage(photo).Tokens, ids.Take(240).Select(k => (long)k - 1).ToArray());
+        // Reconstruction metrics of whole images: the whole-image tokenizer measures them at their size; the
+        // trained-size one refuses them and names the other.
+        var metrics = ml.Taming().EvaluateReconstruction(sized, whole, "Photo", gridPath: Path.Combine(Folder, "whole.png"), rfid: false);
+        Assert.AreEqual(3, metrics.Count);
+        Assert.IsTrue(metrics.Psnr is > 5 and < 100, $"PSNR {metrics.Psnr}");
+        using (var grid = MLImage.CreateFromFile(Path.Combine(Folder, "whole.png")))
+            Assert.IsTrue(grid.Width >= 2 * 40 && grid.Height >= 2 * 2 * 24, $"{grid.Width}×{grid.Height}");
+        e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Taming().EvaluateReconstruction(sized, tokenizer, "Photo", rfid: false));
+        StringAssert.Contains(e.Message, "TokenizeWholeImages");
+
         // Row by row through a PredictionEngine, as a serving application would.
         var engine = ml.Model.CreatePredictionEngine<PhotoRow, TokenRow>(whole);
         using (var photo = MLImage.CreateFromFile(Photo))

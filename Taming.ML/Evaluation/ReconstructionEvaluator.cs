@@ -21,12 +21,13 @@ internal static class ReconstructionEvaluator
         var reconstructionFeatures = new List<Tensor>();
         var o = tokenizer.Model.Options;
         var column = ImageColumnReader.Find(data.Schema, imageColumnName);
-        int pixelsPerImage = o.Channels * o.Resolution * o.Resolution, batch = o.InferenceBatchSize;
+        var (h, w) = tokenizer.ImageSizeOf(column); // the trained resolution, or whole images' own size
+        int pixelsPerImage = o.Channels * h * w, batch = tokenizer.BatchRows((h, w));
         var counts = new long[o.CodebookSize];
         double psnr = 0, ssim = 0, l1 = 0;
         int n = 0;
         using var cursor = data.GetRowCursor(new[] { column });
-        var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, o.Resolution, tokenizer.ResizeToResolution);
+        var reader = new ImageColumnReader(cursor, column, o.Channels, h, w, tokenizer.ResizeToResolution);
         var buffer = new float[batch * pixelsPerImage];
         while (true)
         {
@@ -35,7 +36,7 @@ internal static class ReconstructionEvaluator
             if (filled == 0) break;
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            var x = tensor(buffer.AsSpan(0, filled * pixelsPerImage).ToArray(), new long[] { filled, o.Channels, o.Resolution, o.Resolution });
+            var x = tensor(buffer.AsSpan(0, filled * pixelsPerImage).ToArray(), new long[] { filled, o.Channels, h, w });
             // One upload per batch: the model and the feature network read the same device copy.
             var xModel = PixelScale.ToModel(x.to(tokenizer.Device));
             var (rec, _, ids) = tokenizer.Model.forward(xModel);

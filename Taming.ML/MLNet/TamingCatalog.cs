@@ -158,7 +158,8 @@ public sealed class TamingCatalog
     /// PSNR, SSIM, L1, codebook usage, perplexity and the reconstruction FID on the shipped ResNet18's features
     /// (<paramref name="rfid"/>: null, the default, computes it when the network file is found; true requires it;
     /// false skips it). Optionally writes a PNG grid of originals (odd rows) over reconstructions (even rows) of the
-    /// first <paramref name="gridImages"/> images.
+    /// first <paramref name="gridImages"/> images. A whole-image tokenizer (<see cref="TamingCatalogExtensions.TokenizeWholeImages"/>)
+    /// measures whole images at the size their column states.
     /// </summary>
     public ReconstructionMetrics EvaluateReconstruction(IDataView data, VqganTokenizerTransformer tokenizer,
         string imageColumnName = "Image", string? gridPath = null, int gridImages = 32, bool? rfid = null)
@@ -178,8 +179,8 @@ public sealed class TamingCatalog
                 rows.Add(chunk.Select(k => k.Original).ToList());
                 rows.Add(chunk.Select(k => k.Reconstruction).ToList());
             }
-            int r = tokenizer.Resolution;
-            ImageGrid.SavePng(gridPath, rows, tokenizer.Channels, r, r, scale: Math.Max(1, 64 / r));
+            var (h, w) = tokenizer.ImageSizeOf(data.Schema[imageColumnName]);
+            ImageGrid.SavePng(gridPath, rows, tokenizer.Channels, h, w, scale: Math.Max(1, 64 / Math.Min(h, w)));
         }
         return metrics;
     }

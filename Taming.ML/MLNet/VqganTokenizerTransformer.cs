@@ -107,6 +107,38 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
             ? $"{width}×{height}; whole-image tokenizing needs sides that are multiples of {DownsamplingFactor} and at least {Resolution}"
             : null;
 
+    /// <summary>
+    /// The size this tokenizer reads the images of <paramref name="column"/> at, after checking their channels and
+    /// size: the trained resolution, or for whole images the size the column states (which it must).
+    /// </summary>
+    internal (int Height, int Width) ImageSizeOf(DataViewSchema.Column column)
+    {
+        var (c, h, w) = ImageColumnReader.Inspect(column);
+        if (c != 0 && c != Channels)
+            throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' holds {c}-channel pixels but the tokenizer was trained on {Channels} channels.");
+        if (!WholeImages)
+        {
+            if (!ResizeToResolution && h > 0 && w > 0 && (h != Resolution || w != Resolution))
+                throw new ArgumentOutOfRangeException(nameof(column),
+                    $"Column '{column.Name}' holds {w}×{h} images but the tokenizer works on {Resolution}×{Resolution}. " +
+                    "Add mlContext.Transforms.ResizeImages before it, set ResizeToResolution in the tokenizer's options, or " +
+                    "tokenize them whole (mlContext.Transforms.TokenizeWholeImages).");
+            return (Resolution, Resolution);
+        }
+        // The token grid follows the images' size, which the column's type must state.
+        if (h == 0 || w == 0)
+            throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' holds images of no stated size; whole-image " +
+                "tokenizing makes grids of the images' size, so give them one with mlContext.Transforms.ResizeImages (or ExtractPixels' shape).");
+        if (WholeImageSizeProblem(h, w) is { } problem)
+            throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' holds images of {problem}.");
+        return (h, w);
+    }
+
+    /// <summary>Images of <paramref name="size"/> per batch: the options' count of trained-size images, fewer (at least
+    /// one) for larger whole images, so that a batch's memory stays that of the trained size.</summary>
+    internal int BatchRows((int Height, int Width) size) =>
+        (int)Math.Max(1, (long)Model.Options.InferenceBatchSize * Resolution * Resolution / (size.Height * size.Width));
+
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
     // 1.2 adds the whole-images flag; 1.1 files read as fixed-resolution tokenizers.
@@ -138,32 +170,10 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
             this.parent = parent;
             var column = schema.GetColumnOrNull(parent.InputColumnName)
                 ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Input column '{parent.InputColumnName}' not found in the data.");
-            var (c, h, w) = ImageColumnReader.Inspect(column);
-            if (c != 0 && c != parent.Channels)
-                throw new ArgumentOutOfRangeException(nameof(schema),
-                    $"Column '{column.Name}' holds {c}-channel pixels but the tokenizer was trained on {parent.Channels} channels.");
-            if (parent.WholeImages)
-            {
-                // The token grid follows the images' size, which the column's type must state.
-                if (h == 0 || w == 0)
-                    throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{column.Name}' holds images of no stated size; whole-image " +
-                        "tokenizing makes grids of the images' size, so give them one with mlContext.Transforms.ResizeImages (or ExtractPixels' shape).");
-                if (parent.WholeImageSizeProblem(h, w) is { } problem)
-                    throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{column.Name}' holds images of {problem}.");
-            }
-            else
-            {
-                if (!parent.ResizeToResolution && h > 0 && w > 0 && (h != parent.Resolution || w != parent.Resolution))
-                    throw new ArgumentOutOfRangeException(nameof(schema),
-                        $"Column '{column.Name}' holds {w}×{h} images but the tokenizer works on {parent.Resolution}×{parent.Resolution}. " +
-                        "Add mlContext.Transforms.ResizeImages before it, set ResizeToResolution in the tokenizer's options, or " +
-                        "tokenize them whole (mlContext.Transforms.TokenizeWholeImages).");
-                (h, w) = (parent.Resolution, parent.Resolution);
-            }
-            ImageSize = (h, w);
+            ImageSize = parent.ImageSizeOf(column);
             InputColumns = new[] { column };
             int f = parent.DownsamplingFactor;
-            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, parent.GridType(h / f, w / f)) };
+            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, parent.GridType(ImageSize.Height / f, ImageSize.Width / f)) };
         }
 
         /// <summary>The size the images are tokenized at: the trained resolution, or the column's (whole images).</summary>
@@ -171,9 +181,7 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
 
         public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
         public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
-        /// <summary>Rows per batch: the options' count of trained-size images, fewer (at least one) for larger whole images,
-        /// so that a batch's memory stays that of the trained size.</summary>
-        public int BatchSize => (int)Math.Max(1, (long)parent.Model.Options.InferenceBatchSize * parent.Resolution * parent.Resolution / (ImageSize.Height * ImageSize.Width));
+        public int BatchSize => parent.BatchRows(ImageSize);
 
         public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], ImageSize, capacity);
     }
