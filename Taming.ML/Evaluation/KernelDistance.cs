@@ -30,13 +30,20 @@ public static class KernelDistance
         if (!x.isfinite().all().item<bool>() || !y.isfinite().all().item<bool>()) throw new ArgumentException("The features hold NaN or infinite values.");
         if (x.shape[0] <= subsetSize && y.shape[0] <= subsetSize) return Mmd(x, y, paired);
         long size = Math.Min(subsetSize, Math.Min(x.shape[0], y.shape[0]));
-        var generator = new Generator((ulong)seed);
+        // Subsets drawn on the host, so that features on any device are picked alike.
+        var rng = new Random(seed);
+        Tensor Pick(long count)
+        {
+            var order = Enumerable.Range(0, (int)count).ToArray();
+            rng.Shuffle(order);
+            return tensor(order.Take((int)size).Select(i => (long)i).ToArray(), device: x.device);
+        }
         double sum = 0;
         for (int s = 0; s < subsets; s++)
         {
             using var inner = NewDisposeScope();
-            var pickX = randperm(x.shape[0], generator: generator).narrow(0, 0, size);
-            var pickY = paired ? pickX : randperm(y.shape[0], generator: generator).narrow(0, 0, size);
+            var pickX = Pick(x.shape[0]);
+            var pickY = paired ? pickX : Pick(y.shape[0]);
             sum += Mmd(x.index_select(0, pickX), y.index_select(0, pickY), paired);
         }
         return sum / subsets;
