@@ -14,8 +14,8 @@ namespace Taming.ML.Samples;
 internal static class PriorCommands
 {
     /// <summary>
-    /// train-prior --tokenizer &lt;zip&gt; --images &lt;...&gt; [--labels] --output &lt;zip&gt; [...]; with --image-size WxH a
-    /// folder's images are resized to that size and tokenized whole, and --window N fits the prior on N×N windows of
+    /// train-prior --tokenizer &lt;zip&gt; --images &lt;...&gt; [--labels] --output &lt;zip&gt; [...]; with --image-size WxH the
+    /// images are resized to that size and tokenized whole, and --window N fits the prior on N×N windows of
     /// their token grids (high-resolution generation).
     /// </summary>
     public static int Train(Arguments args)
