@@ -15,7 +15,12 @@ public static class PriorSampler
     /// Samples image tokens (b, grid h·w) after the given prefixes (b, prefix length) of vocabulary ids, with one
     /// seed per row.
     /// </summary>
-    public static Tensor Sample(Gpt model, Tensor prefix, IReadOnlyList<int> seeds, SamplingOptions options)
+    public static Tensor Sample(Gpt model, Tensor prefix, IReadOnlyList<int> seeds, SamplingOptions options) =>
+        Sample(model, prefix, seeds, options, fixedShapeStep: options.CudaGraphs && prefix.device_type == DeviceType.CUDA);
+
+    /// <summary>Sampling as above; <paramref name="fixedShapeStep"/> runs the cached loop with the step that a GPU
+    /// captures as a graph (eagerly on a CPU, where it draws the same tokens: a test).</summary>
+    internal static Tensor Sample(Gpt model, Tensor prefix, IReadOnlyList<int> seeds, SamplingOptions options, bool fixedShapeStep)
     {
         options.Validate();
         long b = prefix.shape[0];
@@ -36,7 +41,7 @@ public static class PriorSampler
             {
                 using var cache = model.NewCache(b);
                 var logits = model.Forward(prefix, cache, 0, lastOnly: true).select(1, -1);
-                if (options.CudaGraphs)
+                if (fixedShapeStep)
                 {
                     var first = Pick(logits, uniforms.select(1, 0), options);
                     tokens.select(1, 0).copy_(first);

@@ -22,12 +22,13 @@ public sealed class SamplingOptions
 
     /// <summary>
     /// On a GPU, capture cached sampling's token step once as a CUDA graph and replay it for every token: one launch
-    /// per token instead of hundreds of host-side libtorch calls, which bound the eager loop there. The step then
-    /// attends over the whole block under a mask, so draws can differ from the eager loop's after a float-rounding
-    /// flip. Uses libtorch's exported CUDA-graph functions (TorchSharp 0.107 does not wrap them) and falls back to
-    /// eager steps where they are missing; on a CPU the same fixed-shape step runs eagerly. Default false.
+    /// per token instead of hundreds of host-side libtorch calls, which bound the eager loop there (a 24-layer GPT
+    /// on an H200: 2.6× faster in bf16, 1.1× in float32). The step then attends over the whole block under a mask, so
+    /// draws can differ from the eager loop's after a float-rounding flip. Uses libtorch's exported CUDA-graph
+    /// functions (TorchSharp 0.107 does not wrap them) and falls back to eager steps where they are missing. No
+    /// effect on a CPU. Default true.
     /// </summary>
-    public bool CudaGraphs { get; set; }
+    public bool CudaGraphs { get; set; } = true;
 
     /// <summary>Height of the generated token canvas; 0 (default) is the prior's canvas: the grids it was fitted on
     /// (<see cref="Models.PriorLayout.Canvas"/>). Canvases larger than the modelled grid are sampled with the reference's
