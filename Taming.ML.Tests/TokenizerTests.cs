@@ -221,7 +221,7 @@ public sealed class TokenizerTests
     }
 
     [TestMethod]
-    public void ModelsSavedByAnEarlierReleaseLoadAndGiveTheirTokens()
+    public void ModelsSavedByEarlierReleasesLoadAndGiveTheirTokens()
     {
         // Fixtures/*-1.1.zip: a tokenizer and a class prior saved before whole-image tokenizing and windowed priors,
         // with the tokens the tokenizer gave then for eight random 8×8 images (seed 0).
@@ -242,5 +242,32 @@ public sealed class TokenizerTests
         var prior = (PriorTransformer)ml.Model.Load(Path.Combine(folder, "prior-1.1.zip"), out _);
         Assert.AreEqual((4, 4), prior.Layout.Canvas);
         Assert.AreEqual(16, prior.Sample(new[] { new long[] { 1 } }, new[] { 1 })[0].Length);
+
+        // A generator of that prior (top-k 3, seed 5), saved when CUDA-graph sampling was off by default: it loads
+        // with the current default and draws the tokens it drew then for classes 0 and 1 (graphs change nothing on a CPU).
+        var generator = (TokenGeneratorTransformer)ml.Model.Load(Path.Combine(folder, "generator-1.1.zip"), out _);
+        Assert.IsTrue(generator.Options.CudaGraphs);
+        Assert.AreEqual((3, 5), (generator.Options.TopK, generator.Options.Seed));
+        var labels = ml.Data.LoadFromEnumerable(new[] { new LabelRow { Label = 0 }, new LabelRow { Label = 1 } }, LabelSchema(2));
+        var generated = ml.Data.CreateEnumerable<GeneratedRow>(generator.Transform(labels), false).SelectMany(r => r.Generated).ToArray();
+        CollectionAssert.AreEqual(File.ReadAllText(Path.Combine(folder, "generated-1.1.txt")).Split(',').Select(uint.Parse).ToArray(), generated);
+
+        // Saved now, an explicit choice of the eager loop stays.
+        var eager = ml.Transforms.GenerateTokens("Generated", prior, options: new Sampling.SamplingOptions { CudaGraphs = false }).Fit(labels);
+        string path = Path.Combine(Path.GetTempPath(), $"taming-eager-{Environment.ProcessId}.zip");
+        ml.Model.Save(eager, labels.Schema, path);
+        Assert.IsFalse(((TokenGeneratorTransformer)ml.Model.Load(path, out _)).Options.CudaGraphs);
+        File.Delete(path);
+    }
+
+    private sealed class LabelRow { public uint Label { get; set; } }
+
+    private sealed class GeneratedRow { [VectorType] public uint[] Generated { get; set; } = Array.Empty<uint>(); }
+
+    private static SchemaDefinition LabelSchema(int classes)
+    {
+        var schema = SchemaDefinition.Create(typeof(LabelRow));
+        schema["Label"].ColumnType = new KeyDataViewType(typeof(uint), classes);
+        return schema;
     }
 }

@@ -19,7 +19,9 @@ namespace Taming.ML.MLNet;
 public sealed class TokenGeneratorTransformer : BatchedTransformerBase
 {
     internal const string LoaderSignature = "TamingTokenGenerator";
-    private static readonly VersionInfo Version = ModelFile.Version("TAMGENTK", LoaderSignature);
+    // 1.2: CUDA-graph sampling became the default; 1.1 files stored the old default (off), not a choice.
+    private const uint GraphsByDefaultVersion = 0x00010002;
+    private static readonly VersionInfo Version = ModelFile.Version("TAMGENTK", LoaderSignature, GraphsByDefaultVersion);
 
     internal TokenGeneratorTransformer(IHostEnvironment env, PriorTransformer prior, string outputColumnName,
         string? labelColumnName, string? conditionColumnName, string? seedColumnName, SamplingOptions options)
@@ -72,7 +74,9 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
     {
         var (model, device, c, extra) = PriorModelFile.Load(env, ctx, Version, columnCount: 8, extraCount: 1);
         var prior = new PriorTransformer(env, model, device, c[4]!, c[5]!, c[6], c[7]);
-        return new TokenGeneratorTransformer(env, prior, c[0]!, c[1], c[2], c[3], ModelFile.FromJson<SamplingOptions>(extra[0], "sampling settings"));
+        var options = ModelFile.FromJson<SamplingOptions>(extra[0], "sampling settings");
+        if (ctx.Header.ModelVerWritten < GraphsByDefaultVersion) options.CudaGraphs = true;
+        return new TokenGeneratorTransformer(env, prior, c[0]!, c[1], c[2], c[3], options);
     }
 
     private sealed class Mapper : IBatchMapper
