@@ -59,7 +59,7 @@ static int Usage(int code, string? problem = null)
                                [--only train,encode,decode,prior,sample,windowed] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling]:
                                the reference's timed workloads (VQGAN f16, 24-layer GPT), or the sample's own MNIST models (--config demo)
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder
-          benchmark-sampling   [--prior <zip>] [--count N]: uncached, key/value-cached and CUDA-graph sampling
+          benchmark-sampling   [--prior <zip>] [--count N]: uncached, key/value-cached and (on a GPU) CUDA-graph sampling
           benchmark-windowed   [--prior <zip> | --window N [--layers L] [--width C]] [--height-tokens H] [--width-tokens W] [--count N]: windowed modes vs. the reference loop
         """);
     return code;
