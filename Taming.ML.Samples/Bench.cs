@@ -18,7 +18,8 @@ internal static class Bench
 {
     /// <summary>
     /// bench [--config reference|demo] [--device cpu|cuda] [--precision float32,tf32,bf16] [--only train,encode,decode,prior,sample,windowed]
-    /// [--steps N] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling]. The reference configuration is the one the
+    /// [--steps N] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling] [--layout auto|standard|channels-last].
+    /// The reference configuration is the one the
     /// reference implementation was timed with; on a CPU, smaller --resolution / --gpt-layers / --canvas give a quick run.
     /// The demo configuration is the sample's own: the MNIST tokenizer (without its perceptual term) and prior.
     /// </summary>
@@ -35,6 +36,13 @@ internal static class Bench
         var precisions = List(args.String("precision") ?? "float32").Select(p => Arguments.ParsePrecision(p, "precision")).ToList();
         int steps = args.Int("steps") ?? 5;
         bool graphs = !args.Flag("eager-sampling"); // on a GPU, cached sampling replays its token step as a CUDA graph unless told otherwise
+        bool? channelsLast = (args.String("layout") ?? "auto") switch
+        {
+            "auto" => null,
+            "standard" => false,
+            "channels-last" => true,
+            var l => throw new ArgumentException($"--layout: '{l}' is not one of auto, standard, channels-last."),
+        };
         var config = demo ? Config.Demo() : Config.Reference(args.Int("resolution") ?? 256, args.Int("gpt-layers") ?? 24, args.Int("gpt-width") ?? 1024, args.Int("canvas") ?? 32);
         args.RejectUnknown();
         var device = Native.TorchRuntime.ResolveDevice(deviceName);
@@ -46,7 +54,8 @@ internal static class Bench
         foreach (var precision in precisions)
         {
             double peak = MatmulRate(device, precision);
-            Console.WriteLine($"Device {deviceName}, {precision}, {(demo ? "the sample's MNIST configuration" : "the reference's configuration")}: measured matmul rate " +
+            Console.WriteLine($"Device {deviceName}, {precision}{(channelsLast is { } cl ? cl ? ", VQGAN channels-last" : ", VQGAN in the standard layout" : "")}, " +
+                              $"{(demo ? "the sample's MNIST configuration" : "the reference's configuration")}: measured matmul rate " +
                               $"{peak / 1e12:F2} TFLOP/s (4096² × 4096 in this precision), the reference point for 'of peak'; convolutions can pass it (Winograd), " +
                               "and the windowed line counts the reference loop's FLOPs, which exact mode skips.");
             void Report(string name, double itemsPerSecond, string unit, double flopsPerItem) =>
@@ -55,6 +64,7 @@ internal static class Bench
             var vq = config.Vqgan.Clone();
             vq.Device = deviceName;
             vq.Precision = precision;
+            vq.ChannelsLast = channelsLast;
             string vqName = $"VQGAN {vq.Resolution}² → {vq.TokenGridSide}²";
             if (only.Contains("train")) Report($"{vqName} training iteration, batch {vq.BatchSize}", TrainingRate(ml, images, vq.Clone(), steps), "images/s", VqganFlops.TrainingIteration(vq));
             if (only.Contains("encode") || only.Contains("decode"))

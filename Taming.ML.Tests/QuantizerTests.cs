@@ -57,11 +57,14 @@ public sealed class QuantizerTests
         (wideOptions.Channels, wideOptions.Ch, wideOptions.ChMult) = (3, 128, new[] { 1 }); // 4 channels in each of 32 groups
         var narrowOptions = TinyData.Options();
         narrowOptions.Channels = 3; // 8 and 16 channels
+        var (wideForcedStandard, narrowForcedChannelsLast) = (wideOptions.Clone(), narrowOptions.Clone());
+        (wideForcedStandard.ChannelsLast, narrowForcedChannelsLast.ChannelsLast) = (false, true);
         using var _ = no_grad();
         var x = rand(2, 3, TinyData.Side, TinyData.Side) * 2 - 1;
         var xChannelsLast = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
         foreach (var (options, inLayout, name) in new (VqganOptions, Func<Tensor, bool>, string)[]
-                     { (wideOptions, ChannelsLast, "wide"), (narrowOptions, Standard, "narrow") })
+                     { (wideOptions, ChannelsLast, "wide"), (narrowOptions, Standard, "narrow"),
+                       (wideForcedStandard, Standard, "wide, ChannelsLast = false"), (narrowForcedChannelsLast, ChannelsLast, "narrow, ChannelsLast = true") })
         {
             using var model = new Vqgan(options);
             var q = model.Encode(x);
@@ -71,6 +74,31 @@ public sealed class QuantizerTests
             Assert.IsTrue(inLayout(model.Decode(q.Quantized.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2))), $"{name}: a channels-last z_q kept its layout");
             Assert.IsTrue(inLayout(model.Decode(q.Quantized.contiguous())), $"{name}: a standard z_q kept its layout");
         }
+    }
+
+    [TestMethod]
+    public void TheChannelsLastGroupNormMatchesLibtorchsAndKeepsTheLayout()
+    {
+        // The GPU's channels-last group norm, run here on the CPU: same values and gradients as group_norm.
+        random.manual_seed(5);
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+        {
+            var x = (randn(3, 32, 5, 6) * 2 + 1).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2).to(dtype).requires_grad_();
+            var weight = (rand(32) + 0.5).requires_grad_();
+            var bias = randn(32).requires_grad_();
+            var ours = Normalize.ChannelsLast(x, 8, weight, bias, 1e-6);
+            var theirs = nn.functional.group_norm(x.to(ScalarType.Float32), 8, weight, bias, 1e-6);
+            Assert.IsTrue(MemoryLayout.IsChannelsLast(ours), $"{dtype}: the output left channels-last");
+            Assert.AreEqual(dtype, ours.dtype);
+            double tolerance = dtype == ScalarType.Float32 ? 1e-4 : 0.05;
+            Assert.IsTrue(allclose(ours.to(ScalarType.Float32), theirs, rtol: tolerance, atol: tolerance), $"{dtype}: values differ from group_norm");
+            var upstream = randn(3, 32, 5, 6);
+            var oursGrad = autograd.grad(new[] { (ours.to(ScalarType.Float32) * upstream).sum() }, new[] { x, weight, bias });
+            var theirsGrad = autograd.grad(new[] { (theirs * upstream).sum() }, new[] { x, weight, bias });
+            foreach (var (a, b, what) in new[] { (oursGrad[0], theirsGrad[0], "x"), (oursGrad[1], theirsGrad[1], "weight"), (oursGrad[2], theirsGrad[2], "bias") })
+                Assert.IsTrue(allclose(a.to(ScalarType.Float32), b.to(ScalarType.Float32), rtol: 2 * tolerance, atol: 2 * tolerance), $"{dtype}: gradient of {what} differs");
+        }
+        Assert.IsFalse(MemoryLayout.IsChannelsLast(randn(2, 8, 3, 3)), "a contiguous tensor is not channels-last");
     }
 
     [TestMethod]

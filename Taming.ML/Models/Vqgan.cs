@@ -27,13 +27,12 @@ public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor Quanti
         quantize = new VectorQuantizer(options.CodebookSize, options.EmbedDim, options.Beta, options.L2NormalizeCodes);
         post_quant_conv = Conv2d(options.EmbedDim, options.ZChannels, 1);
         RegisterComponents();
-        channelsLastOnCpu = MemoryLayout.ChannelsLastOnCpu(options.ChMult.Select(m => (long)options.Ch * m));
     }
 
-    private readonly bool channelsLastOnCpu;
-
-    /// <summary>Images (or quantized vectors) in the layout the encoder and decoder run in on their device.</summary>
-    internal Tensor InLayout(Tensor x) => MemoryLayout.Preferred(x, channelsLastOnCpu);
+    /// <summary>Images (or quantized vectors) in the layout the encoder and decoder run in on their device
+    /// (<see cref="VqganOptions.ChannelsLast"/>, read at each call so that a loaded model's can be changed).</summary>
+    internal Tensor InLayout(Tensor x) => MemoryLayout.Preferred(x,
+        MemoryLayout.ChannelsLast(Options.ChannelsLast, x.device_type, Options.ChMult.Select(m => (long)Options.Ch * m)));
 
     /// <summary>The options the model was built with.</summary>
     public VqganOptions Options { get; }

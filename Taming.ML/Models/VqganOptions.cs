@@ -133,6 +133,14 @@ public sealed class VqganOptions
     /// float32 in every mode; saved with the model.</summary>
     public Precision Precision { get; set; } = Precision.Float32;
 
+    /// <summary>Run the encoder, decoder and discriminator channels-last (NHWC in memory, PyTorch's
+    /// <c>channels_last</c>): true or false forces it. Null (default): channels-last on a CPU for networks with at least
+    /// 128 channels in every group norm (<see cref="Ch"/> ≥ 128, as <see cref="ImageNetF16"/>), where oneDNN's
+    /// convolutions gain from it; the standard layout on a GPU and for narrower networks. On a GPU, channels-last group
+    /// norms are computed from their statistics by Taming.ML (libtorch's CUDA group norm returns the standard layout).
+    /// The result is the same in either layout up to rounding.</summary>
+    public bool? ChannelsLast { get; set; }
+
     /// <summary>Rows per forward pass when the fitted tokenizer transforms data. Default 64.</summary>
     public int InferenceBatchSize { get; set; } = 64;
 

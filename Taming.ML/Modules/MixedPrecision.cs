@@ -88,10 +88,16 @@ internal static class MixedPrecision
             : nn.functional.linear(Compute(x), Weight(linear.weight!), Weight(linear.bias));
 
     /// <summary>GroupNorm in the compute dtype: libtorch accumulates its statistics in float32 anyway, and the
-    /// convolution after it reads bf16, so this spares two casts of every activation.</summary>
-    public static Tensor Autocast(this TorchSharp.Modules.GroupNorm norm, Tensor x) =>
-        ComputeDtype is null ? norm.forward(Float(x))
-            : nn.functional.group_norm(Compute(x), norm.num_groups, Weight(norm.weight!), Weight(norm.bias!), norm.eps);
+    /// convolution after it reads bf16, so this spares two casts of every activation. Channels-last activations on a
+    /// GPU stay channels-last (<see cref="Normalize.ChannelsLast"/>).</summary>
+    public static Tensor Autocast(this TorchSharp.Modules.GroupNorm norm, Tensor x)
+    {
+        x = ComputeDtype is null ? Float(x) : Compute(x);
+        if (x.device_type != DeviceType.CPU && MemoryLayout.IsChannelsLast(x))
+            return Normalize.ChannelsLast(x, norm.num_groups, norm.weight!, norm.bias!, norm.eps);
+        return ComputeDtype is null ? norm.forward(x)
+            : nn.functional.group_norm(x, norm.num_groups, Weight(norm.weight!), Weight(norm.bias!), norm.eps);
+    }
 
     public static Tensor Autocast(this TorchSharp.Modules.LayerNorm norm, Tensor x) => norm.forward(Float(x));
 

@@ -32,4 +32,21 @@ internal static class Normalize
         while (groups > 1 && (channels % groups != 0 || channels / groups < minChannelsPerGroup)) groups--;
         return groups;
     }
+
+    /// <summary>
+    /// GroupNorm of a channels-last <paramref name="x"/> (b, c, h, w) that stays channels-last: statistics per group
+    /// over a view of its memory as (b, h·w, groups, c / groups), then one scale-and-shift pass. libtorch's CUDA group
+    /// norm returns the standard layout, which would have every convolution after it convert its input back. Scale and
+    /// shift are formed in float32 from the statistics (libtorch's kernel keeps those in the input's dtype too) and
+    /// applied in the input's dtype.
+    /// </summary>
+    public static Tensor ChannelsLast(Tensor x, long groups, Tensor weight, Tensor bias, double eps)
+    {
+        long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
+        var grouped = x.permute(0, 2, 3, 1).view(b, h * w, groups, c / groups);
+        var (variance, mean) = var_mean(grouped, new long[] { 1, 3 }, unbiased: false, keepdim: true);
+        var scale = (variance.to(ScalarType.Float32) + eps).rsqrt() * weight.to(ScalarType.Float32).view(1, 1, groups, c / groups);
+        var shift = bias.to(ScalarType.Float32).view(1, 1, groups, c / groups) - mean.to(ScalarType.Float32) * scale;
+        return addcmul(shift.to(x.dtype), grouped, scale.to(x.dtype), 1).view(b, h, w, c).permute(0, 3, 1, 2);
+    }
 }
