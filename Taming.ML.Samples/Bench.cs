@@ -36,7 +36,8 @@ internal static class Bench
         var precisions = List(args.String("precision") ?? "float32").Select(p => Arguments.ParsePrecision(p, "precision")).ToList();
         int steps = args.Int("steps") ?? 5;
         bool graphs = !args.Flag("eager-sampling"); // on a GPU, cached sampling replays its token step as a CUDA graph unless told otherwise
-        bool? channelsLast = (args.String("layout") ?? "auto") switch
+        string memoryLayout = args.String("layout") ?? "auto";
+        bool? channelsLast = memoryLayout switch
         {
             "auto" => null,
             "standard" => false,
@@ -54,7 +55,7 @@ internal static class Bench
         foreach (var precision in precisions)
         {
             double peak = MatmulRate(device, precision);
-            Console.WriteLine($"Device {deviceName}, {precision}{(channelsLast is { } cl ? cl ? ", VQGAN channels-last" : ", VQGAN in the standard layout" : "")}, " +
+            Console.WriteLine($"Device {deviceName}, {precision}{(channelsLast is null ? "" : $", VQGAN layout {memoryLayout}")}, " +
                               $"{(demo ? "the sample's MNIST configuration" : "the reference's configuration")}: measured matmul rate " +
                               $"{peak / 1e12:F2} TFLOP/s (4096² × 4096 in this precision), the reference point for 'of peak'; convolutions can pass it (Winograd), " +
                               "and the windowed line counts the reference loop's FLOPs, which exact mode skips.");
