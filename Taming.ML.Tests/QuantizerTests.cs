@@ -102,6 +102,42 @@ public sealed class QuantizerTests
     }
 
     [TestMethod]
+    public void FoldingAConvolutionsBiasIntoTheGroupNormAfterItChangesNothing()
+    {
+        // ResNet blocks on a GPU fold conv1's bias into norm2; forced here on the CPU, in float32 and bf16.
+        random.manual_seed(6);
+        var conv = nn.Conv2d(16, 32, 3, padding: 1);
+        var norm = Normalize.Create(32, 4); // 8 groups of 4: the bias also moves the spread between a group's channels
+        using (no_grad())
+        {
+            conv.bias!.copy_(randn(32) * 3);
+            norm.weight!.copy_(rand(32) + 0.5);
+            norm.bias!.copy_(randn(32));
+        }
+        var parameters = new Tensor[] { conv.weight!, conv.bias!, norm.weight!, norm.bias! };
+        foreach (var precision in new[] { Precision.Float32, Precision.BFloat16 })
+        {
+            using var scope = MixedPrecision.Enter(precision);
+            var x = randn(2, 16, 6, 5).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2).requires_grad_();
+            var inputs = parameters.Prepend(x).ToArray();
+            var upstream = randn(2, 32, 6, 5);
+            var folded = conv.AutocastThen(norm, x, foldBias: true);
+            var separate = conv.AutocastThen(norm, x, foldBias: false);
+            Assert.IsTrue(MemoryLayout.IsChannelsLast(folded), $"{precision}: the folded norm left channels-last");
+            double tolerance = precision == Precision.Float32 ? 1e-4 : 0.05;
+            Assert.IsTrue(allclose(MixedPrecision.Float(folded), MixedPrecision.Float(separate), rtol: tolerance, atol: tolerance), $"{precision}: values differ");
+            var foldedGrad = autograd.grad(new[] { (MixedPrecision.Float(folded) * upstream).sum() }, inputs);
+            var separateGrad = autograd.grad(new[] { (MixedPrecision.Float(separate) * upstream).sum() }, inputs);
+            foreach (var (i, what) in new[] { (0, "x"), (1, "conv weight"), (2, "conv bias"), (3, "norm weight"), (4, "norm bias") })
+            {
+                var (a, b) = (foldedGrad[i].to(ScalarType.Float32), separateGrad[i].to(ScalarType.Float32));
+                double scale = b.abs().max().item<float>();
+                Assert.IsTrue((a - b).abs().max().item<float>() <= 2 * tolerance * Math.Max(1, scale), $"{precision}: gradient of {what} differs");
+            }
+        }
+    }
+
+    [TestMethod]
     public void GroupNormGroupsKeepTheMinimumChannelsAndOldModelsLoadWithOne()
     {
         Assert.AreEqual(32L, Normalize.Groups(128, 4), "the reference's 32 groups at its widths");

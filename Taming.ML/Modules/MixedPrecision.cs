@@ -93,10 +93,25 @@ internal static class MixedPrecision
     public static Tensor Autocast(this TorchSharp.Modules.GroupNorm norm, Tensor x)
     {
         x = ComputeDtype is null ? Float(x) : Compute(x);
-        if (x.device_type != DeviceType.CPU && MemoryLayout.IsChannelsLast(x))
+        if (Normalize.RunsChannelsLast(x))
             return Normalize.ChannelsLast(x, norm.num_groups, norm.weight!, norm.bias!, norm.eps);
         return ComputeDtype is null ? norm.forward(x)
             : nn.functional.group_norm(x, norm.num_groups, Weight(norm.weight!), Weight(norm.bias!), norm.eps);
+    }
+
+    /// <summary>
+    /// <paramref name="norm"/>(<paramref name="conv"/>(<paramref name="x"/>)), with the convolution's bias folded into
+    /// the norm where that runs <see cref="Normalize.ChannelsLast"/>, sparing libtorch's separate bias pass.
+    /// </summary>
+    public static Tensor AutocastThen(this TorchSharp.Modules.Conv2d conv, TorchSharp.Modules.GroupNorm norm, Tensor x) =>
+        AutocastThen(conv, norm, x, foldBias: conv.bias is not null && Normalize.RunsChannelsLast(x));
+
+    /// <summary>As above, folding the bias when <paramref name="foldBias"/> (which needs <paramref name="x"/> channels-last).</summary>
+    internal static Tensor AutocastThen(this TorchSharp.Modules.Conv2d conv, TorchSharp.Modules.GroupNorm norm, Tensor x, bool foldBias)
+    {
+        if (!foldBias) return norm.Autocast(conv.Autocast(x));
+        var h = Conv2d(x, conv.weight!, null, conv.stride, conv.padding, conv.dilation, conv.groups);
+        return Normalize.ChannelsLast(h, norm.num_groups, norm.weight!, norm.bias!, norm.eps, conv.bias);
     }
 
     public static Tensor Autocast(this TorchSharp.Modules.LayerNorm norm, Tensor x) => norm.forward(Float(x));

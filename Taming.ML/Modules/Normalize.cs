@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -34,19 +35,33 @@ internal static class Normalize
     }
 
     /// <summary>
-    /// GroupNorm of a channels-last <paramref name="x"/> (b, c, h, w) that stays channels-last: statistics per group
-    /// over a view of its memory as (b, h·w, groups, c / groups), then one scale-and-shift pass. libtorch's CUDA group
-    /// norm returns the standard layout, which would have every convolution after it convert its input back. Scale and
-    /// shift are formed in float32 from the statistics (libtorch's kernel keeps those in the input's dtype too) and
-    /// applied in the input's dtype.
+    /// GroupNorm of a channels-last <paramref name="x"/> (b, c, h, w) that stays channels-last: statistics over a view
+    /// of its memory as (b, h·w, c), then one scale-and-shift pass. libtorch's CUDA group norm returns the standard
+    /// layout, which would have every convolution after it convert its input back. <paramref name="channelBias"/> is
+    /// added to <paramref name="x"/> first without a pass of its own: the bias of the convolution before, which
+    /// libtorch would add after a cuDNN convolution in a kernel of its own. The statistics are per channel, combined
+    /// per group in float32 (law of total variance: no cancellation), and the bias enters them and the shift; scale
+    /// and shift are applied in the input's dtype.
     /// </summary>
-    public static Tensor ChannelsLast(Tensor x, long groups, Tensor weight, Tensor bias, double eps)
+    public static Tensor ChannelsLast(Tensor x, long groups, Tensor weight, Tensor bias, double eps, Tensor? channelBias = null)
     {
-        long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
-        var grouped = x.permute(0, 2, 3, 1).view(b, h * w, groups, c / groups);
-        var (variance, mean) = var_mean(grouped, new long[] { 1, 3 }, unbiased: false, keepdim: true);
-        var scale = (variance.to(ScalarType.Float32) + eps).rsqrt() * weight.to(ScalarType.Float32).view(1, 1, groups, c / groups);
-        var shift = bias.to(ScalarType.Float32).view(1, 1, groups, c / groups) - mean.to(ScalarType.Float32) * scale;
-        return addcmul(shift.to(x.dtype), grouped, scale.to(x.dtype), 1).view(b, h, w, c).permute(0, 3, 1, 2);
+        long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3], perGroup = c / groups;
+        var channels = x.permute(0, 2, 3, 1).view(b, h * w, c);
+        var (channelVariance, channelMean) = var_mean(channels, new long[] { 1 }, unbiased: false, keepdim: true);
+        var mean = channelMean.to(ScalarType.Float32);
+        if (channelBias is not null) mean = mean + channelBias.to(ScalarType.Float32);
+        mean = mean.view(b, 1, groups, perGroup);
+        var groupMean = mean.mean(new long[] { 3 }, keepdim: true);
+        var groupVariance = (channelVariance.to(ScalarType.Float32).view(b, 1, groups, perGroup) + (mean - groupMean).square())
+            .mean(new long[] { 3 }, keepdim: true);
+        var scale = (groupVariance + eps).rsqrt() * weight.to(ScalarType.Float32).view(1, 1, groups, perGroup);
+        // x + channelBias − groupMean, scaled, shifted: the bias folds into the shift.
+        var shift = bias.to(ScalarType.Float32).view(1, 1, groups, perGroup) - groupMean * scale;
+        if (channelBias is not null) shift = shift + channelBias.to(ScalarType.Float32).view(1, 1, groups, perGroup) * scale;
+        return addcmul(shift.view(b, 1, c).to(x.dtype), channels, scale.view(b, 1, c).to(x.dtype), 1).view(b, h, w, c).permute(0, 3, 1, 2);
     }
+
+    /// <summary>Whether a group norm of <paramref name="x"/> runs <see cref="ChannelsLast"/>: channels-last
+    /// activations on a GPU (on a CPU libtorch's own keeps the layout and is faster).</summary>
+    public static bool RunsChannelsLast(Tensor x) => x.device_type != DeviceType.CPU && MemoryLayout.IsChannelsLast(x);
 }

@@ -28,8 +28,8 @@ internal sealed class ResnetBlock : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var h = conv1.Autocast(functional.silu(norm1.Autocast(x)));
-        h = conv2.Autocast(dropout.forward(functional.silu(norm2.Autocast(h))));
+        var h = conv1.AutocastThen(norm2, functional.silu(norm1.Autocast(x)));
+        h = conv2.Autocast(dropout.forward(functional.silu(h)));
         return (nin_shortcut is null ? x : nin_shortcut.Autocast(x)) + h;
     }
 }
