@@ -76,27 +76,33 @@ public sealed class QuantizerTests
         }
     }
 
+    private static Tensor InLayout(Tensor x, bool channelsLast) => MemoryLayout.Preferred(x, channelsLast);
+
+    private static bool HasLayout(Tensor x, bool channelsLast) => channelsLast ? MemoryLayout.IsChannelsLast(x) : x.is_contiguous();
+
     [TestMethod]
-    public void TheChannelsLastGroupNormMatchesLibtorchsAndKeepsTheLayout()
+    public void TheLayoutKeepingGroupNormMatchesLibtorchsAndKeepsTheLayout()
     {
-        // The GPU's channels-last group norm, run here on the CPU: same values and gradients as group_norm.
+        // The GPU's own group norm, run here on the CPU: same values and gradients as group_norm, in either layout.
         random.manual_seed(5);
+        foreach (var channelsLast in new[] { true, false })
         foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
         {
-            var x = (randn(3, 32, 5, 6) * 2 + 1).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2).to(dtype).requires_grad_();
+            string name = $"{(channelsLast ? "channels-last" : "standard")} {dtype}";
+            var x = InLayout(randn(3, 32, 5, 6) * 2 + 1, channelsLast).to(dtype).requires_grad_();
             var weight = (rand(32) + 0.5).requires_grad_();
             var bias = randn(32).requires_grad_();
-            var ours = Normalize.ChannelsLast(x, 8, weight, bias, 1e-6);
+            var ours = Normalize.KeepingLayout(x, 8, weight, bias, 1e-6);
             var theirs = nn.functional.group_norm(x.to(ScalarType.Float32), 8, weight, bias, 1e-6);
-            Assert.IsTrue(MemoryLayout.IsChannelsLast(ours), $"{dtype}: the output left channels-last");
+            Assert.IsTrue(HasLayout(ours, channelsLast), $"{name}: the output changed layout");
             Assert.AreEqual(dtype, ours.dtype);
             double tolerance = dtype == ScalarType.Float32 ? 1e-4 : 0.05;
-            Assert.IsTrue(allclose(ours.to(ScalarType.Float32), theirs, rtol: tolerance, atol: tolerance), $"{dtype}: values differ from group_norm");
+            Assert.IsTrue(allclose(ours.to(ScalarType.Float32), theirs, rtol: tolerance, atol: tolerance), $"{name}: values differ from group_norm");
             var upstream = randn(3, 32, 5, 6);
             var oursGrad = autograd.grad(new[] { (ours.to(ScalarType.Float32) * upstream).sum() }, new[] { x, weight, bias });
             var theirsGrad = autograd.grad(new[] { (theirs * upstream).sum() }, new[] { x, weight, bias });
             foreach (var (a, b, what) in new[] { (oursGrad[0], theirsGrad[0], "x"), (oursGrad[1], theirsGrad[1], "weight"), (oursGrad[2], theirsGrad[2], "bias") })
-                Assert.IsTrue(allclose(a.to(ScalarType.Float32), b.to(ScalarType.Float32), rtol: 2 * tolerance, atol: 2 * tolerance), $"{dtype}: gradient of {what} differs");
+                Assert.IsTrue(allclose(a.to(ScalarType.Float32), b.to(ScalarType.Float32), rtol: 2 * tolerance, atol: 2 * tolerance), $"{name}: gradient of {what} differs");
         }
         Assert.IsFalse(MemoryLayout.IsChannelsLast(randn(2, 8, 3, 3)), "a contiguous tensor is not channels-last");
     }
@@ -104,7 +110,7 @@ public sealed class QuantizerTests
     [TestMethod]
     public void FoldingAConvolutionsBiasIntoTheGroupNormAfterItChangesNothing()
     {
-        // ResNet blocks on a GPU fold conv1's bias into norm2; forced here on the CPU, in float32 and bf16.
+        // ResNet blocks on a GPU fold conv1's bias into norm2; forced here on the CPU, in either layout, float32 and bf16.
         random.manual_seed(6);
         var conv = nn.Conv2d(16, 32, 3, padding: 1);
         var norm = Normalize.Create(32, 4); // 8 groups of 4: the bias also moves the spread between a group's channels
@@ -115,24 +121,26 @@ public sealed class QuantizerTests
             norm.bias!.copy_(randn(32));
         }
         var parameters = new Tensor[] { conv.weight!, conv.bias!, norm.weight!, norm.bias! };
+        foreach (var channelsLast in new[] { true, false })
         foreach (var precision in new[] { Precision.Float32, Precision.BFloat16 })
         {
+            string name = $"{(channelsLast ? "channels-last" : "standard")} {precision}";
             using var scope = MixedPrecision.Enter(precision);
-            var x = randn(2, 16, 6, 5).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2).requires_grad_();
+            var x = InLayout(randn(2, 16, 6, 5), channelsLast).requires_grad_();
             var inputs = parameters.Prepend(x).ToArray();
             var upstream = randn(2, 32, 6, 5);
             var folded = conv.AutocastThen(norm, x, foldBias: true);
             var separate = conv.AutocastThen(norm, x, foldBias: false);
-            Assert.IsTrue(MemoryLayout.IsChannelsLast(folded), $"{precision}: the folded norm left channels-last");
+            Assert.IsTrue(HasLayout(folded, channelsLast), $"{name}: the folded norm changed layout");
             double tolerance = precision == Precision.Float32 ? 1e-4 : 0.05;
-            Assert.IsTrue(allclose(MixedPrecision.Float(folded), MixedPrecision.Float(separate), rtol: tolerance, atol: tolerance), $"{precision}: values differ");
+            Assert.IsTrue(allclose(MixedPrecision.Float(folded), MixedPrecision.Float(separate), rtol: tolerance, atol: tolerance), $"{name}: values differ");
             var foldedGrad = autograd.grad(new[] { (MixedPrecision.Float(folded) * upstream).sum() }, inputs);
             var separateGrad = autograd.grad(new[] { (MixedPrecision.Float(separate) * upstream).sum() }, inputs);
             foreach (var (i, what) in new[] { (0, "x"), (1, "conv weight"), (2, "conv bias"), (3, "norm weight"), (4, "norm bias") })
             {
                 var (a, b) = (foldedGrad[i].to(ScalarType.Float32), separateGrad[i].to(ScalarType.Float32));
                 double scale = b.abs().max().item<float>();
-                Assert.IsTrue((a - b).abs().max().item<float>() <= 2 * tolerance * Math.Max(1, scale), $"{precision}: gradient of {what} differs");
+                Assert.IsTrue((a - b).abs().max().item<float>() <= 2 * tolerance * Math.Max(1, scale), $"{name}: gradient of {what} differs");
             }
         }
     }

@@ -7,7 +7,7 @@ namespace Taming.ML.Modules;
 /// The memory layout the convolutional networks run in, chosen by device and network and set on their inputs
 /// (libtorch carries an input's layout through convolutions, norms and sums). On a GPU, the standard (contiguous
 /// NCHW) layout of the reference unless asked otherwise: libtorch's CUDA group norm returns that layout, so channels-last
-/// runs its group norms through <see cref="Normalize.ChannelsLast"/> instead. On a CPU, channels-last where it pays:
+/// runs its group norms through <see cref="Normalize.KeepingLayout"/> instead. On a CPU, channels-last where it pays:
 /// oneDNN's convolutions run it without reordering every activation, but libtorch's CPU group norm in channels-last is
 /// slow with few channels per group (10–25× slower than in the standard layout at one or two), and narrow networks
 /// gain nothing from it, so they stay standard.

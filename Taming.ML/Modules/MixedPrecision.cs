@@ -89,29 +89,29 @@ internal static class MixedPrecision
 
     /// <summary>GroupNorm in the compute dtype: libtorch accumulates its statistics in float32 anyway, and the
     /// convolution after it reads bf16, so this spares two casts of every activation. Channels-last activations on a
-    /// GPU stay channels-last (<see cref="Normalize.ChannelsLast"/>).</summary>
+    /// GPU stay channels-last (<see cref="Normalize.KeepingLayout"/>).</summary>
     public static Tensor Autocast(this TorchSharp.Modules.GroupNorm norm, Tensor x)
     {
         x = ComputeDtype is null ? Float(x) : Compute(x);
-        if (Normalize.RunsChannelsLast(x))
-            return Normalize.ChannelsLast(x, norm.num_groups, norm.weight!, norm.bias!, norm.eps);
+        if (Normalize.RunsKeepingLayout(x))
+            return Normalize.KeepingLayout(x, norm.num_groups, norm.weight!, norm.bias!, norm.eps);
         return ComputeDtype is null ? norm.forward(x)
             : nn.functional.group_norm(x, norm.num_groups, Weight(norm.weight!), Weight(norm.bias!), norm.eps);
     }
 
     /// <summary>
     /// <paramref name="norm"/>(<paramref name="conv"/>(<paramref name="x"/>)), with the convolution's bias folded into
-    /// the norm where that runs <see cref="Normalize.ChannelsLast"/>, sparing libtorch's separate bias pass.
+    /// the norm where <see cref="Normalize.FoldsConvolutionBias"/> says so, sparing libtorch's separate bias pass.
     /// </summary>
     public static Tensor AutocastThen(this TorchSharp.Modules.Conv2d conv, TorchSharp.Modules.GroupNorm norm, Tensor x) =>
-        AutocastThen(conv, norm, x, foldBias: conv.bias is not null && Normalize.RunsChannelsLast(x));
+        AutocastThen(conv, norm, x, foldBias: conv.bias is not null && Normalize.FoldsConvolutionBias(x));
 
-    /// <summary>As above, folding the bias when <paramref name="foldBias"/> (which needs <paramref name="x"/> channels-last).</summary>
+    /// <summary>As above, folding the bias when <paramref name="foldBias"/>.</summary>
     internal static Tensor AutocastThen(this TorchSharp.Modules.Conv2d conv, TorchSharp.Modules.GroupNorm norm, Tensor x, bool foldBias)
     {
         if (!foldBias) return norm.Autocast(conv.Autocast(x));
         var h = Conv2d(x, conv.weight!, null, conv.stride, conv.padding, conv.dilation, conv.groups);
-        return Normalize.ChannelsLast(h, norm.num_groups, norm.weight!, norm.bias!, norm.eps, conv.bias);
+        return Normalize.KeepingLayout(h, norm.num_groups, norm.weight!, norm.bias!, norm.eps, conv.bias);
     }
 
     public static Tensor Autocast(this TorchSharp.Modules.LayerNorm norm, Tensor x) => norm.forward(Float(x));

@@ -35,33 +35,45 @@ internal static class Normalize
     }
 
     /// <summary>
-    /// GroupNorm of a channels-last <paramref name="x"/> (b, c, h, w) that stays channels-last: statistics over a view
-    /// of its memory as (b, h·w, c), then one scale-and-shift pass. libtorch's CUDA group norm returns the standard
-    /// layout, which would have every convolution after it convert its input back. <paramref name="channelBias"/> is
-    /// added to <paramref name="x"/> first without a pass of its own: the bias of the convolution before, which
-    /// libtorch would add after a cuDNN convolution in a kernel of its own. The statistics are per channel, combined
-    /// per group in float32 (law of total variance: no cancellation), and the bias enters them and the shift; scale
-    /// and shift are applied in the input's dtype.
+    /// GroupNorm of <paramref name="x"/> (b, c, h, w) that keeps its layout, standard or channels-last: statistics per
+    /// channel over a view of its memory as (b, c, h·w) or (b, h·w, c), then one scale-and-shift pass. libtorch's CUDA
+    /// group norm returns the standard layout, which would have every convolution after a channels-last one convert
+    /// its input back. <paramref name="channelBias"/> is added to <paramref name="x"/> first without a pass of its own:
+    /// the bias of the convolution before, which libtorch adds after a cuDNN convolution in a kernel of its own. The
+    /// per-channel statistics are combined per group in float32 (law of total variance: no cancellation), the bias
+    /// enters them and the shift, and scale and shift are applied in the input's dtype.
     /// </summary>
-    public static Tensor ChannelsLast(Tensor x, long groups, Tensor weight, Tensor bias, double eps, Tensor? channelBias = null)
+    public static Tensor KeepingLayout(Tensor x, long groups, Tensor weight, Tensor bias, double eps, Tensor? channelBias = null)
     {
         long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3], perGroup = c / groups;
-        var channels = x.permute(0, 2, 3, 1).view(b, h * w, c);
-        var (channelVariance, channelMean) = var_mean(channels, new long[] { 1 }, unbiased: false, keepdim: true);
+        bool channelsLast = MemoryLayout.IsChannelsLast(x) && !x.is_contiguous();
+        var channels = channelsLast ? x.permute(0, 2, 3, 1).view(b, h * w, c) : x.reshape(b, c, h * w);
+        var (channelVariance, channelMean) = var_mean(channels, new long[] { channelsLast ? 1 : 2 }, unbiased: false);
         var mean = channelMean.to(ScalarType.Float32);
         if (channelBias is not null) mean = mean + channelBias.to(ScalarType.Float32);
-        mean = mean.view(b, 1, groups, perGroup);
-        var groupMean = mean.mean(new long[] { 3 }, keepdim: true);
-        var groupVariance = (channelVariance.to(ScalarType.Float32).view(b, 1, groups, perGroup) + (mean - groupMean).square())
-            .mean(new long[] { 3 }, keepdim: true);
-        var scale = (groupVariance + eps).rsqrt() * weight.to(ScalarType.Float32).view(1, 1, groups, perGroup);
+        mean = mean.view(b, groups, perGroup);
+        var groupMean = mean.mean(new long[] { 2 }, keepdim: true);
+        var groupVariance = (channelVariance.to(ScalarType.Float32).view(b, groups, perGroup) + (mean - groupMean).square())
+            .mean(new long[] { 2 }, keepdim: true);
+        var scale = (groupVariance + eps).rsqrt() * weight.to(ScalarType.Float32).view(1, groups, perGroup);
         // x + channelBias − groupMean, scaled, shifted: the bias folds into the shift.
-        var shift = bias.to(ScalarType.Float32).view(1, 1, groups, perGroup) - groupMean * scale;
-        if (channelBias is not null) shift = shift + channelBias.to(ScalarType.Float32).view(1, 1, groups, perGroup) * scale;
-        return addcmul(shift.view(b, 1, c).to(x.dtype), channels, scale.view(b, 1, c).to(x.dtype), 1).view(b, h, w, c).permute(0, 3, 1, 2);
+        var shift = bias.to(ScalarType.Float32).view(1, groups, perGroup) - groupMean * scale;
+        if (channelBias is not null) shift = shift + channelBias.to(ScalarType.Float32).view(1, groups, perGroup) * scale;
+        long[] perChannel = channelsLast ? new[] { b, 1, c } : new[] { b, c, 1 };
+        var y = addcmul(shift.view(perChannel).to(x.dtype), channels, scale.view(perChannel).to(x.dtype), 1);
+        return channelsLast ? y.view(b, h, w, c).permute(0, 3, 1, 2) : y.view(b, c, h, w);
     }
 
-    /// <summary>Whether a group norm of <paramref name="x"/> runs <see cref="ChannelsLast"/>: channels-last
+    /// <summary>Whether a group norm of <paramref name="x"/> runs <see cref="KeepingLayout"/>: channels-last
     /// activations on a GPU (on a CPU libtorch's own keeps the layout and is faster).</summary>
-    public static bool RunsChannelsLast(Tensor x) => x.device_type != DeviceType.CPU && MemoryLayout.IsChannelsLast(x);
+    public static bool RunsKeepingLayout(Tensor x) => x.device_type != DeviceType.CPU && MemoryLayout.IsChannelsLast(x);
+
+    /// <summary>
+    /// Whether a group norm of a convolution's output takes the convolution's bias into
+    /// <see cref="KeepingLayout"/> (<paramref name="x"/> the convolution's input, whose layout its output has): on a GPU,
+    /// in channels-last (where that norm runs anyway) and in inference (where libtorch's fused backward does not
+    /// matter, and the bias pass it spares is a fifth of the convolutions' time).
+    /// </summary>
+    public static bool FoldsConvolutionBias(Tensor x) =>
+        x.device_type != DeviceType.CPU && (MemoryLayout.IsChannelsLast(x) || !is_grad_enabled());
 }
