@@ -146,6 +146,19 @@ public sealed class QuantizerTests
     }
 
     [TestMethod]
+    public void OnTheCpuLibtorchsGroupNormAndConvolutionBiasesStay()
+    {
+        // oneDNN adds a convolution's bias inside the convolution and libtorch's CPU group norm keeps either layout.
+        foreach (var channelsLast in new[] { true, false })
+        {
+            var x = InLayout(randn(2, 8, 3, 3), channelsLast);
+            Assert.IsFalse(Normalize.RunsKeepingLayout(x), "the CPU runs Taming.ML's group norm");
+            Assert.IsFalse(Normalize.FoldsConvolutionBias(x), "the CPU folds a convolution's bias, with gradients");
+            using (no_grad()) Assert.IsFalse(Normalize.FoldsConvolutionBias(x), "the CPU folds a convolution's bias, in inference");
+        }
+    }
+
+    [TestMethod]
     public void GroupNormGroupsKeepTheMinimumChannelsAndOldModelsLoadWithOne()
     {
         Assert.AreEqual(32L, Normalize.Groups(128, 4), "the reference's 32 groups at its widths");
