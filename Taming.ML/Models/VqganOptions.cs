@@ -90,7 +90,8 @@ public sealed class VqganOptions
 
     /// <summary>Training step at which the discriminator and the GAN term start (reference: <c>disc_start</c>).
     /// Null (default): at 60% of training (of <see cref="Steps"/>, or of <see cref="TimeBudget"/> when that runs out
-    /// first), so the autoencoder converges before the GAN sharpens it. Negative: no GAN.</summary>
+    /// first), so the autoencoder converges before the GAN sharpens it. Negative: no GAN, which suits runs of a few
+    /// hundred steps, where the GAN (its discriminator starting untrained) costs more quality than it adds.</summary>
     public int? DiscStart { get; set; }
 
     /// <summary>Multiplier of the adaptive GAN weight λ (reference: <c>disc_weight</c>). Default 0.8.</summary>
