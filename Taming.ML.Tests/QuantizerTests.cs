@@ -159,6 +159,27 @@ public sealed class QuantizerTests
     }
 
     [TestMethod]
+    public void OnAGpuInferenceRunsChannelsLastAndTrainingStandard()
+    {
+        // The automatic choice on a GPU depends on the task, not the width; an explicit option wins everywhere.
+        long[] narrow = { 32, 64 }, wide = { 128, 256 };
+        foreach (var widths in new[] { narrow, wide })
+        {
+            Assert.IsTrue(MemoryLayout.ChannelsLast(null, DeviceType.CUDA, widths, gradients: false), "GPU inference is not channels-last");
+            Assert.IsFalse(MemoryLayout.ChannelsLast(null, DeviceType.CUDA, widths, gradients: true), "GPU training is not standard");
+            foreach (var requested in new[] { true, false })
+            foreach (var device in new[] { DeviceType.CUDA, DeviceType.CPU })
+            foreach (var gradients in new[] { true, false })
+                Assert.AreEqual(requested, MemoryLayout.ChannelsLast(requested, device, widths, gradients), $"ChannelsLast = {requested} was overridden");
+        }
+        foreach (var gradients in new[] { true, false })
+        {
+            Assert.IsTrue(MemoryLayout.ChannelsLast(null, DeviceType.CPU, wide, gradients), "a wide network on the CPU is not channels-last");
+            Assert.IsFalse(MemoryLayout.ChannelsLast(null, DeviceType.CPU, narrow, gradients), "a narrow network on the CPU is not standard");
+        }
+    }
+
+    [TestMethod]
     public void GroupNormGroupsKeepTheMinimumChannelsAndOldModelsLoadWithOne()
     {
         Assert.AreEqual(32L, Normalize.Groups(128, 4), "the reference's 32 groups at its widths");

@@ -17,4 +17,26 @@ public sealed class TorchRuntimeTests
         var e = Assert.ThrowsExactly<InvalidOperationException>(() => TorchRuntime.ResolveDevice("cuda"));
         StringAssert.Contains(e.Message, "TorchSharp-cuda-linux");
     }
+
+    [TestMethod]
+    public void CudnnAutotunerIsOnInsideCudaScopesAndRestoredAfterTheLastOne()
+    {
+        // The flag lives in libtorch's global context, which CPU builds have too; only the scope's device is CUDA here.
+        Assert.IsNotNull(CudnnAutotuner.Enabled, "libtorch's benchmarkCuDNN flag was not found");
+        bool before = CudnnAutotuner.Enabled!.Value;
+        try
+        {
+            CudnnAutotuner.Enabled = false;
+            using (CudnnAutotuner.On(torch.CPU)) Assert.IsFalse(CudnnAutotuner.Enabled, "a CPU scope turned the autotuner on");
+            var cuda = new torch.Device(DeviceType.CUDA);
+            var outer = CudnnAutotuner.On(cuda);
+            Assert.IsTrue(CudnnAutotuner.Enabled, "a CUDA scope did not turn the autotuner on");
+            using (CudnnAutotuner.On(cuda)) Assert.IsTrue(CudnnAutotuner.Enabled);
+            Assert.IsTrue(CudnnAutotuner.Enabled, "an inner scope turned it off while the outer one was open");
+            outer.Dispose();
+            outer.Dispose(); // a second dispose changes nothing
+            Assert.IsFalse(CudnnAutotuner.Enabled, "the value from before the first scope was not restored");
+        }
+        finally { CudnnAutotuner.Enabled = before; }
+    }
 }

@@ -29,10 +29,11 @@ public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor Quanti
         RegisterComponents();
     }
 
-    /// <summary>Images (or quantized vectors) in the layout the encoder and decoder run in on their device
-    /// (<see cref="VqganOptions.ChannelsLast"/>, read at each call so that a loaded model's can be changed).</summary>
+    /// <summary>Images (or quantized vectors) in the layout the encoder and decoder run in on their device, for
+    /// training or inference (<see cref="VqganOptions.ChannelsLast"/>, read at each call so that a loaded model's can be
+    /// changed).</summary>
     internal Tensor InLayout(Tensor x) => MemoryLayout.Preferred(x,
-        MemoryLayout.ChannelsLast(Options.ChannelsLast, x.device_type, Options.ChMult.Select(m => (long)Options.Ch * m)));
+        MemoryLayout.ChannelsLast(Options.ChannelsLast, x.device_type, Options.ChMult.Select(m => (long)Options.Ch * m), is_grad_enabled()));
 
     /// <summary>The options the model was built with.</summary>
     public VqganOptions Options { get; }

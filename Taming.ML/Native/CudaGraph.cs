@@ -7,7 +7,7 @@ namespace Taming.ML.Native;
 /// A sequence of libtorch calls captured once on the GPU and replayed (a CUDA graph): a step of hundreds of small
 /// kernels then costs one launch instead of hundreds of host-side calls. TorchSharp 0.107 does not wrap CUDA graphs;
 /// libtorch exports at::cuda::CUDAGraph and c10's stream functions, which are called here by their C++ (Itanium
-/// ABI) names. Where they are missing, or capture fails, <see cref="CaptureAfterWarmUp"/> returns null and the
+/// ABI) names (<see cref="LibTorchExports"/>). Where they are missing, or capture fails, <see cref="CaptureAfterWarmUp"/> returns null and the
 /// caller goes on eagerly.
 /// </summary>
 internal sealed class CudaGraph : IDisposable
@@ -114,9 +114,10 @@ internal sealed class CudaGraph : IDisposable
 
         private static Functions? Find()
         {
-            if (Library("libc10_cuda.so") is not { } c10 || Library("libtorch_cuda.so") is not { } torchCuda) return null;
-            T? Get<T>(IntPtr library, string name) where T : Delegate =>
-                NativeLibrary.TryGetExport(library, name, out var f) ? Marshal.GetDelegateForFunctionPointer<T>(f) : null;
+            var c10 = LibTorchExports.Library("libc10_cuda.so");
+            var torchCuda = LibTorchExports.Library("libtorch_cuda.so");
+            if (c10 is null || torchCuda is null) return null;
+            T? Get<T>(IntPtr? library, string name) where T : Delegate => LibTorchExports.Function<T>(library, name);
             var streamFromPool = Get<StreamFromPoolFn>(c10, "_ZN3c104cuda17getStreamFromPoolEba");
             var currentStream = Get<CurrentStreamFn>(c10, "_ZN3c104cuda20getCurrentCUDAStreamEa");
             var setCurrentStream = Get<SetCurrentStreamFn>(c10, "_ZN3c104cuda20setCurrentCUDAStreamENS0_10CUDAStreamE");
@@ -130,9 +131,5 @@ internal sealed class CudaGraph : IDisposable
                 ? null
                 : new Functions(streamFromPool, currentStream, setCurrentStream, construct, captureBegin, captureEnd, replay, destroy);
         }
-
-        private static IntPtr? Library(string name) =>
-            NativeLibrary.TryLoad(name, typeof(torch).Assembly, DllImportSearchPath.AssemblyDirectory, out var h) || NativeLibrary.TryLoad(name, out h)
-                ? h : null;
     }
 }

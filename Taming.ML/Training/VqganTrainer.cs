@@ -44,6 +44,9 @@ internal sealed class VqganTrainer
         var model = new Vqgan(o);
         model.to(device).train();
         using var precision = MixedPrecision.Enter(o.Precision); // backward passes and the discriminator too
+        // Training repeats the same convolution shapes thousands of times, so timing cuDNN's algorithms once per shape
+        // pays: 4–8 % more bf16 training iterations per second on an H200 (none in float32, nor in inference).
+        using var autotune = Native.CudnnAutotuner.On(device);
         var discriminator = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
         discriminator.to(device).train();
         using var optAe = new FlatAdam(new[] { (model.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9);
