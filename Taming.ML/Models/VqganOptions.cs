@@ -138,9 +138,9 @@ public sealed class VqganOptions
     /// <c>channels_last</c>): true or false forces it. Null (default): channels-last on a CPU for networks with at least
     /// 128 channels in every group norm (<see cref="Ch"/> ≥ 128, as <see cref="ImageNetF16"/>), where oneDNN's
     /// convolutions gain from it, the standard layout for narrower networks; on a GPU, channels-last for inference
-    /// (encoding, decoding, evaluation: 1.2–1.3× faster on an H200) and the standard layout for training (which it runs
-    /// 1.3–1.6× faster). On a GPU, channels-last group
-    /// norms are computed from their statistics by Taming.ML (libtorch's CUDA group norm returns the standard layout).
+    /// (encoding, decoding, evaluation: 1.2–1.3× faster on an H200) and the standard layout for training (1.3–1.6×
+    /// faster there). On a GPU, channels-last group norms are computed from their statistics by Taming.ML (libtorch's
+    /// CUDA group norm returns the standard layout).
     /// The result is the same in either layout up to rounding.</summary>
     public bool? ChannelsLast { get; set; }
 

@@ -5,12 +5,13 @@ namespace Taming.ML.Modules;
 
 /// <summary>
 /// The memory layout the convolutional networks run in, chosen by device, network and task and set on their inputs
-/// (libtorch carries an input's layout through convolutions, norms and sums). On a GPU, channels-last for inference and
-/// the standard (contiguous NCHW) layout of the reference for training, unless asked otherwise: libtorch's CUDA group
-/// norm returns the standard layout, so channels-last runs its group norms through <see cref="Normalize.KeepingLayout"/>. On a CPU, channels-last where it pays:
-/// oneDNN's convolutions run it without reordering every activation, but libtorch's CPU group norm in channels-last is
-/// slow with few channels per group (10–25× slower than in the standard layout at one or two), and narrow networks
-/// gain nothing from it, so they stay standard.
+/// (libtorch carries an input's layout through convolutions, norms and sums). On a GPU, channels-last for inference
+/// and the standard (contiguous NCHW) layout of the reference for training, unless asked otherwise: libtorch's CUDA
+/// group norm returns the standard layout, so channels-last runs its group norms through
+/// <see cref="Normalize.KeepingLayout"/>. On a CPU, channels-last where it pays: oneDNN's convolutions run it without
+/// reordering every activation, but libtorch's CPU group norm in channels-last is slow with few channels per group
+/// (10–25× slower than in the standard layout at one or two), and narrow networks gain nothing from it, so they stay
+/// standard.
 /// </summary>
 internal static class MemoryLayout
 {

@@ -7,8 +7,8 @@ namespace Taming.ML.Native;
 /// A sequence of libtorch calls captured once on the GPU and replayed (a CUDA graph): a step of hundreds of small
 /// kernels then costs one launch instead of hundreds of host-side calls. TorchSharp 0.107 does not wrap CUDA graphs;
 /// libtorch exports at::cuda::CUDAGraph and c10's stream functions, which are called here by their C++ (Itanium
-/// ABI) names (<see cref="LibTorchExports"/>). Where they are missing, or capture fails, <see cref="CaptureAfterWarmUp"/> returns null and the
-/// caller goes on eagerly.
+/// ABI) names (<see cref="LibTorchExports"/>). Where they are missing, or capture fails,
+/// <see cref="CaptureAfterWarmUp"/> returns null and the caller goes on eagerly.
 /// </summary>
 internal sealed class CudaGraph : IDisposable
 {
