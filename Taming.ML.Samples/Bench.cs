@@ -18,9 +18,10 @@ internal static class Bench
 {
     /// <summary>
     /// bench [--config reference|demo] [--device cpu|cuda] [--precision float32,tf32,bf16] [--only train,encode,decode,prior,sample,windowed]
-    /// [--steps N] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling] [--layout auto|standard|channels-last].
+    /// [--steps N] [--resolution R] [--vqgan-width C] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling] [--layout auto|standard|channels-last].
     /// The reference configuration is the one the
-    /// reference implementation was timed with; on a CPU, smaller --resolution / --gpt-layers / --canvas give a quick run.
+    /// reference implementation was timed with; on a CPU, smaller --resolution / --vqgan-width / --gpt-layers / --canvas
+    /// give a quick run (--vqgan-width scales all the VQGAN's widths in the reference's proportions).
     /// The demo configuration is the sample's own: the MNIST tokenizer (without its perceptual term) and prior.
     /// </summary>
     public static int Run(Arguments args)
@@ -44,7 +45,7 @@ internal static class Bench
             "channels-last" => true,
             var l => throw new ArgumentException($"--layout: '{l}' is not one of auto, standard, channels-last."),
         };
-        var config = demo ? Config.Demo() : Config.Reference(args.Int("resolution") ?? 256, args.Int("gpt-layers") ?? 24, args.Int("gpt-width") ?? 1024, args.Int("canvas") ?? 32);
+        var config = demo ? Config.Demo() : Config.Reference(args.Int("resolution") ?? 256, args.Int("vqgan-width") ?? 128, args.Int("gpt-layers") ?? 24, args.Int("gpt-width") ?? 1024, args.Int("canvas") ?? 32);
         args.RejectUnknown();
         var device = Native.TorchRuntime.ResolveDevice(deviceName);
         var ml = new MLContext(seed: 1);
@@ -113,10 +114,12 @@ internal static class Bench
     private sealed record Config(VqganOptions Vqgan, int CodecBatch, GptOptions Gpt, PriorLayout Layout, int SampleBatch, int Canvas)
     {
         /// <summary>The reference's: VQGAN ImageNet f16, GPT 24 × 1024 over 16×16 grids of 1024 codes.</summary>
-        public static Config Reference(int resolution, int layers, int width, int canvas)
+        public static Config Reference(int resolution, int vqganWidth, int layers, int width, int canvas)
         {
             var vq = VqganOptions.ImageNetF16();
             (vq.Resolution, vq.PerceptualWeight) = (resolution, 0); // the reference was timed without the perceptual term
+            if (vqganWidth != vq.Ch) // every width in the reference's proportions: z and codes 2×, discriminator ½×
+                (vq.Ch, vq.ZChannels, vq.EmbedDim, vq.DiscChannels) = (vqganWidth, 2 * vqganWidth, 2 * vqganWidth, Math.Max(1, vqganWidth / 2));
             return new(vq, 32, new GptOptions { Layers = layers, Heads = 16, Width = width, BatchSize = 8 },
                 new PriorLayout(Conditioning.None, 1024, 16, 16), 16, canvas);
         }

@@ -56,7 +56,7 @@ static int Usage(int code, string? problem = null)
           classify-tokens      [--tokenizer <zip>] [--prior <zip>] [--images <idx> --labels <idx>]: tokens as features of an ML.NET
                                classifier (vs. raw pixels), and the prior's bits per token as an anomaly score
           bench                [--config reference|demo] [--device cpu|cuda] [--precision float32,tf32,bf16] [--steps N]
-                               [--only train,encode,decode,prior,sample,windowed] [--resolution R] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling]
+                               [--only train,encode,decode,prior,sample,windowed] [--resolution R] [--vqgan-width C] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling]
                                [--layout auto|standard|channels-last]:
                                the reference's timed workloads (VQGAN f16, 24-layer GPT), or the sample's own MNIST models (--config demo)
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder

@@ -1,6 +1,7 @@
 using Taming.ML.Losses;
 using Taming.ML.Models;
 using Taming.ML.Modules;
+using Taming.ML.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -104,6 +105,45 @@ public sealed class LossTests
         Assert.AreEqual(referenceLambda.item<float>(), lambda, 1e-5 * Math.Abs(lambda));
         foreach (var (mine, theirs) in grads.Zip(model.parameters().Select(p => p.grad!)))
             Assert.IsTrue(mine.allclose(theirs, rtol: 1e-4, atol: 1e-6), $"gradients differ: {mine.str()} vs {theirs.str()}");
+    }
+
+    [TestMethod]
+    public void InBFloat16TheAdaptiveWeightAndGradientsAreTheSameWithComputeCopies()
+    {
+        // Training in bf16 differentiates the optimizer's bf16 copies of the weights instead of per-step casts; λ is
+        // taken with respect to G_L's copy then, and must come out as with the cast.
+        var o = TinyData.Options();
+        o.Precision = Precision.BFloat16;
+        random.manual_seed(2);
+        using var model = new Vqgan(o);
+        using var discriminator = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
+        random.manual_seed(3);
+        var x = rand(2, o.Channels, o.Resolution, o.Resolution) * 2 - 1;
+        using var precision = MixedPrecision.Enter(o.Precision);
+        (double Lambda, Tensor[] Grads) Step(FlatAdam optimizer, Tensor lastLayer)
+        {
+            optimizer.ZeroGrad();
+            var q = model.Encode(x);
+            var xrec = model.Decode(q.Quantized);
+            var lambda = GanLosses.BackwardWithAdaptiveWeight(xrec, (x - xrec).abs().mean(), GanLosses.Generator(discriminator.forward(xrec)),
+                o.CodebookWeight * q.Loss, lastLayer, 1e-4, 0.8);
+            optimizer.ClipGradNorm(1e9); // adds the copies' gradients to the parameters'
+            return (lambda.item<float>(), model.parameters().Select(p => p.grad!.clone()).ToArray());
+        }
+        (double Lambda, Tensor[] Grads) cast, copied;
+        using (var plain = new FlatAdam(new[] { (model.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9))
+            cast = Step(plain, model.LastLayerWeight);
+        using (var flat = new FlatAdam(new[] { (model.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9, computeDtype: ScalarType.BFloat16))
+        using (MixedPrecision.Training(flat.ComputeCopies))
+        {
+            var lastLayer = MixedPrecision.Differentiated(model.LastLayerWeight);
+            Assert.AreEqual(ScalarType.BFloat16, lastLayer.dtype, "G_L is not the bf16 copy");
+            copied = Step(flat, lastLayer);
+        }
+        Assert.IsTrue(cast.Lambda > 0);
+        Assert.AreEqual(cast.Lambda, copied.Lambda, 1e-5 * cast.Lambda, "λ differs");
+        foreach (var (a, b) in cast.Grads.Zip(copied.Grads))
+            Assert.IsTrue(a.allclose(b, rtol: 1e-5, atol: 1e-7), "an autoencoder gradient differs");
     }
 
     [TestMethod]

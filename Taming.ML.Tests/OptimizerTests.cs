@@ -1,3 +1,4 @@
+using Taming.ML.Modules;
 using Taming.ML.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -95,5 +96,74 @@ public sealed class OptimizerTests
         using var stream = new MemoryStream();
         b.save(new BinaryWriter(stream));
         Assert.IsTrue(stream.Length > 0);
+    }
+
+    /// <summary>A small network whose layers go through the mixed-precision extensions: a convolution and a group norm
+    /// (bf16 weights), a layer norm (float32) and a linear head (bf16).</summary>
+    private sealed class MixedNet : nn.Module<Tensor, Tensor>
+    {
+        private readonly TorchSharp.Modules.Conv2d conv = nn.Conv2d(3, 8, 3, padding: 1);
+        private readonly TorchSharp.Modules.GroupNorm norm = Normalize.Create(8, 4);
+        private readonly TorchSharp.Modules.LayerNorm ln = nn.LayerNorm(8);
+        private readonly TorchSharp.Modules.Linear head = nn.Linear(8, 2);
+
+        public MixedNet() : base(nameof(MixedNet))
+        {
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            var h = nn.functional.silu(norm.Autocast(conv.Autocast(x))).mean(new long[] { 2, 3 });
+            return MixedPrecision.Float(head.Autocast(ln.Autocast(h)));
+        }
+    }
+
+    [TestMethod]
+    public void ComputeCopiesTrainAsCastingEachWeightDoes()
+    {
+        // With bf16 copies, each weight's bf16 value and gradient are those the per-step casts would give, so the
+        // float32 parameters follow the same path; float32 uses (the layer norm) and clipping go through the same sums.
+        MixedNet Make() { random.manual_seed(5); return new MixedNet(); }
+        var (cast, copied) = (Make(), Make());
+        using var precision = MixedPrecision.Enter(Models.Precision.BFloat16);
+        using var plain = new FlatAdam(new[] { (cast.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9) { LearningRate = 0.01 };
+        using var flat = new FlatAdam(new[] { (copied.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9,
+            computeDtype: ScalarType.BFloat16) { LearningRate = 0.01 };
+        Assert.AreEqual(copied.parameters().Count(), flat.ComputeCopies.Count, "a parameter has no copy");
+        Assert.IsTrue(flat.ComputeCopies.Values.All(c => c.dtype == ScalarType.BFloat16 && c.is_leaf && c.requires_grad));
+        Assert.AreEqual(0, plain.ComputeCopies.Count, "copies were made without a compute dtype");
+        Tensor Loss(MixedNet net, int step)
+        {
+            random.manual_seed(200 + step);
+            var x = randn(4, 3, 5, 5);
+            return (net.forward(x) - randn(4, 2)).square().mean() * 10;
+        }
+        for (int step = 0; step < 8; step++)
+        {
+            plain.ZeroGrad();
+            Loss(cast, step).backward();
+            plain.ClipGradNorm(0.5);
+            plain.Step();
+            using (MixedPrecision.Training(flat.ComputeCopies))
+            {
+                flat.ZeroGrad();
+                Loss(copied, step).backward();
+                flat.ClipGradNorm(0.5);
+                flat.Step();
+            }
+        }
+        foreach (var ((name, a), (_, b)) in cast.named_parameters().Zip(copied.named_parameters()))
+        {
+            Assert.AreEqual(ScalarType.Float32, b.dtype);
+            Assert.IsTrue(allclose(a, b, rtol: 1e-6, atol: 1e-7), $"{name} took another path with copies: {(a - b).abs().max().item<float>()} of {a.abs().max().item<float>()}");
+            Assert.IsFalse(a.eq(Make().named_parameters().First(p => p.name == name).parameter).all().item<bool>(), $"{name} did not train");
+        }
+        var weight = copied.named_parameters().First(p => p.name == "conv.weight").parameter;
+        using (MixedPrecision.Training(flat.ComputeCopies))
+            Assert.AreSame(flat.ComputeCopies[weight], MixedPrecision.Differentiated(weight), "the scope differentiates another tensor");
+        Assert.AreSame(weight, MixedPrecision.Differentiated(weight), "outside the scope the parameter is differentiated");
+        Assert.IsTrue(flat.ComputeCopies[weight].to(ScalarType.Float32).eq(weight.to(ScalarType.BFloat16).to(ScalarType.Float32)).all().item<bool>(),
+            "the copy does not hold the parameter's current value");
     }
 }

@@ -20,7 +20,8 @@ internal static class GanLosses
     /// </summary>
     public static Tensor AdaptiveWeight(Tensor reconstruction, Tensor recGrad, Tensor ganGrad, Tensor lastLayer, double delta)
     {
-        Tensor Pullback(Tensor g) => autograd.grad(new[] { reconstruction }, new[] { lastLayer }, new[] { g }, retain_graph: true)[0];
+        Tensor Pullback(Tensor g) => // in float32 also when G_L is a bf16 copy
+            Modules.MixedPrecision.Float(autograd.grad(new[] { reconstruction }, new[] { lastLayer }, new[] { g }, retain_graph: true)[0]);
         return (Pullback(recGrad).norm() / (Pullback(ganGrad).norm() + delta)).clamp(0.0, 1e4).detach();
     }
 

@@ -56,10 +56,40 @@ internal static class MixedPrecision
         });
     }
 
+    [ThreadStatic] private static Dictionary<Tensor, Tensor>? trainingCopies;
+
+    /// <summary>
+    /// For training with an optimizer that keeps the parameters' copies in the compute dtype
+    /// (<see cref="Training.FlatAdam.ComputeCopies"/>): the layers use those copies, whose gradients the optimizer adds
+    /// to the parameters', instead of casting each weight at every step; weights that take no gradient (a frozen
+    /// perceptual network) are cast once for the scope. Other weights are cast as usual.
+    /// </summary>
+    public static IDisposable Training(params IReadOnlyDictionary<Tensor, Tensor>[] copies)
+    {
+        if (trainingCopies is not null) throw new InvalidOperationException("A training scope is open already.");
+        trainingCopies = new Dictionary<Tensor, Tensor>(copies.SelectMany(c => c), ReferenceEqualityComparer.Instance);
+        var cast = CastWeightsOnce();
+        return new Restore(() =>
+        {
+            cast.Dispose();
+            trainingCopies = null;
+        });
+    }
+
+    /// <summary>The tensor that layers differentiate for <paramref name="parameter"/> in this scope: its compute-dtype
+    /// copy in a <see cref="Training"/> scope, else the parameter itself.</summary>
+    public static Tensor Differentiated(Tensor parameter) =>
+        trainingCopies is not null && ComputeDtype is { } d && trainingCopies.TryGetValue(parameter, out var copy) && copy.dtype == d ? copy : parameter;
+
     [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(w))]
     private static Tensor? Weight(Tensor? w)
     {
         if (w is null || ComputeDtype is not { } d || w.dtype == d) return w;
+        if (trainingCopies is not null)
+        {
+            if (trainingCopies.TryGetValue(w, out var copy) && copy.dtype == d) return copy;
+            if (w.requires_grad) return w.to(d); // trained without a copy: cast, so that its gradient reaches it
+        }
         if (castWeights is null) return w.to(d);
         if (!castWeights.TryGetValue(w, out var cast))
         {

@@ -10,20 +10,30 @@ namespace Taming.ML.Training;
 /// kernels instead of about eight per parameter (TorchSharp's optimizers loop over parameters): on a GPU a
 /// VQGAN has ~300 parameter tensors, and their launches cost as much as a fifth of a training iteration.
 /// Gradient clipping works on the device too (no host sync). The arithmetic per element is TorchSharp's Adam/AdamW.
+/// For mixed-precision training it can also keep a copy of every parameter in the compute dtype, packed the same way
+/// (<see cref="ComputeCopies"/>): the layers use the copies instead of casting each weight (and its gradient back) at
+/// every step, which in bf16 is four small kernels per weight and bias per step, the host's time for each showing when
+/// the device is fast; a step adds the copies' gradients to the float32 ones and refreshes the copies, one kernel each.
 /// </summary>
 internal sealed class FlatAdam : IDisposable
 {
-    private sealed record Group(Tensor Values, Tensor Grads, Tensor ExpAvg, Tensor ExpAvgSq, double WeightDecay, IReadOnlyList<Parameter> Parameters);
+    private sealed record Group(Tensor Values, Tensor Grads, Tensor ExpAvg, Tensor ExpAvgSq, double WeightDecay, IReadOnlyList<Parameter> Parameters,
+        Tensor? Copies, Tensor? CopyGrads);
 
     private readonly List<Group> groups = new();
+    private readonly Dictionary<Tensor, Tensor> copies = new(ReferenceEqualityComparer.Instance);
     private readonly double beta1, beta2, eps;
     private long step;
+    private bool copyGradsAdded;
+    private const long Alignment = 32;
 
     /// <param name="groups">Parameter groups and their decoupled weight decay (0: plain Adam).</param>
     /// <param name="beta1">Adam's β1.</param>
     /// <param name="beta2">Adam's β2.</param>
     /// <param name="eps">Adam's ε.</param>
-    public FlatAdam(IEnumerable<(IEnumerable<Parameter> Parameters, double WeightDecay)> groups, double beta1, double beta2, double eps = 1e-8)
+    /// <param name="computeDtype">When given, also keep a copy of the parameters in this dtype (<see cref="ComputeCopies"/>).</param>
+    public FlatAdam(IEnumerable<(IEnumerable<Parameter> Parameters, double WeightDecay)> groups, double beta1, double beta2, double eps = 1e-8,
+        ScalarType? computeDtype = null)
     {
         (this.beta1, this.beta2, this.eps) = (beta1, beta2, eps);
         using var _ = no_grad();
@@ -34,23 +44,48 @@ internal sealed class FlatAdam : IDisposable
             var (dtype, device) = (list[0].dtype, list[0].device);
             if (list.Any(p => p.dtype != dtype || p.device_type != device.type || p.device_index != device.index))
                 throw new InvalidOperationException("FlatAdam: a group's parameters must share one dtype and device.");
-            long total = list.Sum(p => p.numel());
-            var values = empty(total, dtype, device);
-            var grads = zeros(total, dtype, device);
-            long offset = 0;
-            foreach (var p in list)
+            // Each parameter starts on a 64-byte boundary (32 elements) even in bf16: cuDNN and oneDNN pick their
+            // fastest kernels only for aligned tensors, and the packed weights are what the convolutions read.
+            var offsets = new long[list.Count];
+            long total = 0;
+            for (int i = 0; i < list.Count; i++)
             {
-                long n = p.numel();
-                var shape = p.shape;
-                var view = values.narrow(0, offset, n).view(shape);
+                offsets[i] = total;
+                total += (list[i].numel() + Alignment - 1) / Alignment * Alignment;
+            }
+            var values = zeros(total, dtype, device);
+            var grads = zeros(total, dtype, device);
+            for (int i = 0; i < list.Count; i++)
+            {
+                var p = list[i];
+                var view = values.narrow(0, offsets[i], p.numel()).view(p.shape);
                 view.copy_(p);
                 p.set_(view);
-                p.grad = grads.narrow(0, offset, n).view(shape); // backward accumulates into it in place
-                offset += n;
+                p.grad = grads.narrow(0, offsets[i], p.numel()).view(p.shape); // backward accumulates into it in place
             }
-            this.groups.Add(new Group(values, grads, zeros_like(values), zeros_like(values), weightDecay, list));
+            Tensor? copyValues = null, copyGrads = null;
+            if (computeDtype is { } d && d != dtype)
+            {
+                (copyValues, copyGrads) = (values.to(d), zeros(total, d, device));
+                for (int i = 0; i < list.Count; i++)
+                {
+                    var p = list[i];
+                    // A leaf of its own whose values and gradient are views of the packed copies, as the parameters are.
+                    var copy = empty(0, d, device).requires_grad_();
+                    copy.set_(copyValues.narrow(0, offsets[i], p.numel()).view(p.shape));
+                    copy.grad = copyGrads.narrow(0, offsets[i], p.numel()).view(p.shape);
+                    copies[p] = copy;
+                }
+            }
+            this.groups.Add(new Group(values, grads, zeros_like(values), zeros_like(values), weightDecay, list, copyValues, copyGrads));
         }
     }
+
+    /// <summary>Each parameter's copy in the compute dtype, a leaf whose gradient the next <see cref="ClipGradNorm"/> or
+    /// <see cref="Step"/> adds to the parameter's; empty unless a compute dtype other than the parameters' was given.
+    /// The copies hold the parameters' values as of the last step (or construction): changes made to a parameter
+    /// elsewhere do not reach them.</summary>
+    public IReadOnlyDictionary<Tensor, Tensor> ComputeCopies => copies;
 
     /// <summary>The learning rate of the next step.</summary>
     public double LearningRate { get; set; } = 1e-3;
@@ -58,13 +93,29 @@ internal sealed class FlatAdam : IDisposable
     /// <summary>Zeroes every gradient (one kernel per group; the gradients stay views of the group's buffer).</summary>
     public void ZeroGrad()
     {
-        foreach (var g in groups) g.Grads.zero_();
+        foreach (var g in groups)
+        {
+            g.Grads.zero_();
+            g.CopyGrads?.zero_();
+        }
+        copyGradsAdded = false;
+    }
+
+    /// <summary>Adds the copies' gradients to the parameters' (once between <see cref="ZeroGrad"/> calls).</summary>
+    private void AddCopyGrads()
+    {
+        if (copyGradsAdded) return;
+        copyGradsAdded = true;
+        using var _ = no_grad();
+        foreach (var g in groups)
+            if (g.CopyGrads is { } copyGrads) g.Grads.add_(copyGrads);
     }
 
     /// <summary>Scales the gradients so that their global 2-norm is at most <paramref name="maxNorm"/>, as
     /// clip_grad_norm_ does, without reading the norm back to the host.</summary>
     public void ClipGradNorm(double maxNorm)
     {
+        AddCopyGrads();
         using var scope = NewDisposeScope();
         var squares = groups.Select(g => g.Grads.square().sum()).ToArray();
         var norm = (squares.Length == 1 ? squares[0] : stack(squares).sum()).sqrt();
@@ -75,6 +126,7 @@ internal sealed class FlatAdam : IDisposable
     /// <summary>One Adam step over every group.</summary>
     public void Step()
     {
+        AddCopyGrads();
         step++;
         double biasCorrection1 = 1 - Math.Pow(beta1, step), biasCorrection2 = 1 - Math.Pow(beta2, step);
         double stepSize = LearningRate / biasCorrection1;
@@ -87,6 +139,7 @@ internal sealed class FlatAdam : IDisposable
             g.ExpAvgSq.mul_(beta2).addcmul_(g.Grads, g.Grads, value: 1 - beta2);
             var denominator = (g.ExpAvgSq.sqrt() / Math.Sqrt(biasCorrection2)).add_(eps);
             g.Values.addcdiv_(g.ExpAvg, denominator, value: -stepSize);
+            g.Copies?.copy_(g.Values);
         }
     }
 
@@ -96,11 +149,19 @@ internal sealed class FlatAdam : IDisposable
         foreach (var g in groups)
         {
             foreach (var p in g.Parameters.Where(p => !p.IsInvalid)) p.grad = null; // a disposed module's are gone already
+            foreach (var copy in g.Parameters.Select(p => copies.GetValueOrDefault(p)).OfType<Tensor>())
+            {
+                copy.grad = null;
+                copy.Dispose();
+            }
+            g.Copies?.Dispose();
+            g.CopyGrads?.Dispose();
             g.Grads.Dispose();
             g.ExpAvg.Dispose();
             g.ExpAvgSq.Dispose();
             g.Values.Dispose();
         }
         groups.Clear();
+        copies.Clear();
     }
 }

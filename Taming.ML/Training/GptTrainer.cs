@@ -51,7 +51,9 @@ internal sealed class GptTrainer
         model.to(device).train();
         using var precision = Modules.MixedPrecision.Enter(o.Precision); // backward passes too
         var (decay, noDecay) = model.ParameterGroups();
-        using var optimizer = new FlatAdam(new[] { (decay.AsEnumerable(), o.WeightDecay), (noDecay, 0.0) }, beta1: 0.9, beta2: 0.95);
+        using var optimizer = new FlatAdam(new[] { (decay.AsEnumerable(), o.WeightDecay), (noDecay, 0.0) }, beta1: 0.9, beta2: 0.95,
+            computeDtype: Modules.MixedPrecision.ComputeDtype);
+        using var computeCopies = Modules.MixedPrecision.Training(optimizer.ComputeCopies); // no per-step weight casts
         // The training loss is summed on the device and read at reports: a step queues its work without waiting.
         using var lossSum = zeros(1, device: device);
 

@@ -49,8 +49,10 @@ internal sealed class VqganTrainer
         using var autotune = Native.CudnnAutotuner.On(device);
         var discriminator = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
         discriminator.to(device).train();
-        using var optAe = new FlatAdam(new[] { (model.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9);
-        using var optD = new FlatAdam(new[] { (discriminator.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9);
+        using var optAe = new FlatAdam(new[] { (model.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9, computeDtype: MixedPrecision.ComputeDtype);
+        using var optD = new FlatAdam(new[] { (discriminator.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9, computeDtype: MixedPrecision.ComputeDtype);
+        using var computeCopies = MixedPrecision.Training(optAe.ComputeCopies, optD.ComputeCopies); // no per-step weight casts
+        var lastLayer = MixedPrecision.Differentiated(model.LastLayerWeight); // G_L as the decoder's last layer uses it
         // Counts and loss sums stay on the device: a step queues its work without waiting for the device to finish.
         using var usage = new CodebookUsage(o.CodebookSize, device);
         using var window = new WindowStats(device);
@@ -81,7 +83,7 @@ internal sealed class VqganTrainer
                 if (gan)
                 {
                     gLoss = GanLosses.Generator(discriminator.forward(xrec));
-                    lambda = GanLosses.BackwardWithAdaptiveWeight(xrec, nll, gLoss, vq, model.LastLayerWeight, o.AdaptiveWeightDelta, o.DiscWeight);
+                    lambda = GanLosses.BackwardWithAdaptiveWeight(xrec, nll, gLoss, vq, lastLayer, o.AdaptiveWeightDelta, o.DiscWeight);
                 }
                 else (nll + vq).backward();
                 optAe.Step();
