@@ -78,19 +78,18 @@ internal static class MixedPrecision
 
     /// <summary>The tensor that layers differentiate for <paramref name="parameter"/> in this scope: its compute-dtype
     /// copy in a <see cref="Training"/> scope, else the parameter itself.</summary>
-    public static Tensor Differentiated(Tensor parameter) =>
-        trainingCopies is not null && ComputeDtype is { } d && trainingCopies.TryGetValue(parameter, out var copy) && copy.dtype == d ? copy : parameter;
+    public static Tensor Differentiated(Tensor parameter) => TrainingCopy(parameter) ?? parameter;
+
+    private static Tensor? TrainingCopy(Tensor w) =>
+        trainingCopies is not null && ComputeDtype is { } d && trainingCopies.TryGetValue(w, out var copy) && copy.dtype == d ? copy : null;
 
     [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(w))]
     private static Tensor? Weight(Tensor? w)
     {
         if (w is null || ComputeDtype is not { } d || w.dtype == d) return w;
-        if (trainingCopies is not null)
-        {
-            if (trainingCopies.TryGetValue(w, out var copy) && copy.dtype == d) return copy;
-            if (w.requires_grad) return w.to(d); // trained without a copy: cast, so that its gradient reaches it
-        }
-        if (castWeights is null) return w.to(d);
+        if (TrainingCopy(w) is { } copy) return copy;
+        // Outside a cache, or trained without a copy in a training scope: cast, so that the gradient reaches it.
+        if (castWeights is null || (trainingCopies is not null && w.requires_grad)) return w.to(d);
         if (!castWeights.TryGetValue(w, out var cast))
         {
             using (no_grad()) cast = w.to(d).DetachFromDisposeScope(); // a copy the scope owns and disposes

@@ -149,17 +149,17 @@ internal sealed class FlatAdam : IDisposable
         foreach (var g in groups)
         {
             foreach (var p in g.Parameters.Where(p => !p.IsInvalid)) p.grad = null; // a disposed module's are gone already
-            foreach (var copy in g.Parameters.Select(p => copies.GetValueOrDefault(p)).OfType<Tensor>())
-            {
-                copy.grad = null;
-                copy.Dispose();
-            }
             g.Copies?.Dispose();
             g.CopyGrads?.Dispose();
             g.Grads.Dispose();
             g.ExpAvg.Dispose();
             g.ExpAvgSq.Dispose();
             g.Values.Dispose();
+        }
+        foreach (var copy in copies.Values)
+        {
+            copy.grad = null;
+            copy.Dispose();
         }
         groups.Clear();
         copies.Clear();
