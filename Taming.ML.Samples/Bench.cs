@@ -18,7 +18,7 @@ internal static class Bench
 {
     /// <summary>
     /// bench [--config reference|demo] [--device cpu|cuda] [--precision float32,tf32,bf16] [--only train,encode,decode,prior,sample,windowed]
-    /// [--steps N] [--resolution R] [--vqgan-width C] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling] [--layout auto|standard|channels-last].
+    /// [--steps N] [--resolution R] [--vqgan-width C] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling] [--eager-training] [--layout auto|standard|channels-last].
     /// The reference configuration is the one the
     /// reference implementation was timed with; on a CPU, smaller --resolution / --vqgan-width / --gpt-layers / --canvas
     /// give a quick run (--vqgan-width scales all the VQGAN's widths in the reference's proportions).
@@ -36,7 +36,8 @@ internal static class Bench
         var only = List(args.String("only") ?? "train,encode,decode,prior,sample,windowed");
         var precisions = List(args.String("precision") ?? "float32").Select(p => Arguments.ParsePrecision(p, "precision")).ToList();
         int steps = args.Int("steps") ?? 5;
-        bool graphs = !args.Flag("eager-sampling"); // on a GPU, cached sampling replays its token step as a CUDA graph unless told otherwise
+        // On a GPU, cached sampling and the training iteration are replayed as CUDA graphs unless told otherwise.
+        bool graphs = !args.Flag("eager-sampling"), trainingGraphs = !args.Flag("eager-training");
         string memoryLayout = args.String("layout") ?? "auto";
         bool? channelsLast = memoryLayout switch
         {
@@ -67,8 +68,9 @@ internal static class Bench
             vq.Device = deviceName;
             vq.Precision = precision;
             vq.ChannelsLast = channelsLast;
+            vq.CudaGraphs = trainingGraphs;
             string vqName = $"VQGAN {vq.Resolution}² → {vq.TokenGridSide}²";
-            if (only.Contains("train")) Report($"{vqName} training iteration, batch {vq.BatchSize}", TrainingRate(ml, images, vq.Clone(), steps), "images/s", VqganFlops.TrainingIteration(vq));
+            if (only.Contains("train")) Report($"{vqName} training iteration{(trainingGraphs && device.type == DeviceType.CUDA ? " (CUDA graph)" : "")}, batch {vq.BatchSize}", TrainingRate(ml, images, vq.Clone(), steps), "images/s", VqganFlops.TrainingIteration(vq));
             if (only.Contains("encode") || only.Contains("decode"))
             {
                 var (encode, decode) = CodecRates(vq, device, config.CodecBatch, batches: steps);

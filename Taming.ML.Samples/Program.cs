@@ -42,7 +42,7 @@ static int Usage(int code, string? problem = null)
                                [--temperature t] [--reuse: sample again with the saved models] [--device cpu|cuda] [--precision p]
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--seed S] [--minutes M]
-                               [--perceptual-weight w] [--disc-weight w] [--device cpu|cuda] [--precision p]
+                               [--perceptual-weight w] [--disc-weight w] [--device cpu|cuda] [--precision p] [--eager-training]
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
                                both: [--skip N] [--take N] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
@@ -56,7 +56,7 @@ static int Usage(int code, string? problem = null)
           classify-tokens      [--tokenizer <zip>] [--prior <zip>] [--images <idx> --labels <idx>]: tokens as features of an ML.NET
                                classifier (vs. raw pixels), and the prior's bits per token as an anomaly score
           bench                [--config reference|demo] [--device cpu|cuda] [--precision float32,tf32,bf16] [--steps N]
-                               [--only train,encode,decode,prior,sample,windowed] [--resolution R] [--vqgan-width C] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling]
+                               [--only train,encode,decode,prior,sample,windowed] [--resolution R] [--vqgan-width C] [--gpt-layers L] [--gpt-width C] [--canvas N] [--eager-sampling] [--eager-training]
                                [--layout auto|standard|channels-last]:
                                the reference's timed workloads (VQGAN f16, 24-layer GPT), or the sample's own MNIST models (--config demo)
           benchmark-tokenizer  [--model <zip>] [--images <idx>] [--repeats N]: ML.NET transformer vs. the raw TorchSharp encoder

@@ -28,6 +28,7 @@ internal static class TokenizerCommands
             Seed = args.Int("seed"),
             Device = args.String("device") ?? "cpu",
             Precision = args.Precision() ?? Precision.Float32,
+            CudaGraphs = !args.Flag("eager-training"),
             Progress = p => Console.WriteLine("  " + p),
         };
         options.DiscWeight = args.Double("disc-weight") ?? options.DiscWeight;

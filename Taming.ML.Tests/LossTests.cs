@@ -147,6 +147,48 @@ public sealed class LossTests
     }
 
     [TestMethod]
+    public void TheTrainingStepWritesItsOutputsAndLeavesTheDiscriminatorAloneBeforeTheGan()
+    {
+        // The iteration that a GPU captures as a graph: everything the trainer reads afterwards comes out through its
+        // fixed output buffers, and before the GAN starts the discriminator does not move.
+        var o = TinyData.Options();
+        random.manual_seed(2);
+        using var model = new Vqgan(o);
+        using var discriminator = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
+        model.train();
+        discriminator.train();
+        using var optAe = new FlatAdam(new[] { (model.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9) { LearningRate = 1e-3 };
+        using var optD = new FlatAdam(new[] { (discriminator.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9) { LearningRate = 1e-3 };
+        using var step = new VqganTrainingStep(model, discriminator, optAe, optD, null, model.LastLayerWeight, o,
+            new long[] { 4, o.Channels, o.Resolution, o.Resolution }, CPU);
+        random.manual_seed(3);
+        var x = rand(4, o.Channels, o.Resolution, o.Resolution) * 2 - 1;
+        step.Input.copy_(x);
+        Tensor expectedIndices, expectedL1;
+        using (no_grad())
+        {
+            var q = model.Encode(x);
+            (expectedIndices, expectedL1) = (q.Indices, (x - model.Decode(q.Quantized)).abs().mean());
+        }
+        var discriminatorBefore = discriminator.parameters().Select(p => p.clone()).ToArray();
+        bool DiscriminatorUnchanged() => discriminator.parameters().Zip(discriminatorBefore).All(p => Same(p.First, p.Second));
+        static bool Same(Tensor a, Tensor b) => a.eq(b).all().item<bool>();
+
+        step.Run(gan: false);
+        var losses = step.Losses.data<float>().ToArray();
+        Assert.IsTrue(Same(step.Indices, expectedIndices), "the codes written are not the batch's");
+        Assert.AreEqual(expectedL1.item<float>(), losses[0], 1e-6, "L1");
+        Assert.IsTrue(losses[1] > 0 && losses[2] == 0 && losses[3] == 0, $"losses {string.Join(", ", losses)} before the GAN");
+        Assert.IsTrue(DiscriminatorUnchanged(), "the discriminator moved");
+        Assert.AreEqual(o.Resolution / 2 * (o.Resolution / 2) * 4, step.LookupVectors.shape[0]);
+
+        step.Run(gan: true);
+        losses = step.Losses.data<float>().ToArray();
+        Assert.IsTrue(losses[3] > 0 && step.Lambda.item<float>() > 0, $"losses {string.Join(", ", losses)}, λ {step.Lambda.item<float>()} with the GAN");
+        Assert.IsFalse(DiscriminatorUnchanged(), "the discriminator did not train");
+    }
+
+    [TestMethod]
     public void HingeLossesHaveTheReferenceValues()
     {
         var real = tensor(new float[] { 2f, 0f });   // relu(1−x): 0, 1 → mean 0.5

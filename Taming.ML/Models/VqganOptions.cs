@@ -144,6 +144,12 @@ public sealed class VqganOptions
     /// The result is the same in either layout up to rounding.</summary>
     public bool? ChannelsLast { get; set; }
 
+    /// <summary>On a GPU, capture the training iteration once as a CUDA graph and replay it (two graphs: before and after
+    /// the discriminator starts), so that the host's cost per libtorch call (thousands per iteration) leaves the loop.
+    /// Uses libtorch's exported CUDA graph functions and falls back to eager iterations where they are missing or a
+    /// capture fails. No effect on a CPU. Default true.</summary>
+    public bool CudaGraphs { get; set; } = true;
+
     /// <summary>Rows per forward pass when the fitted tokenizer transforms data. Default 64.</summary>
     public int InferenceBatchSize { get; set; } = 64;
 

@@ -14,6 +14,8 @@ namespace Taming.ML.Training;
 /// (<see cref="ComputeCopies"/>): the layers use the copies instead of casting each weight (and its gradient back) at
 /// every step, which in bf16 is four small kernels per weight and bias per step, the host's time for each showing when
 /// the device is fast; a step adds the copies' gradients to the float32 ones and refreshes the copies, one kernel each.
+/// The learning rate and the step count live on the device too, so a step reads no host value that changes between
+/// steps and can be captured once as a CUDA graph and replayed (<see cref="VqganTrainingStep"/>).
 /// </summary>
 internal sealed class FlatAdam : IDisposable
 {
@@ -23,7 +25,9 @@ internal sealed class FlatAdam : IDisposable
     private readonly List<Group> groups = new();
     private readonly Dictionary<Tensor, Tensor> copies = new(ReferenceEqualityComparer.Instance);
     private readonly double beta1, beta2, eps;
-    private long step;
+    // 0-dim float64 tensors on the parameters' device: the learning rate, and β1^t and β2^t for the bias corrections.
+    private readonly Tensor learningRate, beta1Power, beta2Power;
+    private double hostLearningRate = 1e-3;
     private bool copyGradsAdded;
     private const long Alignment = 32;
 
@@ -79,6 +83,10 @@ internal sealed class FlatAdam : IDisposable
             }
             this.groups.Add(new Group(values, grads, zeros_like(values), zeros_like(values), weightDecay, list, copyValues, copyGrads));
         }
+        var scalarDevice = this.groups.Count > 0 ? this.groups[0].Values.device : CPU;
+        learningRate = full(Array.Empty<long>(), hostLearningRate, ScalarType.Float64, scalarDevice);
+        beta1Power = ones(Array.Empty<long>(), ScalarType.Float64, scalarDevice);
+        beta2Power = ones(Array.Empty<long>(), ScalarType.Float64, scalarDevice);
     }
 
     /// <summary>Each parameter's copy in the compute dtype, a leaf whose gradient the next <see cref="ClipGradNorm"/> or
@@ -87,8 +95,17 @@ internal sealed class FlatAdam : IDisposable
     /// elsewhere do not reach them.</summary>
     public IReadOnlyDictionary<Tensor, Tensor> ComputeCopies => copies;
 
-    /// <summary>The learning rate of the next step.</summary>
-    public double LearningRate { get; set; } = 1e-3;
+    /// <summary>The learning rate of the next step (written to the device when it changes: a captured step reads it there).</summary>
+    public double LearningRate
+    {
+        get => hostLearningRate;
+        set
+        {
+            if (value == hostLearningRate) return;
+            hostLearningRate = value;
+            learningRate.fill_(value);
+        }
+    }
 
     /// <summary>Zeroes every gradient (one kernel per group; the gradients stay views of the group's buffer).</summary>
     public void ZeroGrad()
@@ -123,22 +140,24 @@ internal sealed class FlatAdam : IDisposable
         foreach (var g in groups) g.Grads.mul_(coefficient);
     }
 
-    /// <summary>One Adam step over every group.</summary>
+    /// <summary>One Adam step over every group, all on the device (see the class summary).</summary>
     public void Step()
     {
         AddCopyGrads();
-        step++;
-        double biasCorrection1 = 1 - Math.Pow(beta1, step), biasCorrection2 = 1 - Math.Pow(beta2, step);
-        double stepSize = LearningRate / biasCorrection1;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
+        beta1Power.mul_(beta1);
+        beta2Power.mul_(beta2);
+        var negativeStepSize = learningRate.div(beta1Power.neg().add_(1)).neg_(); // −lr / (1 − β1^t)
+        var biasCorrection2Sqrt = beta2Power.neg().add_(1).sqrt_();
         foreach (var g in groups)
         {
-            if (g.WeightDecay != 0) g.Values.mul_(1 - LearningRate * g.WeightDecay);
+            if (g.WeightDecay != 0) g.Values.mul_(learningRate.mul(-g.WeightDecay).add_(1));
             g.ExpAvg.mul_(beta1).add_(g.Grads, alpha: 1 - beta1);
             g.ExpAvgSq.mul_(beta2).addcmul_(g.Grads, g.Grads, value: 1 - beta2);
-            var denominator = (g.ExpAvgSq.sqrt() / Math.Sqrt(biasCorrection2)).add_(eps);
-            g.Values.addcdiv_(g.ExpAvg, denominator, value: -stepSize);
+            var denominator = (g.ExpAvgSq.sqrt() / biasCorrection2Sqrt).add_(eps);
+            // As addcdiv_(m, denominator, value: −step size) computes it on the CPU, with the step size a tensor.
+            g.Values.add_(g.ExpAvg.mul(negativeStepSize).div_(denominator));
             g.Copies?.copy_(g.Values);
         }
     }
@@ -163,5 +182,8 @@ internal sealed class FlatAdam : IDisposable
         }
         groups.Clear();
         copies.Clear();
+        learningRate.Dispose();
+        beta1Power.Dispose();
+        beta2Power.Dispose();
     }
 }

@@ -53,6 +53,9 @@ internal sealed class VqganTrainer
         using var optD = new FlatAdam(new[] { (discriminator.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9, computeDtype: MixedPrecision.ComputeDtype);
         using var computeCopies = MixedPrecision.Training(optAe.ComputeCopies, optD.ComputeCopies); // no per-step weight casts
         var lastLayer = MixedPrecision.Differentiated(model.LastLayerWeight); // G_L as the decoder's last layer uses it
+        long batchSize = Math.Min(o.BatchSize, data.Count);
+        using var iteration = new VqganTrainingStep(model, discriminator, optAe, optD, distance, lastLayer, o,
+            new[] { batchSize, data.Channels, data.Height, data.Width }, device);
         // Counts and loss sums stay on the device: a step queues its work without waiting for the device to finish.
         using var usage = new CodebookUsage(o.CodebookSize, device);
         using var window = new WindowStats(device);
@@ -69,42 +72,17 @@ internal sealed class VqganTrainer
             optAe.LearningRate = optD.LearningRate = LearningRateAt(progress, step);
             bool gan = o.DiscStart switch { null => progress >= 0.6, < 0 => false, var start => step >= start };
 
-            using (var scope = NewDisposeScope())
+            using (NewDisposeScope()) iteration.Input.copy_(data.Batch(order.Next(), device));
+            iteration.Run(gan);
+            step++;
+            usage.Add(iteration.Indices, step);
+            if (o.DeadCodeRestartSteps > 0 && step % 10 == 0)
             {
-                // In the autoencoder's layout once, so the encoder and the loss take it as it is.
-                var x = model.InLayout(data.Batch(order.Next(), device));
-                var q = model.Encode(x);
-                var xrec = model.Decode(q.Quantized);
-                var rec = (x - xrec).abs().mean();
-                var nll = distance is null ? rec : rec + o.PerceptualWeight * distance.Distance(x, xrec).mean();
-                var vq = o.CodebookWeight * q.Loss;
-                Tensor? gLoss = null, dLoss = null, lambda = null;
-                optAe.ZeroGrad();
-                if (gan)
-                {
-                    gLoss = GanLosses.Generator(discriminator.forward(xrec));
-                    lambda = GanLosses.BackwardWithAdaptiveWeight(xrec, nll, gLoss, vq, lastLayer, o.AdaptiveWeightDelta, o.DiscWeight);
-                }
-                else (nll + vq).backward();
-                optAe.Step();
-                if (gan)
-                {
-                    dLoss = GanLosses.DiscriminatorHinge(discriminator.forward(x.detach()), discriminator.forward(xrec.detach()));
-                    optD.ZeroGrad();
-                    dLoss.backward();
-                    optD.Step();
-                }
-
-                step++;
-                usage.Add(q.Indices, step);
-                if (o.DeadCodeRestartSteps > 0 && step % 10 == 0)
-                {
-                    var dead = usage.DeadCodes(step, o.DeadCodeRestartSteps);
-                    model.Quantizer.Restart(dead, q.Inputs, generator);
-                    usage.Revive(dead, step);
-                }
-                window.Add(x.shape[0], rec, q.Loss, gLoss, dLoss, lambda);
+                var dead = usage.DeadCodes(step, o.DeadCodeRestartSteps);
+                model.Quantizer.Restart(dead, iteration.LookupVectors, generator);
+                usage.Revive(dead, step);
             }
+            window.Add(batchSize, iteration.Losses, gan ? iteration.Lambda : null);
 
             bool last = step >= o.Steps;
             if (step % o.ProgressInterval == 0 || last)
@@ -159,14 +137,10 @@ internal sealed class VqganTrainer
         private int steps, images;
         private TimeSpan start;
 
-        public void Add(long batch, Tensor rec, Tensor vq, Tensor? g, Tensor? d, Tensor? lambda)
+        public void Add(long batch, Tensor losses, Tensor? lambda)
         {
-            using (no_grad())
-            {
-                var zero = zeros_like(rec);
-                sums.add_(stack(new[] { rec, vq, g ?? zero, d ?? zero }).to(ScalarType.Float32));
-                if (lambda is not null) this.lambda.copy_(lambda.reshape(1));
-            }
+            sums.add_(losses);
+            if (lambda is not null) this.lambda.copy_(lambda);
             steps++;
             images += (int)batch;
         }
