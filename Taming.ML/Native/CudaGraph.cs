@@ -20,28 +20,37 @@ internal sealed class CudaGraph : IDisposable
 
     /// <summary>
     /// Runs <paramref name="step"/> once eagerly (real work, which also initialises libraries and caches), then
-    /// captures it on a side stream without running it. Null where graphs are unavailable or the capture failed;
+    /// captures it without running it, both on a side stream. Null where graphs are unavailable or the capture failed;
     /// <paramref name="step"/> has run exactly once either way. The tensors the step reads and writes must outlive
     /// the graph, and the step must not wait for the device.
     /// </summary>
     public static CudaGraph? CaptureAfterWarmUp(Action step, torch.Device device)
     {
-        step();
-        if (device.type != DeviceType.CUDA || Api.Value is not { } api) return null;
-        torch.cuda.synchronize(device);
-        // Tensors the collector would finalise mid-capture are freed now.
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
+        if (device.type != DeviceType.CUDA || Api.Value is not { } api)
+        {
+            step();
+            return null;
+        }
         sbyte index = (sbyte)device.index;
         var previous = api.CurrentStream(index);
         var side = api.StreamFromPool(0, index);
-        var self = Marshal.AllocHGlobal(ObjectBytes);
-        for (int i = 0; i < ObjectBytes; i += 8) Marshal.WriteInt64(self, i, 0);
-        api.Construct(self, 0);
+        torch.cuda.synchronize(device); // the side stream's work comes after everything queued before
+        var self = IntPtr.Zero;
         bool capturing = false;
         try
         {
+            // The warm-up runs on the stream that captures, as PyTorch prescribes: state kept per stream (cuBLAS
+            // workspaces, the streams that autograd's gradient accumulators remember from an earlier backward pass)
+            // then belongs to it, and a capture never waits on a stream outside it.
             api.SetCurrentStream(side);
+            step();
+            torch.cuda.synchronize(device); // work queued after this call, on any stream, finds the warm-up done
+            // Tensors the collector would finalise mid-capture are freed now.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            self = Marshal.AllocHGlobal(ObjectBytes);
+            for (int i = 0; i < ObjectBytes; i += 8) Marshal.WriteInt64(self, i, 0);
+            api.Construct(self, 0);
             api.CaptureBegin(self, 0, 0, ThreadLocalCapture);
             capturing = true;
             step();
