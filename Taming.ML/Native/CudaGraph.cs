@@ -22,9 +22,9 @@ internal sealed class CudaGraph : IDisposable
     /// Runs <paramref name="step"/> once eagerly (real work, which also initialises libraries and caches), then
     /// captures it without running it, both on a side stream. Null where graphs are unavailable or the capture failed;
     /// <paramref name="step"/> has run exactly once either way. The tensors the step reads and writes must outlive
-    /// the graph, and the step must not wait for the device.
+    /// the graph, and the step must not wait for the device. <paramref name="failed"/> hears why a capture failed.
     /// </summary>
-    public static CudaGraph? CaptureAfterWarmUp(Action step, torch.Device device)
+    public static CudaGraph? CaptureAfterWarmUp(Action step, torch.Device device, Action<Exception>? failed = null)
     {
         if (device.type != DeviceType.CUDA || Api.Value is not { } api)
         {
@@ -58,8 +58,9 @@ internal sealed class CudaGraph : IDisposable
             api.CaptureEnd(self);
             return new CudaGraph(api, device, self);
         }
-        catch (Exception) when (capturing)
+        catch (Exception e) when (capturing)
         {
+            failed?.Invoke(e);
             // A libtorch call refused to be captured. Ending the capture would throw inside libtorch, so the side
             // stream and this object are abandoned; graphs stay off for the process and the caller goes on eagerly.
             Api.Disable();

@@ -55,7 +55,7 @@ internal sealed class VqganTrainer
         var lastLayer = MixedPrecision.Differentiated(model.LastLayerWeight); // G_L as the decoder's last layer uses it
         long batchSize = Math.Min(o.BatchSize, data.Count);
         using var iteration = new VqganTrainingStep(model, discriminator, optAe, optD, distance, lastLayer, o,
-            new[] { batchSize, data.Channels, data.Height, data.Width }, device);
+            new[] { batchSize, data.Channels, data.Height, data.Width }, device, log);
         // Counts and loss sums stay on the device: a step queues its work without waiting for the device to finish.
         using var usage = new CodebookUsage(o.CodebookSize, device);
         using var window = new WindowStats(device);

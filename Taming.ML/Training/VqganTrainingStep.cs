@@ -25,6 +25,7 @@ internal sealed class VqganTrainingStep : IDisposable
     private readonly IPerceptualDistance? distance;
     private readonly Tensor lastLayer;
     private readonly VqganOptions o;
+    private readonly Action<string>? log;
     private bool graphs;
     private CudaGraph? captured;
     private bool capturedGan;
@@ -38,11 +39,12 @@ internal sealed class VqganTrainingStep : IDisposable
     /// <param name="options">Loss weights; <see cref="VqganOptions.CudaGraphs"/>.</param>
     /// <param name="batch">The (b, c, h, w) shape of every batch.</param>
     /// <param name="device">The training device.</param>
+    /// <param name="log">Hears whether the iteration was captured.</param>
     public VqganTrainingStep(Vqgan model, NLayerDiscriminator discriminator, FlatAdam optAe, FlatAdam optD,
-        IPerceptualDistance? distance, Tensor lastLayer, VqganOptions options, long[] batch, Device device)
+        IPerceptualDistance? distance, Tensor lastLayer, VqganOptions options, long[] batch, Device device, Action<string>? log = null)
     {
-        (this.model, this.discriminator, this.optAe, this.optD, this.distance, this.lastLayer, o) =
-            (model, discriminator, optAe, optD, distance, lastLayer, options);
+        (this.model, this.discriminator, this.optAe, this.optD, this.distance, this.lastLayer, o, this.log) =
+            (model, discriminator, optAe, optD, distance, lastLayer, options, log);
         graphs = options.CudaGraphs && device.type == DeviceType.CUDA;
         int downsampling = options.ChMult.Length - 1;
         long gridHeight = batch[2] >> downsampling, gridWidth = batch[3] >> downsampling;
@@ -83,9 +85,11 @@ internal sealed class VqganTrainingStep : IDisposable
             Iteration(gan);
             return;
         }
-        captured = CudaGraph.CaptureAfterWarmUp(() => Iteration(gan), Input.device); // runs the iteration once either way
+        captured = CudaGraph.CaptureAfterWarmUp(() => Iteration(gan), Input.device, // runs the iteration once either way
+            e => log?.Invoke($"The training iteration could not be captured as a CUDA graph ({e.Message.Split('\n')[0]}); it runs eagerly."));
         capturedGan = gan;
         graphs = captured is not null;
+        if (graphs) log?.Invoke($"The training iteration{(gan ? " with the GAN" : "")} is captured as a CUDA graph.");
     }
 
     private void Iteration(bool gan)
