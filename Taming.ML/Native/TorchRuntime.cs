@@ -27,10 +27,18 @@ public static class TorchRuntime
         if (device.type == DeviceType.CUDA)
         {
             try { torch.InitializeDeviceType(DeviceType.CUDA); }
-            catch (Exception e) { throw new InvalidOperationException(CudaHelp + " (" + e.Message + ")", e); }
+            catch (Exception e) { throw new InvalidOperationException($"{CudaHelp} ({FirstSentences(e.Message)})", e); }
             if (!torch.cuda.is_available()) throw new InvalidOperationException(CudaHelp);
         }
         return device;
+    }
+
+    /// <summary>TorchSharp's load errors without the native trace that it appends (empty here).</summary>
+    private static string FirstSentences(string message)
+    {
+        var first = message.Split('\n')[0];
+        int trace = first.IndexOf(" Trace from", StringComparison.Ordinal);
+        return (trace > 0 ? first[..trace] : first).Trim();
     }
 
     /// <summary>A host tensor on <paramref name="device"/>: on a GPU through pinned memory without waiting, so that the
