@@ -67,7 +67,7 @@ internal sealed class VqganTrainingStep : IDisposable
     /// <summary>The last iteration's codebook ids (b, h, w).</summary>
     public Tensor Indices { get; }
 
-    /// <summary>The last iteration's lookup vectors (b·h·w, e), to re-seed dead codes from.</summary>
+    /// <summary>The last iteration's lookup vectors (b·h·w, e), to re-seed dead codes from (kept only when restarts are on).</summary>
     public Tensor LookupVectors { get; }
 
     /// <summary>Trains on <see cref="Input"/> once, with the GAN terms when <paramref name="gan"/>.</summary>
@@ -124,7 +124,7 @@ internal sealed class VqganTrainingStep : IDisposable
             Losses.copy_(stack(new[] { rec, q.Loss, gLoss ?? zero, dLoss ?? zero }));
             if (lambda is not null) Lambda.copy_(lambda.reshape(1));
             Indices.copy_(q.Indices);
-            LookupVectors.copy_(q.Inputs);
+            if (o.DeadCodeRestartSteps > 0) LookupVectors.copy_(q.Inputs); // only restarts read them
         }
     }
 
