@@ -49,6 +49,7 @@ internal static class Bench
         var config = demo ? Config.Demo() : Config.Reference(args.Int("resolution") ?? 256, args.Int("vqgan-width") ?? 128, args.Int("gpt-layers") ?? 24, args.Int("gpt-width") ?? 1024, args.Int("canvas") ?? 32);
         args.RejectUnknown();
         var device = Native.TorchRuntime.ResolveDevice(deviceName);
+        string GraphLabel(bool on) => on && device.type == DeviceType.CUDA ? " (CUDA graph)" : "";
         var ml = new MLContext(seed: 1);
         ml.Log += (_, e) => { if (e.Message.Contains("CUDA graph")) Console.WriteLine("  " + e.Message); }; // whether training runs as one
         var images = demo
@@ -71,7 +72,7 @@ internal static class Bench
             vq.ChannelsLast = channelsLast;
             vq.CudaGraphs = trainingGraphs;
             string vqName = $"VQGAN {vq.Resolution}² → {vq.TokenGridSide}²";
-            if (only.Contains("train")) Report($"{vqName} training iteration{(trainingGraphs && device.type == DeviceType.CUDA ? " (CUDA graph)" : "")}, batch {vq.BatchSize}", TrainingRate(ml, images, vq.Clone(), steps), "images/s", VqganFlops.TrainingIteration(vq));
+            if (only.Contains("train")) Report($"{vqName} training iteration{GraphLabel(trainingGraphs)}, batch {vq.BatchSize}", TrainingRate(ml, images, vq.Clone(), steps), "images/s", VqganFlops.TrainingIteration(vq));
             if (only.Contains("encode") || only.Contains("decode"))
             {
                 var (encode, decode) = CodecRates(vq, device, config.CodecBatch, batches: steps);
@@ -97,7 +98,7 @@ internal static class Bench
                 if (only.Contains("sample"))
                 {
                     double rate = Rate(() => PriorSampler.Sample(gpt, full(new long[] { rows, 1 }, (long)prefix, device: device), Enumerable.Range(0, rows).ToArray(), sampling), rows * n, steps);
-                    Report($"{gptName} cached sampling{(graphs && device.type == DeviceType.CUDA ? " (CUDA graph)" : "")}, {n} tokens × {rows}", rate, "tokens/s", GptFlops(g.Layers, g.Width, layout.CodebookSize, 1 + n / 2));
+                    Report($"{gptName} cached sampling{GraphLabel(graphs)}, {n} tokens × {rows}", rate, "tokens/s", GptFlops(g.Layers, g.Width, layout.CodebookSize, 1 + n / 2));
                 }
                 if (only.Contains("windowed"))
                 {

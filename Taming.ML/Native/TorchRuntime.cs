@@ -27,14 +27,14 @@ public static class TorchRuntime
         if (device.type == DeviceType.CUDA)
         {
             try { torch.InitializeDeviceType(DeviceType.CUDA); }
-            catch (Exception e) { throw new InvalidOperationException($"{CudaHelp} ({FirstSentences(e.Message)})", e); }
+            catch (Exception e) { throw new InvalidOperationException($"{CudaHelp} ({Brief(e.Message)})", e); }
             if (!torch.cuda.is_available()) throw new InvalidOperationException(CudaHelp);
         }
         return device;
     }
 
-    /// <summary>TorchSharp's load errors without the native trace that it appends (empty here).</summary>
-    private static string FirstSentences(string message)
+    /// <summary>A libtorch or TorchSharp error message without the native trace appended to it.</summary>
+    internal static string Brief(string message)
     {
         var first = message.Split('\n')[0];
         int trace = first.IndexOf(" Trace from", StringComparison.Ordinal);

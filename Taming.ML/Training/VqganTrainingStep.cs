@@ -86,7 +86,7 @@ internal sealed class VqganTrainingStep : IDisposable
             return;
         }
         captured = CudaGraph.CaptureAfterWarmUp(() => Iteration(gan), Input.device, // runs the iteration once either way
-            e => log?.Invoke($"The training iteration could not be captured as a CUDA graph ({e.Message.Split('\n')[0]}); it runs eagerly."));
+            e => log?.Invoke($"The training iteration could not be captured as a CUDA graph ({TorchRuntime.Brief(e.Message)}); it runs eagerly."));
         capturedGan = gan;
         graphs = captured is not null;
         if (graphs) log?.Invoke($"The training iteration{(gan ? " with the GAN" : "")} is captured as a CUDA graph.");
