@@ -50,8 +50,7 @@ internal static class Bench
         args.RejectUnknown();
         var device = Native.TorchRuntime.ResolveDevice(deviceName);
         string GraphLabel(bool on) => on && device.type == DeviceType.CUDA ? " (CUDA graph)" : "";
-        var ml = new MLContext(seed: 1);
-        ml.Log += (_, e) => { if (e.Message.Contains("CUDA graph")) Console.WriteLine("  " + e.Message); }; // whether training runs as one
+        var ml = new MLContext(seed: 1).ShowCudaGraphs();
         var images = demo
             ? ml.Data.TakeRows(ml.Data.LoadFromIdx(DataSources.EmbeddedMnistImages, padTo: 32), config.Vqgan.BatchSize * 8)
             : ml.Data.LoadRandomCrops(Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "data", "photos"), "*.jpg"),

@@ -37,7 +37,7 @@ internal static class TokenizerCommands
         bool crops = args.Int("random-crops") is not null;
         if (crops) options.MidAttention = args.Flag("mid-attention"); // fully convolutional by default, so that whole images decode as crops do
 
-        var ml = new MLContext(seed: options.Seed ?? 1);
+        var ml = new MLContext(seed: options.Seed ?? 1).ShowCudaGraphs();
         bool idx = DataSources.IsIdx(images);
         if (idx) options.Channels = 1;
         // Folders of images of any size: resize to the resolution (64 unless given) as an ML.NET stage.

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# End-to-end check of the CUDA path in a few minutes: the tokenizer trained, evaluated and reloaded (float32 and
-# bf16, same steps), a class-conditional prior, sampling (plain and windowed), decoding, a prior fitted on windows of
+# End-to-end check of the CUDA path in a few minutes: the tokenizer's training iteration as a CUDA graph against the
+# same training run eagerly (the same losses, and the speed of both), the tokenizer trained, evaluated and reloaded
+# (float32 and bf16, same steps), a class-conditional prior, sampling (plain and windowed), decoding, a prior fitted on windows of
 # whole-image token grids and its whole canvases, ML.NET vs. raw TorchSharp,
 # windowed modes vs. the reference loop, then the benchmark of the reference's workloads in every precision and
 # cached sampling without CUDA graphs (the eager loop).
 # Usage: cuda-check.sh <output dir> [command that runs the sample app]
 #   default app command: dotnet run --project Taming.ML.Samples -c Release --
 # Each step prints its outcome; a failing step is reported and the others still run.
-# DEVICE (default cuda), PARTS (which parts and in what order, default "bench e2e modes"), PRECISIONS (bench's, one
+# DEVICE (default cuda), PARTS (which parts and in what order, default "graphs bench e2e modes"), PRECISIONS (bench's, one
 # process each, default "float32 tf32 bf16"), STEPS (training steps, default 1500), WINDOWED (the untrained prior of
 # the windowed modes, default --window 16 --layers 24 --width 1024), BENCH (extra bench options, e.g. --only train) and
 # STEP_TIMEOUT (seconds one step may run, default 600) and PERCEPTUAL (the tokenizers' perceptual weight, default 0: a device
@@ -29,10 +30,33 @@ step() {
   if timeout ${STEP_TIMEOUT:-600} "$@"; then echo "== $name: ok ($((SECONDS - start)) s)"; else echo "== $name: FAILED ($((SECONDS - start)) s)"; failed=$((failed + 1)); fi
 }
 
+check() { # a verdict without a timeout: the name, then a command whose status it is
+  local name=$1; shift
+  if "$@"; then echo "== $name: ok"; else echo "== $name: FAILED"; failed=$((failed + 1)); fi
+}
+
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 bench() {
   for p in ${PRECISIONS:-float32 tf32 bf16}; do step "bench $p" $app bench --device $device --precision $p ${BENCH:-}; done
   step "bench sampling without CUDA graphs" $app bench --device $device --precision float32,bf16 ${BENCH:-} --only sample --eager-sampling
+}
+# The L1 reconstruction loss at a step of a train-tokenizer log.
+l1_at() { awk -v s="$2" '$1 == "step" && $2 ~ "^" s "/" { for (i = 3; i < NF; i++) if ($i == "L1") print $(i + 1) }' "$1"; }
+graphs() {
+  # The same 200 steps (the GAN from step 120, so both of the iteration's graphs) replayed and run eagerly: on a GPU the
+  # graph run must say it was captured, and both must reach the same loss (up to cuDNN's nondeterminism), below step 50's.
+  for mode in graph eager; do
+    local flag=""; [ $mode = eager ] && flag=--eager-training
+    step "tokenizer bf16, $mode" sh -c "$app train-tokenizer --images '$mnist' --take 2000 --output '$out/tokenizer-$mode.zip' \
+      --steps 200 --seed 1 --precision bf16 --perceptual-weight 0 --device $device $flag > '$out/train-$mode.txt' 2>&1"
+    grep -E "CUDA graph|step +(50|200)/|rror" "$out/train-$mode.txt"
+  done
+  if [ $device != cpu ]; then check "the iteration was captured (twice)" test "$(grep -c 'is captured as a CUDA graph' "$out/train-graph.txt")" = 2; fi
+  check "graph and eager reach the same loss" awk -v g="$(l1_at "$out/train-graph.txt" 200)" -v e="$(l1_at "$out/train-eager.txt" 200)" \
+    -v g50="$(l1_at "$out/train-graph.txt" 50)" 'BEGIN { d = g - e; if (d < 0) d = -d; exit !(g != "" && e != "" && d <= 0.1 * e && g < g50) }'
+  for flag in "" --eager-training; do
+    step "bench training bf16 ${flag:-(CUDA graph)}" $app bench --device $device --precision bf16 --only train --steps 20 ${BENCH:-} $flag
+  done
 }
 e2e() {
   for p in float32 bf16; do
@@ -55,6 +79,6 @@ e2e() {
 modes() {
   step "windowed modes" $app benchmark-windowed ${WINDOWED:---window 16 --layers 24 --width 1024} --height-tokens 32 --width-tokens 32 --count 4 --repeats 1 --device $device
 }
-for part in ${PARTS:-bench e2e modes}; do $part; done
+for part in ${PARTS:-graphs bench e2e modes}; do $part; done
 echo "cuda-check: $failed step(s) failed"
 exit $((failed > 0))
