@@ -81,11 +81,12 @@ internal static class Bench
             var g = config.Gpt.Clone();
             g.Device = deviceName;
             g.Precision = precision;
+            g.CudaGraphs = trainingGraphs;
             var layout = config.Layout;
             string gptName = $"GPT {g.Layers}×{g.Width}";
             int prefix = layout.Vocabulary - 1; // the last prefix token: the start token or the last class
             if (only.Contains("prior"))
-                Report($"{gptName} training step, batch {g.BatchSize} × {layout.ImageLength} tokens", PriorTrainingRate(ml, g, layout, steps), "tokens/s",
+                Report($"{gptName} training step{GraphLabel(trainingGraphs)}, batch {g.BatchSize} × {layout.ImageLength} tokens", PriorTrainingRate(ml, g, layout, steps), "tokens/s",
                     3 * GptFlops(g.Layers, g.Width, layout.CodebookSize, (layout.BlockSize + 1) / 2));
             if (only.Contains("sample") || only.Contains("windowed"))
             {

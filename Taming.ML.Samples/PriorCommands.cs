@@ -34,10 +34,11 @@ internal static class PriorCommands
         options.Device = args.String("device") ?? options.Device;
         options.Precision = args.Precision() ?? options.Precision;
         options.Window = args.Int("window") ?? options.Window;
+        options.CudaGraphs = !args.Flag("eager-training");
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
         var imageSize = args.String("image-size") is { } size ? ParseSize(size) : ((int, int)?)null;
 
-        var ml = new MLContext(seed: options.Seed ?? 1);
+        var ml = new MLContext(seed: options.Seed ?? 1).ShowCudaGraphs();
         var tokenizerModel = ml.Taming().LoadModel(tokenizerPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(tokenizerModel);
         var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution);

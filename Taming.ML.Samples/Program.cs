@@ -46,7 +46,7 @@ static int Usage(int code, string? problem = null)
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
                                both: [--skip N] [--take N] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
-                               [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda] [--precision p]
+                               [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda] [--precision p] [--eager-training]
                                [--image-size WxH --window N]: images tokenized whole at that size, the prior fitted on N×N windows of their grids
                                (generate then makes whole grids); [--skip N] [--take N] rows
           generate             --tokenizer <zip> --prior <zip> [--label k | --all-labels] [--count N] [--temperature t]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end check of the CUDA path in a few minutes: the tokenizer's training iteration as a CUDA graph against the
-# same training run eagerly (the same losses, and the speed of both), the tokenizer trained, evaluated and reloaded
+# End-to-end check of the CUDA path in a few minutes: the tokenizer's and the prior's training steps as CUDA graphs
+# against the same training run eagerly (the same losses, and the speed of both), the tokenizer trained, evaluated and reloaded
 # (float32 and bf16, same steps), a class-conditional prior, sampling (plain and windowed), decoding, a prior fitted on windows of
 # whole-image token grids and its whole canvases, ML.NET vs. raw TorchSharp,
 # windowed modes vs. the reference loop, then the benchmark of the reference's workloads in every precision and
@@ -40,22 +40,39 @@ bench() {
   for p in ${PRECISIONS:-float32 tf32 bf16}; do step "bench $p" $app bench --device $device --precision $p ${BENCH:-}; done
   step "bench sampling without CUDA graphs" $app bench --device $device --precision float32,bf16 ${BENCH:-} --only sample --eager-sampling
 }
-# The L1 reconstruction loss at a step of a train-tokenizer log.
-l1_at() { awk -v s="$2" '$1 == "step" && $2 ~ "^" s "/" { for (i = 3; i < NF; i++) if ($i == "L1") print $(i + 1) }' "$1"; }
+# The figure after a name (L1, train) on a step's progress line of a log.
+at_step() { awk -v s="$2" -v k="$3" '$1 == "step" && $2 ~ "^" s "/" { for (i = 3; i < NF; i++) if ($i == k) print $(i + 1) }' "$1"; }
+# Whether the graph run's figure at the last step is within 10 % of the eager run's, and below its own at an early step.
+same_loss() { # trainer, key, early step, last step
+  local g=$(at_step "$out/$1-graph.txt" $4 $2) e=$(at_step "$out/$1-eager.txt" $4 $2) early=$(at_step "$out/$1-graph.txt" $3 $2)
+  echo "   $1 $2 at step $4: graph ${g:-?}, eager ${e:-?} (graph at step $3: ${early:-?})"
+  awk -v g="$g" -v e="$e" -v early="$early" 'BEGIN { d = g - e; if (d < 0) d = -d; exit !(g != "" && e != "" && d <= 0.1 * e && g < early) }'
+}
 graphs() {
-  # The same 200 steps (the GAN from step 120, so both of the iteration's graphs) replayed and run eagerly: on a GPU the
-  # graph run must say it was captured, and both must reach the same loss (up to cuDNN's nondeterminism), below step 50's.
+  # The same bf16 training replayed as CUDA graphs and run eagerly: the tokenizer for 200 steps (the GAN from step 120,
+  # so both of its iteration's graphs), then a prior on its tokens for 300. On a GPU the graph runs must say they were
+  # captured, and both runs must reach the same loss (up to cuDNN's and atomic adds' nondeterminism).
+  local mode flag
   for mode in graph eager; do
-    local flag=""; [ $mode = eager ] && flag=--eager-training
+    flag=""; [ $mode = eager ] && flag=--eager-training
     step "tokenizer bf16, $mode" sh -c "$app train-tokenizer --images '$mnist' --take 2000 --output '$out/tokenizer-$mode.zip' \
-      --steps 200 --seed 1 --precision bf16 --perceptual-weight 0 --device $device $flag > '$out/train-$mode.txt' 2>&1"
-    grep -E "CUDA graph|step +(50|200)/|rror" "$out/train-$mode.txt"
+      --steps 200 --seed 1 --precision bf16 --perceptual-weight 0 --device $device $flag > '$out/tokenizer-$mode.txt' 2>&1"
+    grep -E "CUDA graph|rror" "$out/tokenizer-$mode.txt"
   done
-  if [ $device != cpu ]; then check "the iteration was captured (twice)" test "$(grep -c 'is captured as a CUDA graph' "$out/train-graph.txt")" = 2; fi
-  check "graph and eager reach the same loss" awk -v g="$(l1_at "$out/train-graph.txt" 200)" -v e="$(l1_at "$out/train-eager.txt" 200)" \
-    -v g50="$(l1_at "$out/train-graph.txt" 50)" 'BEGIN { d = g - e; if (d < 0) d = -d; exit !(g != "" && e != "" && d <= 0.1 * e && g < g50) }'
+  for mode in graph eager; do # both on the eager run's tokens
+    flag=""; [ $mode = eager ] && flag=--eager-training
+    step "prior bf16, $mode" sh -c "$app train-prior --tokenizer '$out/tokenizer-eager.zip' --images '$mnist' --labels '$labels' \
+      --take 2000 --output '$out/prior-$mode.zip' --steps 300 --seed 1 --precision bf16 --device $device $flag > '$out/prior-$mode.txt' 2>&1"
+    grep -E "CUDA graph|rror" "$out/prior-$mode.txt"
+  done
+  if [ $device != cpu ]; then
+    check "the tokenizer's iteration was captured (twice)" test "$(grep -c 'is captured as a CUDA graph' "$out/tokenizer-graph.txt")" = 2
+    check "the prior's step was captured" test "$(grep -c 'is captured as a CUDA graph' "$out/prior-graph.txt")" = 1
+  fi
+  check "tokenizer: graph and eager reach the same loss" same_loss tokenizer L1 50 200
+  check "prior: graph and eager reach the same loss" same_loss prior train 100 300
   for flag in "" --eager-training; do
-    step "bench training bf16 ${flag:-(CUDA graph)}" $app bench --device $device --precision bf16 --only train --steps 20 ${BENCH:-} $flag
+    step "bench training bf16 ${flag:-(CUDA graphs)}" $app bench --device $device --precision bf16 --only train,prior --steps 20 ${BENCH:-} $flag
   done
 }
 e2e() {

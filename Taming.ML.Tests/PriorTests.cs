@@ -77,6 +77,36 @@ public sealed class PriorTests
     }
 
     [TestMethod]
+    public void TheTrainingStepAddsItsLossAndTrainsAndPKeepCorruptsOnlyTheInputs()
+    {
+        // The step that a GPU captures as a graph, run eagerly here: the batch is read from a fixed buffer and the
+        // loss added to a device sum, so the trainer reads neither per step.
+        random.manual_seed(11);
+        var options = Tiny();
+        var model = new Gpt(options, new PriorLayout(Conditioning.Class, Codes, 2, 3, ClassCount: Classes));
+        model.train();
+        var (decay, noDecay) = model.ParameterGroups();
+        using var optimizer = new FlatAdam(new[] { (decay.AsEnumerable(), 0.0), (noDecay, 0.0) }, beta1: 0.9, beta2: 0.95) { LearningRate = 1e-2 };
+        using var step = new GptTrainingStep(model, optimizer, options, 4, CPU);
+        var sequences = cat(new[] { randint(Classes, new long[] { 4, 1 }) + Codes, randint(Codes, new long[] { 4, 6 }) }, 1);
+        step.Tokens.copy_(sequences);
+        float Nll() { using var _ = no_grad(); return model.ImageTokenNll(sequences).mean().item<float>(); }
+
+        float first = Nll();
+        step.Run();
+        Assert.AreEqual(first, step.LossSum.item<float>(), 1e-5, "the first step's loss");
+        float second = Nll();
+        Assert.IsTrue(second < first, $"loss {first} → {second}: the step did not train");
+        step.Run();
+        Assert.AreEqual(first + second, step.LossSum.item<float>(), 1e-5, "the losses are summed");
+
+        float now = Nll();
+        using var _ = no_grad();
+        Assert.AreEqual(now, GptTrainingStep.Loss(model, sequences, pKeep: 1).item<float>(), 1e-6, "pkeep 1 changed the inputs");
+        Assert.AreNotEqual(now, GptTrainingStep.Loss(model, sequences, pKeep: 0).item<float>(), 1e-3, "pkeep 0 left the inputs as they were");
+    }
+
+    [TestMethod]
     public void TopKOneIsGreedyArgmax()
     {
         random.manual_seed(7);

@@ -74,6 +74,12 @@ public sealed class GptOptions
     /// float32 in every mode; saved with the model.</summary>
     public Precision Precision { get; set; } = Precision.Float32;
 
+    /// <summary>On a GPU, capture the training step once as a CUDA graph and replay it, so that the host's cost per
+    /// libtorch call (a few thousand per step for the 24-layer prior) leaves the loop. Falls back to eager steps where
+    /// libtorch's CUDA graph functions are missing or a capture fails. No effect on a CPU, nor on sampling
+    /// (<see cref="Sampling.SamplingOptions.CudaGraphs"/>). Default true.</summary>
+    public bool CudaGraphs { get; set; } = true;
+
     /// <summary>Rows per forward pass when the fitted prior scores or samples. Default 64.</summary>
     public int InferenceBatchSize { get; set; } = 64;
 

@@ -54,8 +54,9 @@ internal sealed class GptTrainer
         using var optimizer = new FlatAdam(new[] { (decay.AsEnumerable(), o.WeightDecay), (noDecay, 0.0) }, beta1: 0.9, beta2: 0.95,
             computeDtype: Modules.MixedPrecision.ComputeDtype);
         using var computeCopies = Modules.MixedPrecision.Training(optimizer.ComputeCopies); // no per-step weight casts
+        int batchSize = Math.Min(o.BatchSize, train.Count);
         // The training loss is summed on the device and read at reports: a step queues its work without waiting.
-        using var lossSum = zeros(1, device: device);
+        using var iteration = new GptTrainingStep(model, optimizer, o, batchSize, device, log);
 
         var clock = Stopwatch.StartNew();
         int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0;
@@ -70,28 +71,21 @@ internal sealed class GptTrainer
             if (progress >= 1) break;
             optimizer.LearningRate = LearningRateAt(progress, step);
 
-            var batch = new List<long[]>(o.BatchSize);
-            for (int i = 0; i < Math.Min(o.BatchSize, train.Count); i++)
+            var batch = new List<long[]>(batchSize);
+            for (int i = 0; i < batchSize; i++)
             {
                 if (batchStart == train.Count) { Shuffle(train, rng); batchStart = 0; }
                 batch.Add(windows.Draw(train[batchStart++], rng));
             }
-            using (var scope = NewDisposeScope())
-            {
-                var loss = Loss(model, batch, corrupt: o.PKeep < 1);
-                optimizer.ZeroGrad();
-                loss.backward();
-                optimizer.ClipGradNorm(o.GradientClip);
-                optimizer.Step();
-                lossSum.add_(loss.detach());
-                windowSteps++;
-            }
+            using (NewDisposeScope()) iteration.Tokens.copy_(Upload(batch));
+            iteration.Run();
+            windowSteps++;
             step++;
-            tokens += batch.Count * (long)layout.ImageLength;
+            tokens += batchSize * (long)layout.ImageLength;
 
             if (step % o.ProgressInterval == 0 || step == o.Steps)
             {
-                double trainLoss = lossSum.item<float>() / windowSteps;
+                double trainLoss = iteration.LossSum.item<float>() / windowSteps;
                 double validationLoss = validation.Count > 0 ? Evaluate(model, validation) : double.NaN;
                 double tracked = validation.Count > 0 ? validationLoss : trainLoss;
                 if (tracked < best - 1e-4)
@@ -112,7 +106,7 @@ internal sealed class GptTrainer
                 };
                 log?.Invoke(report.ToString());
                 o.Progress?.Invoke(report);
-                lossSum.zero_();
+                iteration.LossSum.zero_();
                 windowSteps = 0;
                 tokens = 0;
                 windowStart = elapsed;
@@ -143,22 +137,9 @@ internal sealed class GptTrainer
         }
     }
 
-    /// <summary>Mean cross-entropy (nats) of the image tokens of <paramref name="batch"/>.</summary>
-    internal Tensor Loss(Gpt model, IReadOnlyList<long[]> batch, bool corrupt)
-    {
-        int p = layout.PrefixLength, n = layout.ImageLength;
-        var ids = Native.TorchRuntime.Upload(tensor(batch.SelectMany(s => s).ToArray(), new long[] { batch.Count, p + n }), device);
-        Tensor? input = null;
-        if (corrupt)
-        {
-            // pkeep: replace a share of the image tokens (never the prefix) by random codes.
-            var image = ids.narrow(1, p, n - 1);
-            var keep = rand(image.shape, device: device) < o.PKeep;
-            var noise = randint(layout.CodebookSize, image.shape, device: device);
-            input = cat(new[] { ids.narrow(1, 0, p), where(keep, image, noise) }, 1);
-        }
-        return model.ImageTokenNll(ids, input).mean();
-    }
+    /// <summary>Sequences of vocabulary ids as one (b, length) tensor on the training device.</summary>
+    private Tensor Upload(IReadOnlyList<long[]> batch) =>
+        Native.TorchRuntime.Upload(tensor(batch.SelectMany(s => s).ToArray(), new long[] { batch.Count, batch[0].Length }), device);
 
     private double Evaluate(Gpt model, List<long[]> validation)
     {
@@ -170,7 +151,7 @@ internal sealed class GptTrainer
             var batch = validation.Skip(start).Take(o.InferenceBatchSize).ToList();
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            sum += Loss(model, batch, corrupt: false).item<float>() * batch.Count;
+            sum += GptTrainingStep.Loss(model, Upload(batch), pKeep: 1).item<float>() * batch.Count;
             count += batch.Count;
         }
         model.train();

@@ -3,7 +3,6 @@ using static TorchSharp.torch;
 using Taming.ML.Losses;
 using Taming.ML.Models;
 using Taming.ML.Modules;
-using Taming.ML.Native;
 
 namespace Taming.ML.Training;
 
@@ -12,10 +11,8 @@ namespace Taming.ML.Training;
 /// and then the discriminator step, reading the batch from <see cref="Input"/> and writing what the trainer reports
 /// and restarts dead codes from into <see cref="Losses"/>, <see cref="Lambda"/>, <see cref="Indices"/> and
 /// <see cref="LookupVectors"/>. Nothing in it reads a host value that changes between iterations (the optimizers keep
-/// their learning rates and step counts on the device), so on a GPU the iteration is captured once as a CUDA graph
-/// and replayed: its thousands of libtorch calls then cost the host one launch, which matters when the device is
-/// fast enough to wait for the host (bf16 on an H100 or H200). Before the discriminator starts and after are two
-/// graphs; capture failures fall back to eager iterations.
+/// their learning rates and step counts on the device), so on a GPU it runs as a CUDA graph (<see cref="CapturedIteration"/>):
+/// before the discriminator starts and after are two graphs.
 /// </summary>
 internal sealed class VqganTrainingStep : IDisposable
 {
@@ -25,10 +22,7 @@ internal sealed class VqganTrainingStep : IDisposable
     private readonly IPerceptualDistance? distance;
     private readonly Tensor lastLayer;
     private readonly VqganOptions o;
-    private readonly Action<string>? log;
-    private bool graphs;
-    private CudaGraph? captured;
-    private bool capturedGan;
+    private readonly CapturedIteration captured;
 
     /// <param name="model">The autoencoder, in training mode.</param>
     /// <param name="discriminator">The discriminator, in training mode.</param>
@@ -43,9 +37,9 @@ internal sealed class VqganTrainingStep : IDisposable
     public VqganTrainingStep(Vqgan model, NLayerDiscriminator discriminator, FlatAdam optAe, FlatAdam optD,
         IPerceptualDistance? distance, Tensor lastLayer, VqganOptions options, long[] batch, Device device, Action<string>? log = null)
     {
-        (this.model, this.discriminator, this.optAe, this.optD, this.distance, this.lastLayer, o, this.log) =
-            (model, discriminator, optAe, optD, distance, lastLayer, options, log);
-        graphs = options.CudaGraphs && device.type == DeviceType.CUDA;
+        (this.model, this.discriminator, this.optAe, this.optD, this.distance, this.lastLayer, o) =
+            (model, discriminator, optAe, optD, distance, lastLayer, options);
+        captured = new CapturedIteration("The training iteration", options.CudaGraphs, device, log);
         int downsampling = options.ChMult.Length - 1;
         long gridHeight = batch[2] >> downsampling, gridWidth = batch[3] >> downsampling;
         Input = model.InLayout(zeros(batch, device: device)).DetachFromDisposeScope();
@@ -71,26 +65,7 @@ internal sealed class VqganTrainingStep : IDisposable
     public Tensor LookupVectors { get; }
 
     /// <summary>Trains on <see cref="Input"/> once, with the GAN terms when <paramref name="gan"/>.</summary>
-    public void Run(bool gan)
-    {
-        if (captured is not null && capturedGan == gan)
-        {
-            captured.Replay();
-            return;
-        }
-        captured?.Dispose(); // the GAN starts: the graph without it is not needed again
-        captured = null;
-        if (!graphs)
-        {
-            Iteration(gan);
-            return;
-        }
-        captured = CudaGraph.CaptureAfterWarmUp(() => Iteration(gan), Input.device, // runs the iteration once either way
-            e => log?.Invoke($"The training iteration could not be captured as a CUDA graph ({TorchRuntime.Brief(e.Message)}); it runs eagerly."));
-        capturedGan = gan;
-        graphs = captured is not null;
-        if (graphs) log?.Invoke($"The training iteration{(gan ? " with the GAN" : "")} is captured as a CUDA graph.");
-    }
+    public void Run(bool gan) => captured.Run(() => Iteration(gan), gan ? " with the GAN" : "");
 
     private void Iteration(bool gan)
     {
@@ -130,7 +105,7 @@ internal sealed class VqganTrainingStep : IDisposable
 
     public void Dispose()
     {
-        captured?.Dispose();
+        captured.Dispose();
         foreach (var t in new[] { Input, Losses, Lambda, Indices, LookupVectors }) t.Dispose();
     }
 }
