@@ -19,6 +19,20 @@ public sealed class TorchRuntimeTests
     }
 
     [TestMethod]
+    public void ATrainingStepRunsEagerlyAndSaysSoWhereCudaGraphsAreUnavailable()
+    {
+        if (CudaGraph.Available) return; // a CUDA build of libtorch: the fallback is for the others
+        var log = new List<string>();
+        var step = new Training.CapturedIteration("The test step", enabled: true, new torch.Device(DeviceType.CUDA), log.Add);
+        int runs = 0;
+        step.Run(() => runs++);
+        step.Run(() => runs++);
+        Assert.AreEqual(2, runs, "the step did not run every time");
+        Assert.AreEqual(1, log.Count, string.Join(" | ", log));
+        StringAssert.StartsWith(log[0], "The test step runs eagerly: libtorch's CUDA graph functions were not found");
+    }
+
+    [TestMethod]
     public void CudnnAutotunerIsOnInsideCudaScopesAndRestoredAfterTheLastOne()
     {
         // The flag lives in libtorch's global context, which CPU builds have too; only the scope's device is CUDA here.

@@ -18,6 +18,10 @@ internal sealed class CudaGraph : IDisposable
 
     private CudaGraph(Functions api, torch.Device device, IntPtr self) => (this.api, this.device, this.self) = (api, device, self);
 
+    /// <summary>Whether captures can be tried: libtorch's CUDA graph functions were found and no capture in this process
+    /// has failed.</summary>
+    public static bool Available => Api.Value is not null;
+
     /// <summary>
     /// Runs <paramref name="step"/> once eagerly (real work, which also initialises libraries and caches), then
     /// captures it without running it, both on a side stream. Null where graphs are unavailable or the capture failed;

@@ -41,6 +41,11 @@ internal sealed class CapturedIteration : IDisposable
         }
         captured?.Dispose(); // a new variant: the previous one's graph is not needed again
         captured = null;
+        if (graphs && !CudaGraph.Available)
+        {
+            log?.Invoke($"{name} runs eagerly: libtorch's CUDA graph functions were not found, or an earlier capture in this process failed.");
+            graphs = false;
+        }
         if (!graphs)
         {
             iteration();
