@@ -118,6 +118,40 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void ADivergingFitThrowsInsteadOfReturningAModelOfNaNs()
+    {
+        var ml = new MLContext(seed: 1);
+        var options = TinyData.Options(steps: 6);
+        (options.LearningRate, options.ProgressInterval) = (1e6, 3);
+        var tokenizer = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8)));
+        AssertMessage(tokenizer, "tokenizer's training diverged", "step 3", "NaN", "VqganOptions.LearningRate");
+        var tokens = Tokenizer().Transform(TinyData.ImageView(8));
+        var prior = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Transforms.FitPrior("Tokens",
+            options: new GptOptions { Layers = 1, Width = 16, Heads = 2, Steps = 6, ProgressInterval = 3, LearningRate = 1e6 }).Fit(tokens));
+        AssertMessage(prior, "prior's training diverged", "step 3", "GptOptions.LearningRate");
+    }
+
+    [TestMethod]
+    public void AFitEndedByItsTimeBudgetReportsItsLastStep()
+    {
+        var ml = new MLContext(seed: 1);
+        var budget = TimeSpan.FromSeconds(1);
+        var tokenizerReports = new List<Training.VqganProgress>();
+        var options = TinyData.Options(steps: 1_000_000);
+        (options.TimeBudget, options.ProgressInterval, options.Progress) = (budget, int.MaxValue, tokenizerReports.Add);
+        ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8));
+        Assert.AreEqual(1, tokenizerReports.Count, "one report, at the last step");
+        Assert.IsTrue(tokenizerReports[0].Step > 0 && tokenizerReports[0].Elapsed >= budget, $"step {tokenizerReports[0].Step} at {tokenizerReports[0].Elapsed}");
+        var priorReports = new List<Training.PriorProgress>();
+        ml.Transforms.FitPrior("Tokens", options: new GptOptions
+        {
+            Layers = 1, Width = 16, Heads = 2, Steps = 1_000_000, TimeBudget = budget, ProgressInterval = int.MaxValue, Progress = priorReports.Add,
+        }).Fit(Tokenizer().Transform(TinyData.ImageView(8)));
+        Assert.AreEqual(1, priorReports.Count, "one report, at the last step");
+        Assert.IsTrue(priorReports[0].Step > 0 && double.IsFinite(priorReports[0].TrainLoss), $"step {priorReports[0].Step}, loss {priorReports[0].TrainLoss}");
+    }
+
+    [TestMethod]
     public void EmptyDataIsRefused()
     {
         var ml = new MLContext();

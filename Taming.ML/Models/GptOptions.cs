@@ -86,7 +86,7 @@ public sealed class GptOptions
     /// <summary>Steps between progress reports (and validation). Default 100.</summary>
     public int ProgressInterval { get; set; } = 100;
 
-    /// <summary>Called at every report; <see cref="Training.PriorProgress.RequestStop"/> ends training early.</summary>
+    /// <summary>Called every <see cref="ProgressInterval"/> steps and at the last step; <see cref="Training.PriorProgress.RequestStop"/> ends training early.</summary>
     [JsonIgnore] public Action<Training.PriorProgress>? Progress { get; set; }
 
     /// <summary>Cancels training (an <see cref="OperationCanceledException"/> is thrown).</summary>

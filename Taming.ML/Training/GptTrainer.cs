@@ -67,7 +67,7 @@ internal sealed class GptTrainer
         while (step < o.Steps)
         {
             o.CancellationToken.ThrowIfCancellationRequested();
-            double progress = Math.Max((double)step / o.Steps, o.TimeBudget is { } budget ? clock.Elapsed / budget : 0);
+            double progress = TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed);
             if (progress >= 1) break;
             optimizer.LearningRate = LearningRateAt(progress, step);
 
@@ -83,10 +83,14 @@ internal sealed class GptTrainer
             step++;
             tokens += batchSize * (long)layout.ImageLength;
 
-            if (step % o.ProgressInterval == 0 || step == o.Steps)
+            // The last step reports too when the time budget ends the fit, so that its losses are shown and checked.
+            bool last = TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed) >= 1;
+            if (step % o.ProgressInterval == 0 || last)
             {
                 double trainLoss = iteration.LossSum.item<float>() / windowSteps;
                 double validationLoss = validation.Count > 0 ? Evaluate(model, validation) : double.NaN;
+                Divergence.Check("The prior's training", step, nameof(GptOptions), o.LearningRate, ("training loss", trainLoss),
+                    ("validation loss", validation.Count > 0 ? validationLoss : 0));
                 double tracked = validation.Count > 0 ? validationLoss : trainLoss;
                 if (tracked < best - 1e-4)
                 {
@@ -96,13 +100,11 @@ internal sealed class GptTrainer
                 }
                 else reportsWithoutGain++;
                 var elapsed = clock.Elapsed;
-                double perStep = elapsed.TotalSeconds / step;
-                double left = Math.Min(perStep * (o.Steps - step), o.TimeBudget is { } b ? Math.Max(0, (b - elapsed).TotalSeconds) : double.MaxValue);
                 var report = new PriorProgress
                 {
                     Step = step, TotalSteps = o.Steps, TrainLoss = trainLoss, ValidationLoss = validationLoss,
                     BitsPerToken = tracked / Math.Log(2), TokensPerSecond = tokens / Math.Max(1e-9, (elapsed - windowStart).TotalSeconds),
-                    Elapsed = elapsed, Eta = TimeSpan.FromSeconds(left),
+                    Elapsed = elapsed, Eta = TimeBudget.Eta(step, o.Steps, o.TimeBudget, elapsed),
                 };
                 log?.Invoke(report.ToString());
                 o.Progress?.Invoke(report);

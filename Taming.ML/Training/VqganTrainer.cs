@@ -66,8 +66,7 @@ internal sealed class VqganTrainer
         while (step < o.Steps)
         {
             o.CancellationToken.ThrowIfCancellationRequested();
-            double progress = Math.Max((double)step / o.Steps,
-                o.TimeBudget is { } budget ? clock.Elapsed / budget : 0);
+            double progress = TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed);
             if (progress >= 1) break;
             optAe.LearningRate = optD.LearningRate = LearningRateAt(progress, step);
             bool gan = o.DiscStart switch { null => progress >= 0.6, < 0 => false, var start => step >= start };
@@ -84,11 +83,15 @@ internal sealed class VqganTrainer
             }
             window.Add(batchSize, iteration.Losses, gan ? iteration.Lambda : null);
 
-            bool last = step >= o.Steps;
+            // The last step reports too when the time budget ends the fit, so that its losses are shown and checked.
+            bool last = TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed) >= 1;
             if (step % o.ProgressInterval == 0 || last)
             {
                 var report = window.Report(step, o, usage, clock.Elapsed);
                 log?.Invoke(report.ToString());
+                Divergence.Check("The tokenizer's training", step, nameof(VqganOptions), o.LearningRate,
+                    ("L1 reconstruction loss", report.ReconstructionLoss), ("quantizer loss", report.QuantizerLoss),
+                    ("generator loss", report.GeneratorLoss), ("discriminator loss", report.DiscriminatorLoss), ("λ", report.Lambda));
                 o.Progress?.Invoke(report);
                 if (report.StopRequested) break;
             }
@@ -150,15 +153,12 @@ internal sealed class VqganTrainer
             var (use, ppl) = usage.TakeWindow();
             var mean = sums.cpu().data<float>().Select(v => v / (double)Math.Max(1, steps)).ToArray();
             double seconds = Math.Max(1e-9, (elapsed - start).TotalSeconds);
-            double perStep = elapsed.TotalSeconds / Math.Max(1, step);
-            double leftBySteps = perStep * (o.Steps - step);
-            double leftByBudget = o.TimeBudget is { } b ? Math.Max(0, (b - elapsed).TotalSeconds) : double.MaxValue;
             var report = new VqganProgress
             {
                 Step = step, TotalSteps = o.Steps,
                 ReconstructionLoss = mean[0], QuantizerLoss = mean[1], GeneratorLoss = mean[2], DiscriminatorLoss = mean[3],
                 Lambda = lambda.cpu().item<float>(), CodebookUsage = use, Perplexity = ppl, ImagesPerSecond = images / seconds,
-                Elapsed = elapsed, Eta = TimeSpan.FromSeconds(Math.Min(leftBySteps, leftByBudget)),
+                Elapsed = elapsed, Eta = TimeBudget.Eta(step, o.Steps, o.TimeBudget, elapsed),
             };
             sums.zero_();
             steps = images = 0;
