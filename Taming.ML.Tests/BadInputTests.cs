@@ -152,6 +152,49 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void TokensOfAnotherTokenizerWithAsManyCodesAreRefusedByThePriorAndTheDecoder()
+    {
+        var ml = new MLContext(seed: 1);
+        var images = TinyData.ImageView(8);
+        var other = TinyData.Options(steps: 2);
+        other.Seed = 4; // the same shape and codebook size, another codebook
+        var otherTokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", other).Fit(images);
+        var tokens = Tokenizer().Transform(images);
+        var prior = ml.Transforms.FitPrior("Tokens", "Label", options: new GptOptions { Layers = 1, Width = 16, Heads = 2, Steps = 2 }).Fit(tokens);
+        Assert.IsNotNull(prior.Layout.Codebook, "the prior remembers the codebook of the tokens it was fitted on");
+
+        // Scoring tokens of the other tokenizer, and decoding generated tokens with it, are refused by name.
+        var score = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => prior.Transform(otherTokenizer.Transform(images)));
+        AssertMessage(score, "'Tokens'", "codebook", "the prior was fitted on");
+        var labels = ml.Data.TakeRows(images, 2);
+        var generate = ml.Transforms.GenerateTokens("Generated", prior);
+        var decode = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            generate.Append(ml.Transforms.DecodeTokens("Decoded", "Generated", otherTokenizer)).Fit(labels).Transform(labels));
+        AssertMessage(decode, "'Generated'", "codebook", "this decoder's tokenizer");
+
+        // The same tokenizer, the prior and the generator after a save and load, pass.
+        string priorPath = Path.Combine(Temp, "codebook-prior.zip"), tokenizerPath = Path.Combine(Temp, "codebook-tokenizer.zip");
+        ml.Model.Save(prior, tokens.Schema, priorPath);
+        ml.Model.Save(Tokenizer(), images.Schema, tokenizerPath);
+        var fresh = new MLContext(seed: 1);
+        var loadedPrior = (PriorTransformer)fresh.Model.Load(priorPath, out _);
+        var loadedTokenizer = (VqganTokenizerTransformer)fresh.Model.Load(tokenizerPath, out _);
+        Assert.AreEqual(prior.Layout, loadedPrior.Layout);
+        var decoded = fresh.Transforms.GenerateTokens("Generated", loadedPrior)
+            .Append(fresh.Transforms.DecodeTokens("Decoded", "Generated", loadedTokenizer)).Fit(labels).Transform(labels);
+        Assert.AreEqual(2, decoded.GetColumn<Microsoft.ML.Data.MLImage>("Decoded").Count());
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => loadedPrior.Transform(otherTokenizer.Transform(images)));
+
+        // An image-conditioned prior checks its condition tokens too (the annotation survives ML.NET's CopyColumns).
+        var conditions = ml.Transforms.TokenizeImages("Condition", "Image", other).Fit(images).Transform(tokens);
+        var conditional = ml.Transforms.FitPrior("Tokens", conditionColumnName: "Condition", options: new GptOptions { Layers = 1, Width = 16, Heads = 2, Steps = 2 }).Fit(conditions);
+        var wrongConditions = ml.Transforms.CopyColumns("Condition", "Tokens").Fit(tokens).Transform(tokens);
+        var condition = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.GenerateTokens("Generated", conditional).Fit(wrongConditions).Transform(wrongConditions));
+        AssertMessage(condition, "'Condition'", "condition tokens of");
+        Assert.AreEqual(8, ml.Transforms.GenerateTokens("Generated", conditional).Fit(conditions).Transform(conditions).GetColumn<VBuffer<uint>>("Generated").Count());
+    }
+
+    [TestMethod]
     public void EmptyDataIsRefused()
     {
         var ml = new MLContext();

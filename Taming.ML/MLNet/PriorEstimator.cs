@@ -64,7 +64,18 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         return new PriorTransformer(env, model, device, scoreColumnName, tokenColumnName, labelColumnName, conditionColumnName);
     }
 
+    /// <summary>The layout of the rows, with the codebooks that their token columns name.</summary>
     private PriorLayout Layout(IDataView input)
+    {
+        var layout = ShapeOf(input);
+        return layout with
+        {
+            Codebook = TokenColumns.CodebookOf(input.Schema[tokenColumnName]),
+            ConditionCodebook = conditionColumnName is null ? null : TokenColumns.CodebookOf(input.Schema[conditionColumnName]),
+        };
+    }
+
+    private PriorLayout ShapeOf(IDataView input)
     {
         var tokens = input.Schema.GetColumnOrNull(tokenColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(input), $"Input column '{tokenColumnName}' not found in the data.");

@@ -30,6 +30,8 @@ internal sealed class PriorInputs
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' holds {h * w} tokens per row; the prior models {layout.GridHeight}×{layout.GridWidth} = {layout.ImageLength}.");
             if (count is { } k && k != layout.CodebookSize)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' has {k} codes; the prior was fitted on {layout.CodebookSize}.");
+            TokenColumns.CheckCodebook(c, layout.Codebook, "the prior was fitted on tokens of",
+                "Tokenize with the tokenizer the prior was fitted on, or fit the prior on this tokenizer's tokens.");
             columns.Add(c);
         }
         if (layout.Conditioning == Conditioning.Class)
@@ -48,6 +50,8 @@ internal sealed class PriorInputs
                     (expectedCondition == layout.PrefixLength ? " (the prior's condition grid)." : " (the condition canvas must match the output canvas)."));
             if (count is { } k && k != layout.ConditionCodebookSize)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' has {k} codes; the prior was fitted on {layout.ConditionCodebookSize}.");
+            TokenColumns.CheckCodebook(c, layout.ConditionCodebook, "the prior was fitted on condition tokens of",
+                "Tokenize the conditions with the condition tokenizer the prior was fitted on, or fit the prior on this tokenizer's tokens.");
             columns.Add(c);
         }
         return columns;

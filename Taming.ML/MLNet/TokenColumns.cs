@@ -9,6 +9,44 @@ namespace Taming.ML.MLNet;
 /// </summary>
 internal static class TokenColumns
 {
+    /// <summary>
+    /// The annotation (text) on token columns that names the codebook their ids index (the tokenizer's codebook
+    /// fingerprint). A tokenizer writes it, a prior remembers it and writes it on the tokens it generates, and a
+    /// prior or a decoder given tokens of another codebook of the same size refuses them instead of answering nonsense.
+    /// Columns without it (tokens that left the pipeline, Int32 ids, earlier models) are not checked.
+    /// </summary>
+    public const string CodebookAnnotation = "TamingCodebook";
+
+    /// <summary>The annotations of a token column of codebook <paramref name="codebook"/> (none where it is unknown).</summary>
+    public static DataViewSchema.Annotations? Annotations(string? codebook)
+    {
+        if (codebook is null) return null;
+        var builder = new DataViewSchema.Annotations.Builder();
+        builder.Add(CodebookAnnotation, TextDataViewType.Instance, (ref ReadOnlyMemory<char> value) => value = codebook.AsMemory());
+        return builder.ToAnnotations();
+    }
+
+    /// <summary>The codebook a token column's ids index, where the column says.</summary>
+    public static string? CodebookOf(DataViewSchema.Column column)
+    {
+        if (column.Annotations.Schema.GetColumnOrNull(CodebookAnnotation) is not { Type: TextDataViewType }) return null;
+        var value = default(ReadOnlyMemory<char>);
+        column.Annotations.GetValue(CodebookAnnotation, ref value);
+        return value.ToString();
+    }
+
+    /// <summary>Refuses a token column whose ids index another codebook than <paramref name="expected"/>, where both are known.</summary>
+    /// <param name="column">The token column.</param>
+    /// <param name="expected">The codebook the reader's tokens index.</param>
+    /// <param name="reader">Who reads the tokens, and whose codebook that is ("this decoder's tokenizer has").</param>
+    /// <param name="remedy">What to do about it.</param>
+    public static void CheckCodebook(DataViewSchema.Column column, string? expected, string reader, string remedy)
+    {
+        if (expected is null || CodebookOf(column) is not { } actual || actual == expected) return;
+        throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' holds tokens of codebook {actual}, but {reader} " +
+            $"codebook {expected}: token ids only mean something to the tokenizer that made them. {remedy}");
+    }
+
     /// <summary>Codebook size (key count) and grid shape of a token column; null key count for Int32 vectors.</summary>
     public static (int? KeyCount, int Height, int Width) Inspect(DataViewSchema.Column column)
     {

@@ -68,6 +68,8 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
             if (keyCount is { } k && k != parent.Model.Options.CodebookSize)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{column.Name}' holds keys of {k} codes; this tokenizer's " +
                     $"codebook has {parent.Model.Options.CodebookSize} (tokens of another tokenizer?).");
+            TokenColumns.CheckCodebook(column, parent.Model.Quantizer.Fingerprint(), "this decoder's tokenizer has",
+                "Decode with the tokenizer that made the tokens (for generated tokens: the one the prior was fitted on).");
             int side = parent.Model.Options.TokenGridSide;
             if (Height < side || Width < side)
                 throw new ArgumentOutOfRangeException(nameof(schema),

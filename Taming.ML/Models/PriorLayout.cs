@@ -15,11 +15,13 @@ public enum Conditioning
 /// The sequence the prior models: a prefix (start token, class token, or condition tokens) followed by the
 /// image tokens in raster order. One vocabulary holds the image codes [0, K) and, after them, the prefix
 /// tokens; the output layer predicts image codes only. A prior fitted on windows of larger grids models a
-/// window-sized grid and remembers the training grids' size as its canvas (0: the grid itself).
+/// window-sized grid and remembers the training grids' size as its canvas (0: the grid itself). Codebook and
+/// ConditionCodebook name the tokenizers' codebooks (fingerprints) that the image and condition tokens came from,
+/// where the token columns said so (null: unknown); tokens of another codebook are refused.
 /// </summary>
 public sealed record PriorLayout(Conditioning Conditioning, int CodebookSize, int GridHeight, int GridWidth,
     int ClassCount = 0, int ConditionCodebookSize = 0, int ConditionHeight = 0, int ConditionWidth = 0,
-    int CanvasHeight = 0, int CanvasWidth = 0)
+    int CanvasHeight = 0, int CanvasWidth = 0, string? Codebook = null, string? ConditionCodebook = null)
 {
     /// <summary>The token grid the prior generates and scores by default: the grids it was fitted on, which the sliding
     /// window covers when they are larger than the modelled grid.</summary>

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -31,6 +33,15 @@ internal sealed class VectorQuantizer : Module<Tensor, QuantizerOutput>
     }
 
     public long CodebookSize => embedding.weight!.shape[0];
+
+    /// <summary>A short hash of the code vectors (16 hex digits): the same for a tokenizer and its saved copies, and
+    /// different for any other codebook, so that token columns can say which codebook their ids index.</summary>
+    public string Fingerprint()
+    {
+        using var scope = NewDisposeScope();
+        var vectors = embedding.weight!.detach().to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+        return Convert.ToHexString(SHA256.HashData(MemoryMarshal.AsBytes(vectors.AsSpan())), 0, 8).ToLowerInvariant();
+    }
 
     /// <summary>The codebook as used for lookup (normalised when cosine lookup is on).</summary>
     public Tensor Codebook => l2Normalize ? functional.normalize(embedding.weight!, dim: 1) : embedding.weight!;
