@@ -195,6 +195,42 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void OptionsThatWouldTrainTowardsNonsenseAreNamed()
+    {
+        var tokenizer = new (Action<VqganOptions> Set, string Name)[]
+        {
+            (o => o.DiscWeight = -1, "DiscWeight"), (o => o.PerceptualWeight = double.NaN, "PerceptualWeight"),
+            (o => o.CodebookWeight = double.PositiveInfinity, "CodebookWeight"), (o => o.Beta = double.NaN, "Beta"),
+            (o => o.AdaptiveWeightDelta = 0, "AdaptiveWeightDelta"), (o => o.Dropout = 1, "Dropout"),
+            (o => o.DeadCodeRestartSteps = -1, "DeadCodeRestartSteps"), (o => o.DiscChannels = 0, "DiscChannels"),
+            (o => o.ProgressInterval = 0, "ProgressInterval"),
+        };
+        TinyData.Options().Validate();
+        foreach (var (set, name) in tokenizer)
+        {
+            var options = TinyData.Options();
+            set(options);
+            AssertMessage(Assert.ThrowsExactly<ArgumentException>(options.Validate, name), $"VqganOptions.{name}:");
+        }
+        var prior = new (Action<GptOptions> Set, string Name)[]
+        {
+            (o => o.GradientClip = 0, "GradientClip"), (o => o.GradientClip = double.NaN, "GradientClip"),
+            (o => o.WeightDecay = double.PositiveInfinity, "WeightDecay"), (o => o.EarlyStoppingPatience = -1, "EarlyStoppingPatience"),
+        };
+        var unknownDevice = TinyData.Options(steps: 1);
+        unknownDevice.Device = "gpu";
+        AssertMessage(Assert.ThrowsExactly<ArgumentException>(() => new MLContext().Transforms.TokenizeImages("Tokens", "Image", unknownDevice).Fit(TinyData.ImageView(4))),
+            "Device 'gpu'", "\"cuda\"");
+        new GptOptions { GradientClip = double.PositiveInfinity }.Validate();
+        foreach (var (set, name) in prior)
+        {
+            var options = new GptOptions();
+            set(options);
+            AssertMessage(Assert.ThrowsExactly<ArgumentException>(options.Validate, name), $"GptOptions.{name}:");
+        }
+    }
+
+    [TestMethod]
     public void EmptyDataIsRefused()
     {
         var ml = new MLContext();

@@ -45,7 +45,7 @@ public sealed class GptOptions
     /// <summary>AdamW weight decay, applied to Linear weights only. Default 0.01.</summary>
     public double WeightDecay { get; set; } = 0.01;
 
-    /// <summary>Gradient-norm clipping threshold. Default 1.</summary>
+    /// <summary>Gradient-norm clipping threshold (<see cref="double.PositiveInfinity"/>: no clipping). Default 1.</summary>
     public double GradientClip { get; set; } = 1.0;
 
     /// <summary>Probability of keeping each input image token; the rest are replaced by random codes
@@ -107,7 +107,9 @@ public sealed class GptOptions
         Require(Steps > 0, nameof(Steps), "must be positive.");
         Require(BatchSize > 0, nameof(BatchSize), "must be positive.");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");
-        Require(WeightDecay >= 0, nameof(WeightDecay), "must be non-negative.");
+        Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), "must be a non-negative number.");
+        Require(GradientClip > 0, nameof(GradientClip), "must be a positive norm (PositiveInfinity: no clipping).");
+        Require(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), "must be 0 (no early stopping) or positive.");
         Require(PKeep is > 0 and <= 1, nameof(PKeep), "must be in (0, 1].");
         Require(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1).");
         Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");

@@ -197,10 +197,19 @@ public sealed class VqganOptions
         Require(ZChannels > 0, nameof(ZChannels), "must be positive.");
         Require(EmbedDim > 0, nameof(EmbedDim), "must be positive.");
         Require(CodebookSize >= 2, nameof(CodebookSize), "must be at least 2.");
-        Require(Beta >= 0, nameof(Beta), "must be non-negative.");
+        Require(Dropout is >= 0 and < 1, nameof(Dropout), "must be in [0, 1).");
+        Require(Beta >= 0 && double.IsFinite(Beta), nameof(Beta), "must be a non-negative number.");
+        Require(DeadCodeRestartSteps >= 0, nameof(DeadCodeRestartSteps), "must be 0 (no restarts) or positive.");
+        // A negative or non-finite loss weight trains towards nonsense (a negative GAN weight helps the discriminator).
+        Require(CodebookWeight >= 0 && double.IsFinite(CodebookWeight), nameof(CodebookWeight), "must be a non-negative number.");
+        Require(PerceptualWeight >= 0 && double.IsFinite(PerceptualWeight), nameof(PerceptualWeight), "must be a non-negative number (0 leaves the term out).");
+        Require(DiscWeight >= 0 && double.IsFinite(DiscWeight), nameof(DiscWeight), "must be a non-negative number (0 leaves the GAN out).");
+        Require(AdaptiveWeightDelta > 0 && double.IsFinite(AdaptiveWeightDelta), nameof(AdaptiveWeightDelta), "must be a positive number.");
+        Require(DiscChannels > 0, nameof(DiscChannels), "must be positive.");
         Require(Steps > 0, nameof(Steps), "must be positive.");
         Require(BatchSize > 0, nameof(BatchSize), "must be positive.");
         Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");
+        Require(ProgressInterval > 0, nameof(ProgressInterval), "must be positive.");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");
         Require(DiscLayers >= 1, nameof(DiscLayers), "must be at least 1.");
         Require(Enum.IsDefined(Precision), nameof(Precision), $"unknown value {(int)Precision}.");

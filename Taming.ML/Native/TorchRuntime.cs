@@ -23,12 +23,20 @@ public static class TorchRuntime
     public static torch.Device ResolveDevice(string? name)
     {
         EnsureLoaded();
-        var device = string.IsNullOrWhiteSpace(name) ? torch.CPU : new torch.Device(name);
+        torch.Device device;
+        try { device = string.IsNullOrWhiteSpace(name) ? torch.CPU : new torch.Device(name); }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"Device '{name}' is not a device name: use \"cpu\", \"cuda\" or \"cuda:N\".", "Device", e);
+        }
         if (device.type == DeviceType.CUDA)
         {
             try { torch.InitializeDeviceType(DeviceType.CUDA); }
             catch (Exception e) { throw new InvalidOperationException($"{CudaHelp} ({Brief(e.Message)})", e); }
             if (!torch.cuda.is_available()) throw new InvalidOperationException(CudaHelp);
+            int count = torch.cuda.device_count();
+            if (device.index >= count)
+                throw new ArgumentException($"Device '{name}': this machine has {count} CUDA device{(count == 1 ? "" : "s")} (cuda:0 … cuda:{count - 1}).", "Device");
         }
         return device;
     }
