@@ -30,6 +30,7 @@ internal static class PriorCommands
         options.Heads = args.Int("heads") ?? options.Heads;
         options.Width = args.Int("width") ?? options.Width;
         options.Steps = args.Int("steps") ?? options.Steps;
+        options.LearningRate = args.Double("learning-rate") ?? options.LearningRate;
         options.Seed = args.Int("seed");
         options.Device = args.String("device") ?? options.Device;
         options.Precision = args.Precision() ?? options.Precision;

@@ -41,12 +41,12 @@ static int Usage(int code, string? problem = null)
                                [--output-dir out/photos] [--minutes M per model] [--window-mode exact|strided|reference] [--top-k k]
                                [--temperature t] [--reuse: sample again with the saved models] [--device cpu|cuda] [--precision p]
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
-                               [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--seed S] [--minutes M]
+                               [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--learning-rate r] [--seed S] [--minutes M]
                                [--perceptual-weight w] [--disc-weight w] [--device cpu|cuda] [--precision p] [--eager-training]
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
                                both: [--skip N] [--take N] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
-                               [--layers L] [--heads H] [--width W] [--steps N] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda] [--precision p] [--eager-training]
+                               [--layers L] [--heads H] [--width W] [--steps N] [--learning-rate r] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda] [--precision p] [--eager-training]
                                [--image-size WxH --window N]: images tokenized whole at that size, the prior fitted on N×N windows of their grids
                                (generate then makes whole grids); [--skip N] [--take N] rows
           generate             --tokenizer <zip> --prior <zip> [--label k | --all-labels] [--count N] [--temperature t]

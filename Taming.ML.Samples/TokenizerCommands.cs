@@ -32,6 +32,7 @@ internal static class TokenizerCommands
             Progress = p => Console.WriteLine("  " + p),
         };
         options.DiscWeight = args.Double("disc-weight") ?? options.DiscWeight;
+        options.LearningRate = args.Double("learning-rate") ?? options.LearningRate;
         options.PerceptualWeight = args.Double("perceptual-weight") ?? options.PerceptualWeight;
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
         bool crops = args.Int("random-crops") is not null;
