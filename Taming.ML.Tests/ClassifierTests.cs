@@ -32,6 +32,8 @@ public sealed class ClassifierTests
         Assert.AreEqual(2, classifier.ClassCount);
         var metrics = ml.Taming().EvaluateClassification(data, classifier);
         Assert.IsTrue(metrics.Accuracy > 0.95, metrics.ToString());
+        var empty = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Taming().EvaluateClassification(ml.Data.SkipRows(data, 64), classifier));
+        StringAssert.Contains(empty.Message, "empty");
     }
 
     [TestMethod]

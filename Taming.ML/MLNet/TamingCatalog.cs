@@ -213,6 +213,7 @@ public sealed class TamingCatalog
         string labelColumnName = "Label")
     {
         var (images, labels) = ImageClassifier.Read(data, imageColumnName, labelColumnName, classifier.Channels, classifier.Resolution);
+        if (labels.Count == 0) throw new InvalidOperationException("The evaluation data is empty.");
         if (labels.Any(l => l >= classifier.ClassCount))
             throw new InvalidDataException($"Column '{labelColumnName}' holds classes the classifier does not know (it has {classifier.ClassCount}).");
         return ClassificationMetrics.From(labels, classifier.Predict(images), classifier.ClassCount);
