@@ -1,9 +1,5 @@
 using System.IO.Compression;
-using Microsoft.ML;
-using Microsoft.ML.Data;
 using Taming.ML.Data;
-using Taming.ML.MLNet;
-using Taming.ML.Models;
 
 namespace Taming.ML.Tests;
 

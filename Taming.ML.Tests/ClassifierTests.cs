@@ -1,7 +1,5 @@
-using Microsoft.ML;
 using Taming.ML.Data;
 using Taming.ML.Evaluation;
-using Taming.ML.MLNet;
 
 namespace Taming.ML.Tests;
 

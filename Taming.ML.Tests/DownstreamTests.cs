@@ -1,8 +1,4 @@
-using Microsoft.ML;
-using Microsoft.ML.Data;
 using Taming.ML.Data;
-using Taming.ML.MLNet;
-using Taming.ML.Models;
 
 namespace Taming.ML.Tests;
 

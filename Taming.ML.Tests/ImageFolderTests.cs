@@ -1,8 +1,5 @@
-using Microsoft.ML;
-using Microsoft.ML.Data;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
-using Taming.ML.MLNet;
 
 namespace Taming.ML.Tests;
 

@@ -1,5 +1,4 @@
 using Taming.ML.Losses;
-using Taming.ML.Models;
 using Taming.ML.Modules;
 using Taming.ML.Training;
 using TorchSharp;

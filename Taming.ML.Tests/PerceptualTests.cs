@@ -1,7 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Taming.ML.Evaluation;
-using Taming.ML.MLNet;
 using Taming.ML.Perceptual;
 using static TorchSharp.torch;
 

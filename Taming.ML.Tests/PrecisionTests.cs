@@ -1,7 +1,3 @@
-using Microsoft.ML;
-using Microsoft.ML.Data;
-using Taming.ML.MLNet;
-using Taming.ML.Models;
 using Taming.ML.Modules;
 using Taming.ML.Sampling;
 using Taming.ML.Training;

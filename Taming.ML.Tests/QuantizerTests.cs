@@ -1,6 +1,4 @@
-using Taming.ML.MLNet;
 using Taming.ML.Modules;
-using Taming.ML.Models;
 using Taming.ML.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,10 +1,6 @@
-using Microsoft.ML;
-using Microsoft.ML.Data;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using Taming.ML.Data;
-using Taming.ML.MLNet;
-using Taming.ML.Models;
 using Taming.ML.Sampling;
 
 namespace Taming.ML.Tests;

@@ -1,6 +1,3 @@
-using Microsoft.ML;
-using Microsoft.ML.Data;
-using Taming.ML.MLNet;
 using Taming.ML.Training;
 
 namespace Taming.ML.Tests;

@@ -1,4 +1,3 @@
-using Taming.ML.Models;
 using Taming.ML.Sampling;
 using static TorchSharp.torch;
 
