@@ -1,3 +1,4 @@
+using Taming.ML.Data;
 using Taming.ML.Training;
 
 namespace Taming.ML.Tests;
@@ -154,6 +155,20 @@ public sealed class TokenizerTests
         Assert.AreEqual((12, 20), (type.Height, type.Width)); // 6×10 tokens, 2 pixels per token
         var image = images.GetColumn<MLImage>(images.Schema["Image"]).First();
         Assert.AreEqual((20, 12), (image.Width, image.Height));
+
+        // Larger images decode in proportionally fewer rows per batch (here one: 7 rows of 8×8 pixels hold fewer
+        // pixels than two 12×20 images), so that a batch's memory stays that of the trained size; rows decode as in one batch.
+        Assert.AreEqual(1, tokenizer.Model.Options.InferenceRows(12, 20));
+        Assert.AreEqual(7, tokenizer.Model.Options.InferenceRows(8, 8));
+        var three = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 3).Select(r => new WideTokens
+            { Tokens = Enumerable.Range(0, 60).Select(i => (uint)((i * (r + 1)) % 16) + 1).ToArray() }));
+        var decoded = ImagePixels.ReadColumns(ml.Transforms.DecodeTokens("Image", "Tokens", tokenizer).Fit(three).Transform(three), 1, "Image")
+            .SelectMany(row => row[0]).ToArray();
+        using var ids = TorchSharp.torch.tensor(three.GetColumn<uint[]>("Tokens").SelectMany(t => t).Select(t => (long)t - 1).ToArray(), new long[] { 3, 6, 10 });
+        using var together = PixelScale.ToBytes(tokenizer.Model.DecodeTokens(ids));
+        var expected = together.data<byte>().ToArray();
+        Assert.AreEqual(expected.Length, decoded.Length);
+        Assert.IsTrue(expected.Zip(decoded).All(p => Math.Abs(p.First - p.Second) <= 1));
     }
 
     private sealed class WideTokens

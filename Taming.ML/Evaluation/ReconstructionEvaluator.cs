@@ -22,7 +22,7 @@ internal static class ReconstructionEvaluator
         var o = tokenizer.Model.Options;
         var column = ImageColumnReader.Find(data.Schema, imageColumnName);
         var (h, w) = tokenizer.ImageSizeOf(column); // the trained resolution, or whole images' own size
-        int pixelsPerImage = o.Channels * h * w, batch = tokenizer.BatchRows((h, w));
+        int pixelsPerImage = o.Channels * h * w, batch = o.InferenceRows(h, w);
         var counts = new long[o.CodebookSize];
         double psnr = 0, ssim = 0, l1 = 0;
         int n = 0;

@@ -76,18 +76,21 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
                     $"Column '{column.Name}' holds {Height}×{Width} tokens per row; this VQGAN decodes grids of at least {side}×{side} " +
                     "(give the vector [height, width] dimensions for other shapes).");
             int f = parent.Model.Options.Resolution / side; // the decoder upsamples each token to f×f pixels
+            (PixelHeight, PixelWidth) = (Height * f, Width * f);
             InputColumns = new[] { column };
-            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, new ImageDataViewType(Height * f, Width * f)) };
+            OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, new ImageDataViewType(PixelHeight, PixelWidth)) };
         }
 
-        /// <summary>The token grid's shape.</summary>
+        /// <summary>The token grid's shape, and the decoded images'.</summary>
         public int Height { get; }
         public int Width { get; }
+        public int PixelHeight { get; }
+        public int PixelWidth { get; }
 
         public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
         public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
-        public int BatchSize => parent.Model.Options.InferenceBatchSize;
-        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], capacity, Height, Width);
+        public int BatchSize => parent.Model.Options.InferenceRows(PixelHeight, PixelWidth);
+        public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], capacity, this);
     }
 
     private sealed class State : IBatchState
@@ -98,14 +101,11 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
         private readonly byte[] pixels;
         private readonly int tokensPerImage, height, width, pixelHeight, pixelWidth, channels;
 
-        public State(TokenDecoderTransformer parent, DataViewRow row, DataViewSchema.Column column, int capacity, int height, int width)
+        public State(TokenDecoderTransformer parent, DataViewRow row, DataViewSchema.Column column, int capacity, Mapper shape)
         {
             this.parent = parent;
             var o = parent.Model.Options;
-            this.height = height;
-            this.width = width;
-            int f = o.Resolution / o.TokenGridSide;
-            (pixelHeight, pixelWidth) = (height * f, width * f);
+            (height, width, pixelHeight, pixelWidth) = (shape.Height, shape.Width, shape.PixelHeight, shape.PixelWidth);
             channels = o.Channels;
             tokensPerImage = height * width;
             tokens = new long[capacity * tokensPerImage];

@@ -134,11 +134,6 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
         return (h, w);
     }
 
-    /// <summary>Images of <paramref name="size"/> per batch: the options' count of trained-size images, fewer (at least
-    /// one) for larger whole images, so that a batch's memory stays that of the trained size.</summary>
-    internal int BatchRows((int Height, int Width) size) =>
-        (int)Math.Max(1, (long)Model.Options.InferenceBatchSize * Resolution * Resolution / (size.Height * size.Width));
-
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
     // 1.2 adds the whole-images flag; 1.1 files read as fixed-resolution tokenizers.
@@ -182,7 +177,7 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
 
         public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
         public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
-        public int BatchSize => parent.BatchRows(ImageSize);
+        public int BatchSize => parent.Model.Options.InferenceRows(ImageSize.Height, ImageSize.Width);
 
         public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], ImageSize, capacity);
     }

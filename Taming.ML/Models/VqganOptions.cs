@@ -150,8 +150,14 @@ public sealed class VqganOptions
     /// capture fails. No effect on a CPU. Default true.</summary>
     public bool CudaGraphs { get; set; } = true;
 
-    /// <summary>Rows per forward pass when the fitted tokenizer transforms data. Default 64.</summary>
+    /// <summary>Rows per forward pass when the fitted tokenizer (or its decoder) transforms images of the trained
+    /// resolution; proportionally fewer, at least one, for larger images (whole photos, large canvases). Default 64.</summary>
     public int InferenceBatchSize { get; set; } = 64;
+
+    /// <summary>Images of <paramref name="height"/>×<paramref name="width"/> pixels per inference batch: a batch's
+    /// memory stays that of <see cref="InferenceBatchSize"/> images of the trained resolution.</summary>
+    internal int InferenceRows(long height, long width) =>
+        (int)Math.Clamp((long)InferenceBatchSize * Resolution * Resolution / (height * width), 1, int.MaxValue);
 
     /// <summary>Steps between progress reports. Default 50.</summary>
     public int ProgressInterval { get; set; } = 50;

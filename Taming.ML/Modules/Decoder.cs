@@ -49,5 +49,5 @@ internal sealed class Decoder : Module<Tensor, Tensor>
     public TorchSharp.Modules.Parameter LastLayerWeight => conv_out.weight!;
 
     public override Tensor forward(Tensor z) =>
-        conv_out.Autocast(functional.silu(norm_out.Autocast(up.forward(mid.forward(conv_in.Autocast(z))))));
+        conv_out.Autocast(functional.silu(norm_out.Autocast(BlockScope.Chain(up, BlockScope.Chain(mid, conv_in.Autocast(z))))));
 }

@@ -45,5 +45,5 @@ internal sealed class Encoder : Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) =>
-        conv_out.Autocast(functional.silu(norm_out.Autocast(mid.forward(down.forward(conv_in.Autocast(x))))));
+        conv_out.Autocast(functional.silu(norm_out.Autocast(BlockScope.Chain(mid, BlockScope.Chain(down, conv_in.Autocast(x))))));
 }
