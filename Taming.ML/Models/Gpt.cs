@@ -98,7 +98,11 @@ public sealed class Gpt : Module<Tensor, Tensor>
     {
         var x = tok_emb.forward(ids) + positionEmbeddings;
         if (training && Options.Dropout > 0) x = drop.forward(x);
-        for (int l = 0; l < blocks.Count; l++) x = blocks[l].Step(x, cache, l, start, l == blocks.Count - 1 ? at : null);
+        for (int l = 0; l < blocks.Count; l++)
+        {
+            int layer = l;
+            x = BlockScope.Next(h => blocks[layer].Step(h, cache, layer, start, layer == blocks.Count - 1 ? at : null), x, freeInput: true);
+        }
         return x;
     }
 
