@@ -87,7 +87,9 @@ public sealed class ResNet18Features : nn.Module<Tensor, Tensor>
     {
         path ??= DefaultPath() ?? throw new FileNotFoundException(
             $"The ResNet18 network was not found in {Path.Combine(AppContext.BaseDirectory, "models", "ResNet18.onnx")} nor in the NuGet cache " +
-            "(package Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1). Build with the Taming.ML targets, which copy it, or pass its path.");
+            "(package Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1), which the perceptual loss (VqganOptions.PerceptualWeight; 0 " +
+            "leaves it out) and the FID-style metrics need. An app that references the Taming.ML package adds <PackageDownload " +
+            "Include=\"Microsoft.ML.DnnImageFeaturizer.ResNet18\" Version=\"[0.23.1]\" /> to its project and builds again.");
         if (!File.Exists(path)) throw new FileNotFoundException($"The ResNet18 ONNX file '{path}' does not exist.", path);
         Native.TorchRuntime.EnsureLoaded();
         ModelProto model;
