@@ -172,12 +172,13 @@ public sealed class VqganOptions
     /// <summary>Side of the token grid: Resolution / 2^(ChMult.Length−1).</summary>
     [JsonIgnore] public int TokenGridSide => Resolution >> (ChMult.Length - 1);
 
-    /// <summary>The reference's ImageNet f16 configuration (256×256 RGB, 16×16 tokens, 1024 codes).</summary>
+    /// <summary>The reference's ImageNet f16 configuration (256×256 RGB, 16×16 tokens, 1024 codes), transforming 16 images per batch.</summary>
     public static VqganOptions ImageNetF16() => new()
     {
         Resolution = 256, Channels = 3, Ch = 128, ChMult = new[] { 1, 1, 2, 2, 4 }, NumResBlocks = 2,
         AttnResolutions = new[] { 16 }, ZChannels = 256, EmbedDim = 256, CodebookSize = 1024,
         L2NormalizeCodes = false, DeadCodeRestartSteps = 0, DiscLayers = 3, DiscChannels = 64, BatchSize = 8,
+        InferenceBatchSize = 16, // 256² images at these widths: about 5 GB of activations per batch on a CPU
     };
 
     /// <summary>A copy (callbacks included).</summary>
