@@ -50,7 +50,7 @@ internal static class Bench
         args.RejectUnknown();
         var device = Native.TorchRuntime.ResolveDevice(deviceName);
         string GraphLabel(bool on) => on && device.type == DeviceType.CUDA ? " (CUDA graph)" : "";
-        var ml = new MLContext(seed: 1).ShowCudaGraphs();
+        var ml = new MLContext(seed: 1).ShowTrainingSetup();
         var images = demo
             ? ml.Data.TakeRows(ml.Data.LoadFromIdx(DataSources.EmbeddedMnistImages, padTo: 32), config.Vqgan.BatchSize * 8)
             : ml.Data.LoadRandomCrops(Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "data", "photos"), "*.jpg"),
@@ -133,7 +133,7 @@ internal static class Bench
         /// the FLOP count leaves out), default GptOptions over 8×8 grids of 512 codes.
         /// </summary>
         public static Config Demo() =>
-            new(new VqganOptions { Resolution = 32, Channels = 1, CodebookSize = 512, DiscWeight = 0.1, PerceptualWeight = 0 }, 64,
+            new(new VqganOptions { Resolution = 32, Channels = 1, CodebookSize = 512, DiscWeight = 0.1, PerceptualWeight = 0, BatchSize = 32 }, 64,
                 new GptOptions(), new PriorLayout(Conditioning.Class, 512, 8, 8, ClassCount: 10), 64, 16);
     }
 

@@ -5,10 +5,15 @@ namespace Taming.ML.Samples;
 /// <summary>What of ML.NET's log the sample's commands show on the console.</summary>
 internal static class ConsoleLog
 {
-    /// <summary>Shows whether training runs as a CUDA graph or why it could not (Taming.ML says so in the log).</summary>
-    public static MLContext ShowCudaGraphs(this MLContext ml)
+    /// <summary>Shows how training runs: the tokenizer's data and batch size, and whether a step runs as a CUDA graph or
+    /// why it could not (Taming.ML says both in the log; progress lines come through the options' callbacks).</summary>
+    public static MLContext ShowTrainingSetup(this MLContext ml)
     {
-        ml.Log += (_, e) => { if (e.Message.Contains("CUDA graph")) Console.WriteLine("  " + e.Message); };
+        ml.Log += (_, e) =>
+        {
+            if (e.Message.Contains("CUDA graph") || e.Message.Contains("Training on "))
+                Console.WriteLine("  " + e.Message);
+        };
         return ml;
     }
 }

@@ -39,7 +39,7 @@ internal static class PriorCommands
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
         var imageSize = args.String("image-size") is { } size ? ParseSize(size) : ((int, int)?)null;
 
-        var ml = new MLContext(seed: options.Seed ?? 1).ShowCudaGraphs();
+        var ml = new MLContext(seed: options.Seed ?? 1).ShowTrainingSetup();
         var tokenizerModel = ml.Taming().LoadModel(tokenizerPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(tokenizerModel);
         var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution);

@@ -24,7 +24,7 @@ internal static class TokenizerCommands
             Resolution = args.Int("resolution") ?? 0,
             CodebookSize = args.Int("codebook-size") ?? 512,
             Steps = args.Int("steps") ?? 3000,
-            BatchSize = args.Int("batch-size") ?? 32,
+            BatchSize = args.Int("batch-size") ?? 0, // automatic: 32 up to 128×128, fewer for larger images
             Seed = args.Int("seed"),
             Device = args.String("device") ?? "cpu",
             Precision = args.Precision() ?? Precision.Float32,
@@ -38,7 +38,7 @@ internal static class TokenizerCommands
         bool crops = args.Int("random-crops") is not null;
         if (crops) options.MidAttention = args.Flag("mid-attention"); // fully convolutional by default, so that whole images decode as crops do
 
-        var ml = new MLContext(seed: options.Seed ?? 1).ShowCudaGraphs();
+        var ml = new MLContext(seed: options.Seed ?? 1).ShowTrainingSetup();
         bool idx = DataSources.IsIdx(images);
         if (idx) options.Channels = 1;
         // Folders of images of any size: resize to the resolution (64 unless given) as an ML.NET stage.

@@ -199,7 +199,7 @@ public sealed class BadInputTests
             (o => o.CodebookWeight = double.PositiveInfinity, "CodebookWeight"), (o => o.Beta = double.NaN, "Beta"),
             (o => o.AdaptiveWeightDelta = 0, "AdaptiveWeightDelta"), (o => o.Dropout = 1, "Dropout"),
             (o => o.DeadCodeRestartSteps = -1, "DeadCodeRestartSteps"), (o => o.DiscChannels = 0, "DiscChannels"),
-            (o => o.ProgressInterval = 0, "ProgressInterval"),
+            (o => o.ProgressInterval = 0, "ProgressInterval"), (o => o.BatchSize = -1, "BatchSize"),
         };
         TinyData.Options().Validate();
         foreach (var (set, name) in tokenizer)

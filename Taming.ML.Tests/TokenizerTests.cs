@@ -39,9 +39,21 @@ public sealed class TokenizerTests
         var ml = new MLContext(seed: 1);
         var messages = new List<string>();
         ml.Log += (_, e) => { lock (messages) messages.Add(e.Message); };
-        ml.Transforms.TokenizeImages("Tokens", "Image", TinyData.Options(steps: 5)).Fit(TinyData.ImageView(8));
+        var options = TinyData.Options(steps: 5);
+        options.BatchSize = 0;
+        ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8));
         Assert.IsTrue(messages.Any(m => m.Contains("step 5/5") && m.Contains("usage") && m.Contains("ETA")),
             string.Join("\n", messages.Take(20)));
+        // The automatic batch size is said, here capped by the 8 images there are.
+        Assert.IsTrue(messages.Any(m => m.Contains("Training on 8 images of 8×8, 8 per step (automatic")), string.Join("\n", messages.Take(20)));
+    }
+
+    [TestMethod]
+    public void TheAutomaticBatchSizeKeepsThePixelsPerStepOf32ImagesOf128Squared()
+    {
+        int Batch(int resolution, int batchSize = 0) => new VqganOptions { Resolution = resolution, BatchSize = batchSize }.TrainingBatchSize;
+        CollectionAssert.AreEqual(new[] { 32, 32, 32, 8, 2, 1 }, new[] { 32, 64, 128, 256, 512, 1024 }.Select(r => Batch(r)).ToArray());
+        Assert.AreEqual(5, Batch(256, batchSize: 5));
     }
 
     [TestMethod]

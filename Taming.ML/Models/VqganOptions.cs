@@ -112,8 +112,13 @@ public sealed class VqganOptions
     /// <summary>Optimisation steps. Default 3000.</summary>
     public int Steps { get; set; } = 3000;
 
-    /// <summary>Images per step. Default 32.</summary>
-    public int BatchSize { get; set; } = 32;
+    /// <summary>Images per step. 0 (the default): 32 for images up to 128×128, proportionally fewer for larger ones (as
+    /// many pixels per step, at least one). Training memory grows with the pixels per step: with the default widths
+    /// and the perceptual term, 32 images of 256² took 20 GB on a CPU, 8 of them (the automatic size) a quarter.</summary>
+    public int BatchSize { get; set; }
+
+    /// <summary>The batch size a fit uses: <see cref="BatchSize"/>, or the automatic one for <see cref="Resolution"/>.</summary>
+    internal int TrainingBatchSize => BatchSize > 0 ? BatchSize : (int)Math.Clamp(32L * 128 * 128 / ((long)Resolution * Resolution), 1, 32);
 
     /// <summary>Peak Adam learning rate for both networks (betas 0.5, 0.9 as the reference); it decays along a
     /// cosine to a tenth by the last step. Default 5e-4.</summary>
@@ -214,7 +219,7 @@ public sealed class VqganOptions
         Require(AdaptiveWeightDelta > 0 && double.IsFinite(AdaptiveWeightDelta), nameof(AdaptiveWeightDelta), "must be a positive number.");
         Require(DiscChannels > 0, nameof(DiscChannels), "must be positive.");
         Require(Steps > 0, nameof(Steps), "must be positive.");
-        Require(BatchSize > 0, nameof(BatchSize), "must be positive.");
+        Require(BatchSize >= 0, nameof(BatchSize), "must be positive, or 0 for the automatic size.");
         Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");
         Require(ProgressInterval > 0, nameof(ProgressInterval), "must be positive.");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");

@@ -53,14 +53,16 @@ internal sealed class VqganTrainer
         using var optD = new FlatAdam(new[] { (discriminator.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9, computeDtype: MixedPrecision.ComputeDtype);
         using var computeCopies = MixedPrecision.Training(optAe.ComputeCopies, optD.ComputeCopies); // no per-step weight casts
         var lastLayer = MixedPrecision.Differentiated(model.LastLayerWeight); // G_L as the decoder's last layer uses it
-        long batchSize = Math.Min(o.BatchSize, data.Count);
+        long batchSize = Math.Min(o.TrainingBatchSize, data.Count);
+        log?.Invoke($"Training on {data.Count:N0} images of {data.Width}×{data.Height}, {batchSize} per step" +
+                    (o.BatchSize == 0 ? " (automatic for the resolution; VqganOptions.BatchSize sets it)." : "."));
         using var iteration = new VqganTrainingStep(model, discriminator, optAe, optD, distance, lastLayer, o,
             new[] { batchSize, data.Channels, data.Height, data.Width }, device, log);
         // Counts and loss sums stay on the device: a step queues its work without waiting for the device to finish.
         using var usage = new CodebookUsage(o.CodebookSize, device);
         using var window = new WindowStats(device);
 
-        var order = new BatchOrder(data.Count, o.BatchSize, rng);
+        var order = new BatchOrder(data.Count, (int)batchSize, rng);
         var clock = Stopwatch.StartNew();
         int step = 0;
         while (step < o.Steps)
