@@ -119,7 +119,7 @@ internal sealed class VqganTrainer
 
         public int[] Next()
         {
-            var batch = new int[Math.Min(batchSize, count)];
+            var batch = new int[batchSize]; // at most the image count (the trainer caps it)
             for (int i = 0; i < batch.Length; i++)
             {
                 if (position == permutation.Length)
