@@ -179,6 +179,33 @@ public sealed class PriorTests
     }
 
     [TestMethod]
+    public void RowsBeyondTheCacheBudgetAreDrawnInGroupsWithTheSameTokens()
+    {
+        random.manual_seed(11);
+        var model = new Gpt(Tiny(), new PriorLayout(Conditioning.Class, Codes, 2, 3, ClassCount: 4));
+        var prefix = tensor(new long[] { 0, 1, 2, 3, 1 }).view(5, 1) + Codes;
+        var seeds = Enumerable.Range(20, 5).ToArray();
+        var options = new SamplingOptions { TopK = 0 };
+        var whole = PriorSampler.Sample(model, prefix, seeds, options).data<long>().ToArray();
+        long budget = Gpt.CacheBudgetBytes;
+        try
+        {
+            Gpt.CacheBudgetBytes = 2 * model.CacheBytesPerSequence + 1; // groups of 2, 2 and 1 rows
+            Assert.AreEqual(2, model.CachedRowsPerCall);
+            CollectionAssert.AreEqual(whole, PriorSampler.Sample(model, prefix, seeds, options).data<long>().ToArray());
+            CollectionAssert.AreEqual(whole, PriorSampler.Sample(model, prefix, seeds, options, fixedShapeStep: true).data<long>().ToArray());
+            Gpt.CacheBudgetBytes = 1;
+            Assert.AreEqual(1, model.CachedRowsPerCall);
+            CollectionAssert.AreEqual(whole, PriorSampler.Sample(model, prefix, seeds, options).data<long>().ToArray());
+        }
+        finally
+        {
+            Gpt.CacheBudgetBytes = budget;
+        }
+        Assert.IsTrue(whole.Distinct().Count() > 1, "samples are degenerate");
+    }
+
+    [TestMethod]
     public void SaveLoadRoundTripsScoresAndSamplesInAFreshContext()
     {
         Directory.CreateDirectory(Temp);

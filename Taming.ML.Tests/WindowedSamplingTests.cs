@@ -71,16 +71,16 @@ public sealed class WindowedSamplingTests
         var options = new SamplingOptions { TopK = 0 };
         var reference = WindowedSampler.Sample(model, 7, 9, prefix, null, seeds, options, WindowMode.Reference).data<long>().ToArray();
         var strided = WindowedSampler.Sample(model, 7, 9, prefix, null, seeds, options, WindowMode.Strided).data<long>().ToArray();
-        long budget = WindowWalk.CacheBudgetBytes;
+        long budget = Gpt.CacheBudgetBytes;
         try
         {
-            WindowWalk.CacheBudgetBytes = 1;
+            Gpt.CacheBudgetBytes = 1;
             CollectionAssert.AreEqual(reference, WindowedSampler.Sample(model, 7, 9, prefix, null, seeds, options, WindowMode.Exact).data<long>().ToArray());
             CollectionAssert.AreEqual(strided, WindowedSampler.Sample(model, 7, 9, prefix, null, seeds, options, WindowMode.Strided).data<long>().ToArray());
         }
         finally
         {
-            WindowWalk.CacheBudgetBytes = budget;
+            Gpt.CacheBudgetBytes = budget;
         }
     }
 

@@ -125,6 +125,13 @@ public sealed class Gpt : Module<Tensor, Tensor>
             reduction: Reduction.None).view(sequences.shape[0], n);
     }
 
+    /// <summary>Memory for the key/value caches of one sampling call: plain sampling draws its rows in groups that fit
+    /// it, windowed sampling keeps as many windows cached (settable for tests).</summary>
+    internal static long CacheBudgetBytes { get; set; } = 2L << 30;
+
+    /// <summary>Rows whose caches fit <see cref="CacheBudgetBytes"/> (at least one).</summary>
+    internal int CachedRowsPerCall => (int)Math.Clamp(CacheBudgetBytes / CacheBytesPerSequence, 1, int.MaxValue);
+
     /// <summary>Bytes of key/value cache one sequence of the block size takes.</summary>
     internal long CacheBytesPerSequence => 2L * Options.Layers * Layout.BlockSize * Options.Width * (CacheDtype == ScalarType.BFloat16 ? 2 : 4);
 

@@ -80,7 +80,8 @@ public sealed class GptOptions
     /// (<see cref="Sampling.SamplingOptions.CudaGraphs"/>). Default true.</summary>
     public bool CudaGraphs { get; set; } = true;
 
-    /// <summary>Rows per forward pass when the fitted prior scores or samples. Default 64.</summary>
+    /// <summary>Rows per forward pass when the fitted prior scores or samples. Default 64. Cached sampling draws
+    /// fewer at once where their key/value caches would take more than 2 GB.</summary>
     public int InferenceBatchSize { get; set; } = 64;
 
     /// <summary>Steps between progress reports (and validation). Default 100.</summary>

@@ -26,6 +26,19 @@ public static class PriorSampler
         long b = prefix.shape[0];
         int n = model.Layout.ImageLength;
         if (seeds.Count != b) throw new ArgumentException($"{b} prefixes but {seeds.Count} seeds.");
+        int rows = model.CachedRowsPerCall;
+        if (options.UseCache && b > rows)
+        {
+            // Rows do not depend on their batch, so groups whose caches fit the budget draw the same tokens as one batch.
+            using var groups = NewDisposeScope();
+            var parts = new List<Tensor>();
+            for (int from = 0; from < b; from += rows)
+            {
+                int count = (int)Math.Min(rows, b - from);
+                parts.Add(Sample(model, prefix.narrow(0, from, count), seeds.Skip(from).Take(count).ToList(), options, fixedShapeStep));
+            }
+            return cat(parts, 0).MoveToOuterDisposeScope();
+        }
         var device = prefix.device;
         using var outer = NewDisposeScope();
         // An ordinary tensor for the result (the loop writes it in place); inference tensors could not be changed afterwards.

@@ -21,9 +21,6 @@ internal sealed class WindowWalk
     /// <summary>Tokens per forward pass at most (rows × sequence length), to bound memory on large canvases.</summary>
     private const long MaxTokensPerPass = 1 << 15;
 
-    /// <summary>Memory for the key/value caches of windows that serve several tokens (settable for tests).</summary>
-    internal static long CacheBudgetBytes { get; set; } = 2L << 30;
-
     private readonly Gpt model;
     private readonly int height, width, h, w, p, offset;
     private readonly long b;
@@ -180,7 +177,7 @@ internal sealed class WindowWalk
 
         // Slots within a memory budget (wide canvases keep many border windows alive at once); a window that finds no
         // slot feeds its whole prefix every time instead, which draws the same tokens with more work.
-        int maxSlots = (int)Math.Max(1, CacheBudgetBytes / (b * model.CacheBytesPerSequence));
+        int maxSlots = (int)Math.Max(1, model.CachedRowsPerCall / b);
         var slotOf = new Dictionary<int, int>();
         var slots = new List<int[]>();
         var free = new Stack<int>();
