@@ -11,7 +11,7 @@ internal static class ConsoleLog
     {
         ml.Log += (_, e) =>
         {
-            if (e.Message.Contains("CUDA graph") || e.Message.Contains("Training on "))
+            if (e.Message.Contains("CUDA graph") || e.Message.Contains("Training on ") || e.Message.Contains("oneDNN"))
                 Console.WriteLine("  " + e.Message);
         };
         return ml;

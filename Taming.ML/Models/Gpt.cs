@@ -22,6 +22,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
     /// <summary>Builds an untrained prior for a sequence layout.</summary>
     public Gpt(GptOptions options, PriorLayout layout) : base(nameof(Gpt))
     {
+        Native.TorchRuntime.EnsureLoaded(); // once per process: also checks the CPU's oneDNN convolutions
         options.Validate();
         layout.Validate();
         Options = options.Clone();

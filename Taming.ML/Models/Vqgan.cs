@@ -19,6 +19,7 @@ public sealed class Vqgan : Module<Tensor, (Tensor Reconstruction, Tensor Quanti
     /// <summary>Builds an untrained model for validated options.</summary>
     public Vqgan(VqganOptions options) : base(nameof(Vqgan))
     {
+        Native.TorchRuntime.EnsureLoaded(); // once per process: also checks the CPU's oneDNN convolutions
         options.Validate();
         Options = options.Clone();
         encoder = new Encoder(options);

@@ -106,11 +106,15 @@ internal static class MixedPrecision
     public static Tensor Float(Tensor x) => x.dtype == ScalarType.Float32 || !x.is_floating_point() ? x : x.to(ScalarType.Float32);
 
     public static Tensor Autocast(this TorchSharp.Modules.Conv2d conv, Tensor x) =>
-        ComputeDtype is null ? conv.forward(x) : Conv2d(x, conv.weight!, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups);
+        ComputeDtype is null && !BlockAlignedConvolution.Applies(x, conv.weight!, conv.stride, conv.groups) ? conv.forward(x)
+            : Conv2d(x, conv.weight!, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups);
 
-    /// <summary>A convolution in the compute dtype, for networks that keep their weights as tensors (the perceptual one).</summary>
+    /// <summary>A convolution in the compute dtype, for networks that keep their weights as tensors (the perceptual one);
+    /// block-aligned where the CPU's oneDNN needs it (<see cref="BlockAlignedConvolution"/>).</summary>
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, long[] stride, long[]? padding = null, long[]? dilation = null, long groups = 1) =>
-        nn.functional.conv2d(Compute(x), Weight(weight), Weight(bias), stride, padding, dilation, groups);
+        BlockAlignedConvolution.Applies(x, weight, stride, groups)
+            ? BlockAlignedConvolution.Conv2d(Compute(x), Weight(weight), Weight(bias), stride, padding, dilation)
+            : nn.functional.conv2d(Compute(x), Weight(weight), Weight(bias), stride, padding, dilation, groups);
 
     public static Tensor Autocast(this TorchSharp.Modules.Linear linear, Tensor x) =>
         ComputeDtype is null ? linear.forward(x)

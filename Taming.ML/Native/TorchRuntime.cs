@@ -65,6 +65,7 @@ public static class TorchRuntime
         {
             torch.InitializeDeviceType(DeviceType.CPU);
             using var probe = torch.zeros(1);
+            OneDnnCheck.Run();
             return null;
         }
         catch (Exception e) { return e; }

@@ -56,6 +56,8 @@ internal sealed class VqganTrainer
         long batchSize = Math.Min(o.TrainingBatchSize, data.Count);
         log?.Invoke($"Training on {data.Count:N0} images of {data.Width}×{data.Height}, {batchSize} per step" +
                     (o.BatchSize == 0 ? " (automatic for the resolution; VqganOptions.BatchSize sets it)." : "."));
+        if (device.type == DeviceType.CPU && Native.OneDnnCheck.Finding is { } finding)
+            log?.Invoke($"CPU convolutions: {finding}.");
         using var iteration = new VqganTrainingStep(model, discriminator, optAe, optD, distance, lastLayer, o,
             new[] { batchSize, data.Channels, data.Height, data.Width }, device, log);
         // Counts and loss sums stay on the device: a step queues its work without waiting for the device to finish.
