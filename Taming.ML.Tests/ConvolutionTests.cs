@@ -22,7 +22,7 @@ public sealed class ConvolutionTests
         random.manual_seed(6);
         var x = randn(2, inChannels, side, side);
         var w = randn(outChannels, inChannels, kernel, kernel) / Math.Sqrt(inChannels * kernel * kernel);
-        var xs = (channelsLast ? x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) : x.clone()).requires_grad_();
+        var xs = Modules.MemoryLayout.Preferred(x.clone(), channelsLast).requires_grad_();
         var ws = w.clone().requires_grad_();
         var x64 = x.to(ScalarType.Float64).requires_grad_();
         var w64 = w.to(ScalarType.Float64).requires_grad_();

@@ -88,8 +88,7 @@ internal static class OneDnnCheck
         double worst = 0;
         foreach (var c in cases)
         {
-            var x = randn(new[] { 2, c.In, c.Side, c.Side }, generator: generator).to(c.Dtype);
-            if (c.ChannelsLast) x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+            var x = MemoryLayout.Preferred(randn(new[] { 2, c.In, c.Side, c.Side }, generator: generator).to(c.Dtype), c.ChannelsLast);
             var w = (randn(new[] { c.Out, c.In, c.Kernel, c.Kernel }, generator: generator) / Math.Sqrt(c.In * c.Kernel * c.Kernel)).to(c.Dtype);
             long[] stride = { c.Stride, c.Stride }, padding = { c.Kernel / 2, c.Kernel / 2 };
             (Tensor Output, Tensor InputGradient) Run(bool oneDnn)
