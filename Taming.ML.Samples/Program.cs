@@ -23,6 +23,11 @@ try
         _ => Usage(2, $"Unknown command '{command}'."),
     };
 }
+catch (Taming.ML.Training.TrainingDivergedException e)
+{
+    Console.Error.WriteLine($"error: {e.Message} (train-tokenizer and train-prior take it as --learning-rate.)");
+    return 1;
+}
 catch (Exception e) when (e is ArgumentException or FileNotFoundException or DirectoryNotFoundException
                                or InvalidDataException or InvalidOperationException)
 {

@@ -119,12 +119,14 @@ public sealed class BadInputTests
         var ml = new MLContext(seed: 1);
         var options = TinyData.Options(steps: 6);
         (options.LearningRate, options.ProgressInterval) = (1e6, 3);
-        var tokenizer = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8)));
+        var tokenizer = Assert.ThrowsExactly<Training.TrainingDivergedException>(() => ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8)));
         AssertMessage(tokenizer, "tokenizer's training diverged", "step 3", "NaN", "VqganOptions.LearningRate");
+        Assert.AreEqual((3, 1e6), (tokenizer.Step, tokenizer.LearningRate));
         var tokens = Tokenizer().Transform(TinyData.ImageView(8));
-        var prior = Assert.ThrowsExactly<InvalidOperationException>(() => ml.Transforms.FitPrior("Tokens",
+        var prior = Assert.ThrowsExactly<Training.TrainingDivergedException>(() => ml.Transforms.FitPrior("Tokens",
             options: new GptOptions { Layers = 1, Width = 16, Heads = 2, Steps = 6, ProgressInterval = 3, LearningRate = 1e6 }).Fit(tokens));
         AssertMessage(prior, "prior's training diverged", "step 3", "GptOptions.LearningRate");
+        Assert.AreEqual((3, 1e6, "training loss"), (prior.Step, prior.LearningRate, prior.Loss));
     }
 
     [TestMethod]

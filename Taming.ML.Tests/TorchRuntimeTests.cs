@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Taming.ML.Native;
 using TorchSharp;
 
@@ -52,5 +53,21 @@ public sealed class TorchRuntimeTests
             Assert.IsFalse(CudnnAutotuner.Enabled, "the value from before the first scope was not restored");
         }
         finally { CudnnAutotuner.Enabled = before; }
+    }
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NnpInitialize();
+
+    [TestMethod]
+    public void NnpackIsConsideredOnlyWhereItInitialises()
+    {
+        TorchRuntime.EnsureLoaded();
+        // Where NNPACK cannot run, libtorch warned on stderr at every convolution it considered NNPACK for.
+        var initialize = LibTorchExports.Function<NnpInitialize>(LibTorchExports.Library("libtorch_cpu.so"), "nnp_initialize");
+        Assert.IsNotNull(NnpackCheck.Enabled, "libtorch's userEnabledNNPACK flag was not found");
+        if (initialize is null) return; // a libtorch without NNPACK: nothing to turn off
+        Assert.AreEqual(initialize() == 0, NnpackCheck.Enabled, $"nnp_initialize returned {initialize()}");
+        // A single small image with a 3×3 kernel is one of the convolutions oneDNN leaves to libtorch's others.
+        using var output = torch.nn.functional.conv2d(torch.ones(1, 2, 5, 5), torch.ones(2, 2, 3, 3), padding: new long[] { 1, 1 });
+        Assert.AreEqual(18f, output[0, 0, 2, 2].item<float>(), "a 3×3 sum over two channels of ones");
     }
 }

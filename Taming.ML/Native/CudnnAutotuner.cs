@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using TorchSharp;
 
 namespace Taming.ML.Native;
@@ -18,10 +17,10 @@ internal static class CudnnAutotuner
     /// <summary>Whether the autotuner is on; null where libtorch does not export the flag.</summary>
     public static bool? Enabled
     {
-        get => Api.Value is { } api ? api.Get(api.Context()) != 0 : null;
+        get => Flag.Value?.Value;
         set
         {
-            if (value is { } on && Api.Value is { } api) api.Set(api.Context(), on ? (byte)1 : (byte)0);
+            if (value is { } on && Flag.Value is { } flag) flag.Value = on;
         }
     }
 
@@ -29,7 +28,7 @@ internal static class CudnnAutotuner
     /// elsewhere, or where libtorch lacks the flag, nothing.</summary>
     public static IDisposable On(torch.Device device)
     {
-        if (device.type != DeviceType.CUDA || Api.Value is null) return Scope.None;
+        if (device.type != DeviceType.CUDA || Flag.Value is null) return Scope.None;
         lock (Gate)
         {
             if (depth++ == 0)
@@ -57,19 +56,6 @@ internal static class CudnnAutotuner
         }
     }
 
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr ContextFn();
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate byte GetFn(IntPtr context);
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void SetFn(IntPtr context, byte on);
-
-    private sealed record Functions(ContextFn Context, GetFn Get, SetFn Set);
-
-    /// <summary>at::globalContext() and its benchmarkCuDNN / setBenchmarkCuDNN members, or null.</summary>
-    private static readonly Lazy<Functions?> Api = new(() =>
-    {
-        var lib = LibTorchExports.Library("libtorch_cpu.so");
-        var context = LibTorchExports.Function<ContextFn>(lib, "_ZN2at13globalContextEv");
-        var get = LibTorchExports.Function<GetFn>(lib, "_ZNK2at7Context14benchmarkCuDNNEv");
-        var set = LibTorchExports.Function<SetFn>(lib, "_ZN2at7Context17setBenchmarkCuDNNEb");
-        return context is null || get is null || set is null ? null : new Functions(context, get, set);
-    });
+    /// <summary>at::Context's benchmarkCuDNN flag, or null where libtorch does not export it.</summary>
+    private static readonly Lazy<ContextFlag?> Flag = new(() => ContextFlag.Find("benchmarkCuDNN", "setBenchmarkCuDNN"));
 }

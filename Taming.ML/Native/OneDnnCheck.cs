@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using TorchSharp;
 using Taming.ML.Modules;
 using static TorchSharp.torch;
@@ -26,22 +25,16 @@ internal static class OneDnnCheck
     public static string? Finding { get; private set; }
 
     /// <summary>Whether libtorch uses oneDNN now (null where it cannot be read).</summary>
-    public static bool? Enabled => Context() is { } ctx && Export<GetEnabled>("_ZNK2at7Context17userEnabledMkldnnEv") is { } get ? get(ctx) : null;
+    public static bool? Enabled => Flag.Value?.Value;
 
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr GlobalContext();
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate void SetEnabled(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool on);
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] [return: MarshalAs(UnmanagedType.U1)] private delegate bool GetEnabled(IntPtr context);
-
-    private static T? Export<T>(string symbol) where T : Delegate => LibTorchExports.Function<T>(LibTorchExports.Library("libtorch_cpu.so"), symbol);
-
-    private static IntPtr? Context() => Export<GlobalContext>("_ZN2at13globalContextEv")?.Invoke() is { } ctx && ctx != IntPtr.Zero ? ctx : null;
+    /// <summary>at::Context's flag for oneDNN (PyTorch's <c>torch.backends.mkldnn.enabled</c>).</summary>
+    private static readonly Lazy<ContextFlag?> Flag = new(() => ContextFlag.Find("userEnabledMkldnn", "setUserEnabledMkldnn"));
 
     /// <summary>Runs the check once libtorch is loaded (see the class summary).</summary>
     public static void Run()
     {
-        var setEnabled = Export<SetEnabled>("_ZN2at7Context20setUserEnabledMkldnnEb");
-        if (Context() is not { } ctx || setEnabled is null || Enabled != true) return; // no oneDNN to check
-        void UseOneDnn(bool on) => setEnabled(ctx, on);
+        if (Flag.Value is not { } flag || !flag.Value) return; // no oneDNN to check
+        void UseOneDnn(bool on) => flag.Value = on;
         switch (Environment.GetEnvironmentVariable("TAMING_ONEDNN")?.Trim().ToLowerInvariant())
         {
             case "on": return;

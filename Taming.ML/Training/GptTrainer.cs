@@ -89,7 +89,7 @@ internal sealed class GptTrainer
             {
                 double trainLoss = iteration.LossSum.item<float>() / windowSteps;
                 double validationLoss = validation.Count > 0 ? Evaluate(model, validation) : double.NaN;
-                Divergence.Check("The prior's training", step, nameof(GptOptions), o.LearningRate, ("training loss", trainLoss),
+                TrainingDivergedException.ThrowIfNotFinite("The prior's training", step, nameof(GptOptions), o.LearningRate, ("training loss", trainLoss),
                     ("validation loss", validation.Count > 0 ? validationLoss : 0));
                 double tracked = validation.Count > 0 ? validationLoss : trainLoss;
                 if (tracked < best - 1e-4)

@@ -93,7 +93,7 @@ internal sealed class VqganTrainer
             {
                 var report = window.Report(step, o, usage, clock.Elapsed);
                 log?.Invoke(report.ToString());
-                Divergence.Check("The tokenizer's training", step, nameof(VqganOptions), o.LearningRate,
+                TrainingDivergedException.ThrowIfNotFinite("The tokenizer's training", step, nameof(VqganOptions), o.LearningRate,
                     ("L1 reconstruction loss", report.ReconstructionLoss), ("quantizer loss", report.QuantizerLoss),
                     ("generator loss", report.GeneratorLoss), ("discriminator loss", report.DiscriminatorLoss), ("λ", report.Lambda));
                 o.Progress?.Invoke(report);
