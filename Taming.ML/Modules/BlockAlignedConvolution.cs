@@ -8,9 +8,9 @@ namespace Taming.ML.Modules;
 /// blocks wrong (<see cref="Native.OneDnnCheck"/>): input channels are padded with zero channels (to a multiple of 16,
 /// of 32 at strides above 1) and output channels with zero filters (to a multiple of 16), which are dropped again; a
 /// 1×1 convolution becomes a matrix product over channels (oneDNN's channels-last 1×1 kernels were wrong even with
-/// whole blocks). In bfloat16 fewer than 16 input channels are padded too (float32 gets them right, bfloat16 did not:
-/// 10–25 % off, and different from run to run). The result and its gradients are the convolution's: on the machine
-/// described there, none wrong of the 24,000 float32 and 1,168 bfloat16 shapes and layouts tried against float64,
+/// whole blocks). In bfloat16 fewer than 16 input channels are padded to 16 too (float32 gets them right, bfloat16
+/// did not: 10–25 % off, and different from run to run). The result and its gradients are the convolution's: on the machine
+/// described there, none wrong of the 24,000 float32 and 2,000 bfloat16 shapes and layouts tried against float64,
 /// where oneDNN alone got up to 23 % of them wrong.
 /// </summary>
 internal static class BlockAlignedConvolution
@@ -52,11 +52,12 @@ internal static class BlockAlignedConvolution
 
     private static bool IsPointwise(Tensor weight) => weight.shape[2] == 1 && weight.shape[3] == 1;
 
-    /// <summary>Input channels oneDNN gets right: a multiple of 16, of 32 with a stride; in float32 also any count up to 16.</summary>
+    /// <summary>Input channels oneDNN gets right: up to 16 as they are in float32 and as 16 in bfloat16; more as a
+    /// multiple of 16, of 32 with a stride.</summary>
     private static long PaddedInputChannels(long channels, bool strided, ScalarType dtype)
     {
+        if (channels <= 16) return dtype == ScalarType.BFloat16 ? 16 : channels;
         long block = strided ? 32 : 16;
-        bool fewAreRight = channels <= 16 && dtype != ScalarType.BFloat16;
-        return fewAreRight || channels % block == 0 ? channels : (channels + block - 1) / block * block;
+        return (channels + block - 1) / block * block;
     }
 }
