@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Taming.ML.Native;
 using TorchSharp;
 
@@ -55,17 +54,14 @@ public sealed class TorchRuntimeTests
         finally { CudnnAutotuner.Enabled = before; }
     }
 
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NnpInitialize();
-
     [TestMethod]
     public void NnpackIsConsideredOnlyWhereItInitialises()
     {
         TorchRuntime.EnsureLoaded();
         // Where NNPACK cannot run, libtorch warned on stderr at every convolution it considered NNPACK for.
-        var initialize = LibTorchExports.Function<NnpInitialize>(LibTorchExports.Library("libtorch_cpu.so"), "nnp_initialize");
         Assert.IsNotNull(NnpackCheck.Enabled, "libtorch's userEnabledNNPACK flag was not found");
-        if (initialize is null) return; // a libtorch without NNPACK: nothing to turn off
-        Assert.AreEqual(initialize() == 0, NnpackCheck.Enabled, $"nnp_initialize returned {initialize()}");
+        if (NnpackCheck.Initialises is not { } initialises) return; // a libtorch without NNPACK: nothing to turn off
+        Assert.AreEqual(initialises, NnpackCheck.Enabled, $"NNPACK initialises: {initialises}");
         // A single small image with a 3×3 kernel is one of the convolutions oneDNN leaves to libtorch's others.
         using var output = torch.nn.functional.conv2d(torch.ones(1, 2, 5, 5), torch.ones(2, 2, 3, 3), padding: new long[] { 1, 1 });
         Assert.AreEqual(18f, output[0, 0, 2, 2].item<float>(), "a 3×3 sum over two channels of ones");

@@ -20,11 +20,15 @@ internal static class NnpackCheck
 
     private static readonly Lazy<ContextFlag?> Flag = new(() => ContextFlag.Find("userEnabledNNPACK", "setUserEnabledNNPACK"));
 
+    /// <summary>Whether NNPACK initialises on this CPU (null where libtorch has no NNPACK). Logs nothing; NNPACK
+    /// initialises once, so asking again gives the same answer.</summary>
+    public static bool? Initialises =>
+        LibTorchExports.Function<Initialize>(LibTorchExports.Library("libtorch_cpu.so"), "nnp_initialize") is { } initialize ? initialize() == 0 : null;
+
     /// <summary>Runs the check once libtorch is loaded (see the class summary).</summary>
     public static void Run()
     {
-        var initialize = LibTorchExports.Function<Initialize>(LibTorchExports.Library("libtorch_cpu.so"), "nnp_initialize");
-        if (initialize is null || Flag.Value is not { } flag || !flag.Value) return; // no NNPACK, or not considered anyway
-        if (initialize() != 0) flag.Value = false;
+        if (Flag.Value is not { } flag || !flag.Value) return; // not considered anyway
+        if (Initialises == false) flag.Value = false;
     }
 }
