@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using System.IO.Compression;
+
+namespace Taming.ML.Tests;
+
+/// <summary>
+/// The NuGet package as an app gets it: packed from the library, referenced by a fresh project outside the repository
+/// (restored from that package and the machine's NuGet cache, nothing downloaded), built and run. It guards what only a
+/// package consumer sees: the buildTransitive targets (libstdc++ fix, ResNet18 copy) and the package's contents.
+/// </summary>
+[TestClass]
+public sealed class PackageTests
+{
+    private const string Version = "0.0.0-packagetest";
+
+    [TestMethod]
+    [Timeout(600_000, CooperativeCancellation = true)]
+    public void AnAppReferencingThePackageBuildsAndTrainsWithThePerceptualTerm()
+    {
+        string repo = RepositoryRoot();
+        string work = Directory.CreateTempSubdirectory("taming-package-").FullName;
+        string cache = GlobalPackagesFolder();
+        try
+        {
+            string feed = Path.Combine(work, "feed");
+            Dotnet(repo, "pack", Path.Combine(repo, "Taming.ML", "Taming.ML.csproj"), "-c", "Release", "-o", feed,
+                $"-p:PackageVersion={Version}", "-nologo");
+            string package = Path.Combine(feed, $"Taming.ML.{Version}.nupkg");
+            using (var zip = ZipFile.OpenRead(package))
+            {
+                var entries = zip.Entries.Select(e => e.FullName).ToHashSet();
+                foreach (var expected in new[] { "lib/net10.0/Taming.ML.dll", "lib/net10.0/Taming.ML.xml",
+                             "buildTransitive/Taming.ML.targets", "buildTransitive/WeakenMissingLibStdCxxVersions.cs", "README.md" })
+                    Assert.IsTrue(entries.Contains(expected), $"the package lacks {expected}: {string.Join(", ", entries)}");
+            }
+
+            string app = Path.Combine(work, "app");
+            Directory.CreateDirectory(app);
+            File.WriteAllText(Path.Combine(app, "app.csproj"), AppProject(feed, cache));
+            File.WriteAllText(Path.Combine(app, "Program.cs"), AppProgram);
+            // An empty nuget.config of its own: the user's sources (nuget.org) are never asked.
+            File.WriteAllText(Path.Combine(app, "nuget.config"),
+                "<configuration><packageSources><clear /></packageSources></configuration>");
+            string build = Dotnet(app, "build", "-c", "Release", "-nologo");
+            StringAssert.DoesNotMatch(build, new System.Text.RegularExpressions.Regex("TAMING001"),
+                "the ResNet18 was reported missing although the app downloads it");
+
+            string output = Path.Combine(app, "bin", "Release", "net10.0");
+            Assert.IsTrue(File.Exists(Path.Combine(output, "models", "ResNet18.onnx")), "the ResNet18 was not copied to models/");
+            string digits = Path.Combine(repo, "Taming.ML.Samples", "data", "mnist");
+            string run = Dotnet(app, Path.Combine(output, "app.dll"),
+                Path.Combine(digits, "mnist10k-images-idx3-ubyte.gz"), Path.Combine(digits, "mnist10k-labels-idx1-ubyte.gz"));
+            StringAssert.Contains(run, "tokens 16 of 16 rows, 64 per row, identical after reload: True");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+            // The test's version must not stay in the cache, where a later run would find the stale copy.
+            string cached = Path.Combine(cache, "taming.ml", Version);
+            if (Directory.Exists(cached)) Directory.Delete(cached, recursive: true);
+            string id = Path.GetDirectoryName(cached)!;
+            if (Directory.Exists(id) && !Directory.EnumerateFileSystemEntries(id).Any()) Directory.Delete(id);
+        }
+    }
+
+    private static string AppProject(string feed, string cache) => $"""
+        <Project Sdk="Microsoft.NET.Sdk">
+          <PropertyGroup>
+            <OutputType>Exe</OutputType>
+            <TargetFramework>net10.0</TargetFramework>
+            <Nullable>enable</Nullable>
+            <ImplicitUsings>enable</ImplicitUsings>
+            <NoWarn>$(NoWarn);NU1603</NoWarn>
+            <RestoreSources>{feed};{cache}</RestoreSources>
+          </PropertyGroup>
+          <ItemGroup>
+            <PackageReference Include="Taming.ML" Version="[{Version}]" />
+            <PackageReference Include="TorchSharp-cpu" Version="[0.107.0]" />
+            <PackageDownload Include="Microsoft.ML.DnnImageFeaturizer.ResNet18" Version="[0.23.1]" />
+          </ItemGroup>
+        </Project>
+        """;
+
+    // A user's program: digits from the shipped IDX files, a tokenizer fitted with the perceptual term (which needs
+    // the ResNet18 that the package's targets copy), saved, reloaded and run.
+    private const string AppProgram = """
+        using Microsoft.ML;
+        using Microsoft.ML.Data;
+        using Taming.ML.MLNet;
+        using Taming.ML.Models;
+
+        var ml = new MLContext(seed: 1);
+        var digits = ml.Data.TakeRows(ml.Data.LoadFromIdx(args[0], args[1], padTo: 32), 16);
+        var options = new VqganOptions
+        {
+            Resolution = 32, Channels = 1, Ch = 8, ChMult = new[] { 1, 2, 2 }, NumResBlocks = 1, ZChannels = 8, EmbedDim = 4,
+            CodebookSize = 16, DiscLayers = 1, DiscChannels = 8, Steps = 2, BatchSize = 8, PerceptualWeight = 0.1,
+        };
+        var tokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(digits);
+        ml.Model.Save(tokenizer, digits.Schema, "tokenizer.zip");
+        var reloaded = new MLContext(seed: 1).Model.Load("tokenizer.zip", out _);
+        uint[][] Tokens(ITransformer t) => t.Transform(digits).GetColumn<VBuffer<uint>>("Tokens").Select(v => v.DenseValues().ToArray()).ToArray();
+        var before = Tokens(tokenizer);
+        var after = Tokens(reloaded);
+        Console.WriteLine($"tokens {before.Length} of 16 rows, {before[0].Length} per row, identical after reload: {before.Zip(after).All(p => p.First.SequenceEqual(p.Second))}");
+        """;
+
+    /// <summary>Runs the SDK's dotnet in <paramref name="folder"/>; its output, or a failure that shows it.</summary>
+    private static string Dotnet(string folder, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        foreach (var a in arguments) start.ArgumentList.Add(a);
+        // The outer build's MSBuild settings (SDK paths, node reuse) are not the child's.
+        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase)).ToList())
+            start.Environment.Remove(name);
+        start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        string all = stdout + stderr.Result;
+        if (process.ExitCode != 0)
+            Assert.Fail($"dotnet {string.Join(' ', arguments)} exited with {process.ExitCode}:\n{Tail(all)}");
+        return all;
+    }
+
+    private static string Tail(string text) => text.Length <= 6000 ? text : "…" + text[^6000..];
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Taming.sln"))) return dir.FullName;
+        throw new InvalidOperationException($"Taming.sln not found above {AppContext.BaseDirectory}.");
+    }
+
+    /// <summary>NuGet's global packages folder, where the repository's own restore put TorchSharp, ML.NET and the ResNet18.</summary>
+    private static string GlobalPackagesFolder()
+    {
+        string listed = Dotnet(AppContext.BaseDirectory, "nuget", "locals", "global-packages", "--list");
+        const string prefix = "global-packages: ";
+        string? line = listed.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        Assert.IsNotNull(line, $"dotnet nuget locals did not name the global packages folder: {listed}");
+        return line[prefix.Length..].TrimEnd('/');
+    }
+}
