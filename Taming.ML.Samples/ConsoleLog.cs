@@ -6,12 +6,15 @@ namespace Taming.ML.Samples;
 internal static class ConsoleLog
 {
     /// <summary>Shows how training runs: the tokenizer's data and batch size, and whether a step runs as a CUDA graph or
-    /// why it could not (Taming.ML says both in the log; progress lines come through the options' callbacks).</summary>
+    /// why it could not (Taming.ML says both in the log; progress lines come through the options' callbacks), and every
+    /// warning (a file left out of an image folder, a model moved to the CPU).</summary>
     public static MLContext ShowTrainingSetup(this MLContext ml)
     {
         ml.Log += (_, e) =>
         {
-            if (e.Message.Contains("CUDA graph") || e.Message.Contains("Training on ") || e.Message.Contains("oneDNN"))
+            if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning)
+                Console.WriteLine("  warning: " + e.Message);
+            else if (e.Message.Contains("CUDA graph") || e.Message.Contains("Training on ") || e.Message.Contains("oneDNN"))
                 Console.WriteLine("  " + e.Message);
         };
         return ml;

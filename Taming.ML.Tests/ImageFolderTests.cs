@@ -99,6 +99,36 @@ public sealed class ImageFolderTests
         }
     }
 
+    [TestMethod]
+    public void FilesInFormatsThatCannotBeDecodedAreLeftOutWithAWarning()
+    {
+        var folder = Folder + "-tiff";
+        Directory.CreateDirectory(Path.Combine(folder, "scans"));
+        try
+        {
+            File.Copy(Path.Combine(Folder, "red", "0.png"), Path.Combine(folder, "scans", "good.png"));
+            using (var image = new Image<Rgb24>(10, 12)) image.SaveAsTiff(Path.Combine(folder, "scans", "scan.tif"));
+            File.WriteAllText(Path.Combine(folder, "readme.txt"), "not an image, and not reported");
+            var ml = new MLContext();
+            var warnings = new List<string>();
+            ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(e.Message); };
+            Assert.AreEqual(1, ml.Data.LoadFromImageFolder(folder).GetColumn<string>("ImagePath").Count());
+            Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
+            StringAssert.Contains(warnings[0], "1 .tif");
+            StringAssert.Contains(warnings[0], Path.Combine("scans", "scan.tif"));
+            Assert.IsFalse(warnings[0].Contains("readme"), warnings[0]);
+
+            // With nothing else there, the error says why the folder holds no images.
+            File.Delete(Path.Combine(folder, "scans", "good.png"));
+            var e = Assert.ThrowsExactly<InvalidDataException>(() => ml.Data.LoadRandomCrops(folder, 4, 1));
+            StringAssert.Contains(e.Message, "cannot decode (1 .tif");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     private sealed class PathRow
     {
         public string Path { get; set; } = "";

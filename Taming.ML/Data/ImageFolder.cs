@@ -8,27 +8,49 @@ internal static class ImageFolder
     private static readonly HashSet<string> Extensions = new(StringComparer.OrdinalIgnoreCase)
         { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" };
 
+    // Image formats that LoadImages' decoder (SkiaSharp) cannot read: skipped with a warning rather than silently,
+    // so that a folder of TIFF scans does not train on the few PNGs beside them unnoticed.
+    private static readonly HashSet<string> Undecodable = new(StringComparer.OrdinalIgnoreCase)
+        { ".tif", ".tiff", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".svg", ".psd", ".exr", ".hdr", ".tga", ".ppm", ".pgm", ".pbm" };
+
     /// <summary>
     /// Image paths relative to <paramref name="folder"/> and their class (the sub-folder's name, or "" at the top).
     /// Every file's header is read first, with the decoder that LoadImages uses, so that a damaged or mislabelled file
-    /// is named now rather than failing a training run on its first pass.
+    /// is named now rather than failing a training run on its first pass. Files in image formats that the decoder
+    /// cannot read (TIFF, HEIC, AVIF, …) are left out and reported to <paramref name="warn"/>.
     /// </summary>
-    public static List<(string RelativePath, string Label)> List(string folder)
+    public static List<(string RelativePath, string Label)> List(string folder, Action<string>? warn = null)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Image folder not found: '{folder}'.");
-        var items = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
-            .Where(p => Extensions.Contains(Path.GetExtension(p)))
+        var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
             .Select(p => Path.GetRelativePath(folder, p))
             .OrderBy(p => p, StringComparer.Ordinal)
+            .ToList();
+        var items = files
+            .Where(p => Extensions.Contains(Path.GetExtension(p)))
             .Select(p => (RelativePath: p, Label: Path.GetDirectoryName(p) is { Length: > 0 } d ? d.Split(Path.DirectorySeparatorChar)[0] : ""))
             .ToList();
-        if (items.Count == 0) throw new InvalidDataException($"No images (png, jpg, bmp, gif, webp) in '{folder}'.");
+        string skipped = SkippedFormats(files);
+        if (items.Count == 0)
+            throw new InvalidDataException($"No images (png, jpg, bmp, gif, webp) in '{folder}'" +
+                                           (skipped.Length > 0 ? $"; {skipped}" : "") + ".");
+        if (skipped.Length > 0) warn?.Invoke($"'{folder}': {skipped}.");
         var unreadable = items.Select(i => i.RelativePath).Where(p => !IsDecodable(Path.Combine(folder, p))).ToList();
         if (unreadable.Count > 0)
             throw new InvalidDataException($"{unreadable.Count} of the {items.Count} image files in '{folder}' cannot be decoded " +
                                            $"(damaged, or not an image): {string.Join(", ", unreadable.Take(10))}" +
                                            (unreadable.Count > 10 ? ", …" : "") + ". Remove or replace them.");
         return items;
+    }
+
+    /// <summary>"" when every file is in a readable format or not an image; otherwise what was left out, and why.</summary>
+    private static string SkippedFormats(List<string> files)
+    {
+        var skipped = files.Where(p => Undecodable.Contains(Path.GetExtension(p))).ToList();
+        if (skipped.Count == 0) return "";
+        var counts = skipped.GroupBy(p => Path.GetExtension(p).ToLowerInvariant()).Select(g => $"{g.Count()} {g.Key}");
+        return $"left out {skipped.Count} file(s) in formats that LoadImages cannot decode ({string.Join(", ", counts)}; " +
+               $"first '{skipped[0]}'); convert them to PNG to use them";
     }
 
     /// <summary>True when the file's header names a format and size that the image decoder accepts.</summary>

@@ -102,28 +102,39 @@ public static class TamingCatalogExtensions
 
     /// <summary>
     /// <see cref="LoadRandomCrops(DataOperationsCatalog, IReadOnlyList{string}, int, int, int, int, string)"/> from every
-    /// image in <paramref name="folder"/> and its sub-folders (png, jpg, bmp, gif, webp; damaged files are named).
+    /// image in <paramref name="folder"/> and its sub-folders (png, jpg, bmp, gif, webp; damaged files are named, files in
+    /// formats that cannot be decoded, such as TIFF, are left out with a warning in the context's log).
     /// </summary>
     public static IDataView LoadRandomCrops(this DataOperationsCatalog catalog, string folder, int cropSize,
         int count, int seed = 0, int downscale = 1, string imageColumnName = "Image") =>
-        catalog.LoadRandomCrops(ImageFolder.List(folder).Select(i => Path.Combine(folder, i.RelativePath)).ToList(),
+        catalog.LoadRandomCrops(ListImages(catalog, folder).Select(i => Path.Combine(folder, i.RelativePath)).ToList(),
             cropSize, count, seed, downscale, imageColumnName);
 
     /// <summary>
     /// Loads the images of a folder with one sub-folder per class (ML.NET's image-classification layout) through
     /// ML.NET's LoadImages: an image column, a text column with the path, and a key-typed label column.
+    /// Damaged files are named in an exception; files in formats that cannot be decoded (TIFF, HEIC, …) are left out
+    /// with a warning in the context's log.
     /// </summary>
     public static IDataView LoadFromImageFolder(this DataOperationsCatalog catalog, string folder,
         string imageColumnName = "Image", string labelColumnName = "Label", string pathColumnName = "ImagePath")
     {
         var env = ((IInternalCatalog)catalog).Environment;
-        var items = ImageFolder.List(folder).Select(i => new ImageFolderRow { ImagePath = i.RelativePath, Label = i.Label });
+        var items = ListImages(catalog, folder).Select(i => new ImageFolderRow { ImagePath = i.RelativePath, Label = i.Label });
         var listing = catalog.LoadFromEnumerable(items.ToList());
         var transforms = new TransformsCatalog(env); // the user's context: its log and seed
         var pipeline = transforms.CopyColumns(pathColumnName, nameof(ImageFolderRow.ImagePath))
             .Append(transforms.Conversion.MapValueToKey(labelColumnName, nameof(ImageFolderRow.Label)))
             .Append(transforms.LoadImages(imageColumnName, folder, pathColumnName));
         return pipeline.Fit(listing).Transform(listing);
+    }
+
+    /// <summary>The folder's images; files in formats that LoadImages cannot read go to the context's log as a warning.</summary>
+    private static List<(string RelativePath, string Label)> ListImages(DataOperationsCatalog catalog, string folder)
+    {
+        var host = ((IInternalCatalog)catalog).Environment.Register(nameof(ImageFolder));
+        using var ch = host.Start("List");
+        return ImageFolder.List(folder, m => ch.Warning(m));
     }
 
     /// <summary>Taming.ML's evaluation and model helpers.</summary>
