@@ -171,7 +171,7 @@ internal static class PhotosDemo
             (height, width) = (first.Height / Downscale / 8 * 8, first.Width / Downscale / 8 * 8);
         var source = ml.Data.LoadFromEnumerable(paths.Select(p => new PathRow { Path = p }).ToList());
         return ml.Transforms.LoadImages("Photo", null, "Path")
-            .Append(ml.Transforms.ResizeImages("Photo", width, height, "Photo"))
+            .Append(ml.Transforms.CropAndResizeImages("Photo", width, height, "Photo"))
             .Append(ml.Transforms.ResizeImages("Small", width / ConditionFactor, height / ConditionFactor, "Photo"))
             .Append(ml.Transforms.ResizeImages("Condition", width, height, "Small"))
             .Fit(source).Transform(source);

@@ -45,7 +45,7 @@ internal static class PriorCommands
         var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution);
         args.RejectUnknown();
         var tokens = imageSize is var (width, height)
-            ? ml.Transforms.ResizeImages("Image", width, height, "Image")
+            ? ml.Transforms.CropAndResizeImages("Image", width, height, "Image")
                 .Append(ml.Transforms.TokenizeWholeImages(tokenizer.OutputColumnName, "Image", tokenizer)).Fit(data).Transform(data)
             : tokenizerModel.Transform(data);
         // Class-conditional when the data has labels of at least two classes.
@@ -132,7 +132,7 @@ internal static class PriorCommands
         var rows = ml.Data.LoadFromEnumerable(Enumerable.Repeat(new PathRow { Path = Path.GetFullPath(conditionPath) }, count).ToList());
         var clock = Stopwatch.StartNew();
         var pipeline = ml.Transforms.LoadImages("Condition", null, "Path")
-            .Append(ml.Transforms.ResizeImages("Condition", w, h, "Condition"))
+            .Append(ml.Transforms.CropAndResizeImages("Condition", w, h, "Condition"))
             .Append(ml.Transforms.TokenizeWholeImages("ConditionTokens", "Condition", conditionTokenizer))
             .Append(ml.Transforms.GenerateTokens("Generated", prior, conditionColumnName: "ConditionTokens", options: sampling))
             .Append(ml.Transforms.DecodeTokens("GeneratedImage", "Generated", tokenizer));

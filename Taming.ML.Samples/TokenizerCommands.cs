@@ -46,7 +46,7 @@ internal static class TokenizerCommands
         args.RejectUnknown();
         IEstimator<ITransformer> pipeline = idx || crops
             ? ml.Transforms.TokenizeImages("Tokens", "Image", options)
-            : ml.Transforms.ResizeImages("Image", options.Resolution = options.Resolution > 0 ? options.Resolution : 64, options.Resolution, "Image")
+            : ml.Transforms.CropAndResizeImages("Image", options.Resolution = options.Resolution > 0 ? options.Resolution : 64, options.Resolution, "Image")
                 .Append(ml.Transforms.TokenizeImages("Tokens", "Image", options));
         var model = pipeline.Fit(data);
         // ML.NET cannot store an input schema of image columns only.
@@ -69,7 +69,7 @@ internal static class TokenizerCommands
         var tokenizer = TamingCatalog.FindTokenizer(model);
         var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution);
         args.RejectUnknown();
-        // Everything in the saved chain before the tokenizer (e.g. ResizeImages) applies to the evaluation images too.
+        // Everything in the saved chain before the tokenizer (e.g. CropAndResizeImages) applies to the evaluation images too.
         var prepared = model is TransformerChain<ITransformer> chain
             ? new TransformerChain<ITransformer>(chain.TakeWhile(t => t is not VqganTokenizerTransformer).ToArray()).Transform(data)
             : data;

@@ -76,8 +76,7 @@ public static class ImagePixels
     /// </summary>
     public static List<byte[][]> ReadColumns(IDataView data, int channels, params string[] columns)
     {
-        var schemaColumns = columns.Select(c => data.Schema.GetColumnOrNull(c)
-            ?? throw new ArgumentOutOfRangeException(nameof(columns), $"Image column '{c}' not found in the data.")).ToArray();
+        var schemaColumns = columns.Select(c => MLNet.SchemaColumns.Find(data.Schema, c, "Image", nameof(columns))).ToArray();
         using var cursor = data.GetRowCursor(schemaColumns);
         var getters = schemaColumns.Select(c => cursor.GetGetter<MLImage>(c)).ToArray();
         var rows = new List<byte[][]>();

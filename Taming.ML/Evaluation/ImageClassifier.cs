@@ -87,8 +87,7 @@ public sealed class ImageClassifier
     internal static (ImageSet Images, List<int> Labels) Read(IDataView data, string imageColumnName, string labelColumnName, int channels, int resolution)
     {
         var image = ImageColumnReader.Find(data.Schema, imageColumnName);
-        var label = data.Schema.GetColumnOrNull(labelColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(labelColumnName), $"Label column '{labelColumnName}' not found in the data.");
+        var label = MLNet.SchemaColumns.Find(data.Schema, labelColumnName, "Label", nameof(labelColumnName));
         int? classes = TokenColumns.InspectLabel(label);
         var set = new ImageSet(channels, resolution, resolution);
         var labels = new List<int>();

@@ -39,8 +39,7 @@ internal sealed class ImageColumnReader
     /// <summary>The image column <paramref name="name"/> of <paramref name="schema"/>, checked by <see cref="Inspect"/>.</summary>
     public static DataViewSchema.Column Find(DataViewSchema schema, string name)
     {
-        var column = schema.GetColumnOrNull(name)
-            ?? throw new ArgumentOutOfRangeException("imageColumnName", $"Image column '{name}' not found in the data.");
+        var column = SchemaColumns.Find(schema, name, "Image", "imageColumnName");
         Inspect(column);
         return column;
     }
@@ -88,7 +87,7 @@ internal sealed class ImageColumnReader
         using var cursor = input.GetRowCursor(new[] { column });
         if (!cursor.MoveNext()) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
         MLImage image = null!;
-        Get(cursor.GetGetter<MLImage>(column), ref image, column.Name, cursor.Position);
+        GetImage(cursor.GetGetter<MLImage>(column), ref image, column.Name, cursor.Position);
         return (image.Height, image.Width);
     }
 
@@ -111,11 +110,12 @@ internal sealed class ImageColumnReader
 
     private (float[] Pixels, int C, int H, int W) ReadImage()
     {
-        Get(imageGetter!, ref image, name, row.Position);
+        GetImage(imageGetter!, ref image, name, row.Position);
         return (Data.ImagePixels.ToPlanar(image, channels), channels, image.Height, image.Width);
     }
 
-    private static void Get(ValueGetter<MLImage> getter, ref MLImage image, string name, long position)
+    /// <summary>Reads a row's image, naming the column and row where it cannot be decoded or is missing.</summary>
+    public static void GetImage(ValueGetter<MLImage> getter, ref MLImage image, string name, long position)
     {
         try
         {

@@ -37,8 +37,7 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         foreach (var name in new[] { tokenColumnName, labelColumnName, conditionColumnName }.OfType<string>())
-            if (!inputSchema.TryFindColumn(name, out _))
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{name}' not found in the data.");
+            SchemaColumns.Find(inputSchema, name);
         var result = inputSchema.ToDictionary(c => c.Name);
         result[scoreColumnName] = new SchemaShape.Column(scoreColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Single, false);
         return new SchemaShape(result.Values);
@@ -77,8 +76,7 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
 
     private PriorLayout ShapeOf(IDataView input)
     {
-        var tokens = input.Schema.GetColumnOrNull(tokenColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(input), $"Input column '{tokenColumnName}' not found in the data.");
+        var tokens = SchemaColumns.Find(input.Schema, tokenColumnName, parameter: nameof(input));
         var (count, h, w) = TokenColumns.Inspect(tokens);
         int codebook = count ?? MaxPlusOne(input, tokens);
         // The modelled grid: the whole grid, or the window, which then slides over the grid (its canvas).
@@ -86,15 +84,13 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         var (canvasHeight, canvasWidth) = (gh, gw) == (h, w) ? (0, 0) : (h, w);
         if (labelColumnName != null)
         {
-            var label = input.Schema.GetColumnOrNull(labelColumnName)
-                ?? throw new ArgumentOutOfRangeException(nameof(input), $"Label column '{labelColumnName}' not found in the data.");
+            var label = SchemaColumns.Find(input.Schema, labelColumnName, "Label", nameof(input));
             int classes = TokenColumns.InspectLabel(label) ?? MaxPlusOne(input, label);
             return new PriorLayout(Conditioning.Class, codebook, gh, gw, ClassCount: classes, CanvasHeight: canvasHeight, CanvasWidth: canvasWidth);
         }
         if (conditionColumnName != null)
         {
-            var condition = input.Schema.GetColumnOrNull(conditionColumnName)
-                ?? throw new ArgumentOutOfRangeException(nameof(input), $"Condition column '{conditionColumnName}' not found in the data.");
+            var condition = SchemaColumns.Find(input.Schema, conditionColumnName, "Condition", nameof(input));
             var (ck, ch, cw) = TokenColumns.Inspect(condition);
             if (canvasHeight > 0 && (ch, cw) != (h, w))
                 throw new ArgumentOutOfRangeException(nameof(input), $"Column '{condition.Name}' holds {ch}×{cw} condition tokens, column " +

@@ -19,12 +19,11 @@ internal sealed class PriorInputs
         string? conditionColumn, int? conditionLength = null)
     {
         int expectedCondition = conditionLength ?? layout.PrefixLength;
-        DataViewSchema.Column Find(string name, string role) => schema.GetColumnOrNull(name)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"The {role} column '{name}' was not found in the data.");
+        DataViewSchema.Column Find(string name, string role) => SchemaColumns.Find(schema, name, role);
         var columns = new List<DataViewSchema.Column>();
         if (tokenColumn != null)
         {
-            var c = Find(tokenColumn, "token");
+            var c = Find(tokenColumn, "Token");
             var (count, h, w) = TokenColumns.Inspect(c);
             if (h * w != layout.ImageLength)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' holds {h * w} tokens per row; the prior models {layout.GridHeight}×{layout.GridWidth} = {layout.ImageLength}.");
@@ -36,14 +35,14 @@ internal sealed class PriorInputs
         }
         if (layout.Conditioning == Conditioning.Class)
         {
-            var c = Find(labelColumn ?? throw new ArgumentException("This prior is class-conditional: name a label column."), "label");
+            var c = Find(labelColumn ?? throw new ArgumentException("This prior is class-conditional: name a label column."), "Label");
             if (TokenColumns.InspectLabel(c) is { } classes && classes > layout.ClassCount)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' has {classes} classes; the prior was fitted on {layout.ClassCount}.");
             columns.Add(c);
         }
         if (layout.Conditioning == Conditioning.Image)
         {
-            var c = Find(conditionColumn ?? throw new ArgumentException("This prior is conditioned on image tokens: name a condition column."), "condition");
+            var c = Find(conditionColumn ?? throw new ArgumentException("This prior is conditioned on image tokens: name a condition column."), "Condition");
             var (count, h, w) = TokenColumns.Inspect(c);
             if (h * w != expectedCondition)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' holds {h * w} condition tokens per row; expected {expectedCondition}" +

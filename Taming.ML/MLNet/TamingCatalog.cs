@@ -46,6 +46,22 @@ public static class TamingCatalogExtensions
         new(Env(catalog), outputColumnName, inputColumnName, tokenizer);
 
     /// <summary>
+    /// Resizes the images of <paramref name="inputColumnName"/> to <paramref name="imageWidth"/>×<paramref name="imageHeight"/>:
+    /// each is scaled, keeping its aspect ratio, until it covers that size, and its centre is kept — what
+    /// <c>ResizeImages</c> does by default, with every output pixel drawn from the image. ML.NET 5.0's ResizeImages
+    /// truncates the scaled size and leaves the last row or column black for about one image size in eight (a
+    /// 4032×3024 photo at any square size, for one), which a tokenizer would learn as an edge. Saved with the model.
+    /// </summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="outputColumnName">Name of the image column to add (the input's name replaces it).</param>
+    /// <param name="imageWidth">Width of the output images in pixels.</param>
+    /// <param name="imageHeight">Height of the output images in pixels.</param>
+    /// <param name="inputColumnName">Name of the image column to read; <paramref name="outputColumnName"/> when null.</param>
+    public static ImageCropResizingEstimator CropAndResizeImages(this TransformsCatalog catalog, string outputColumnName,
+        int imageWidth, int imageHeight, string? inputColumnName = null) =>
+        new(Env(catalog), outputColumnName, inputColumnName ?? outputColumnName, imageWidth, imageHeight);
+
+    /// <summary>
     /// Fits a transformer prior (GPT) on the token grids of <paramref name="tokenColumnName"/>: unconditional, or
     /// conditioned on a class label (<paramref name="labelColumnName"/>: key or Int32) or on a condition image's
     /// tokens (<paramref name="conditionColumnName"/>: a second tokenizer's output). The fitted prior adds
@@ -205,8 +221,7 @@ public sealed class TamingCatalog
         int channels = 1, int epochs = 3, int seed = 1, string device = "cpu")
     {
         var torchDevice = Native.TorchRuntime.ResolveDevice(device);
-        var image = data.Schema.GetColumnOrNull(imageColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Image column '{imageColumnName}' not found in the data.");
+        var image = SchemaColumns.Find(data.Schema, imageColumnName, "Image", nameof(imageColumnName));
         var (_, h, w) = ImageColumnReader.Inspect(image);
         if (h == 0 || h != w) throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Column '{imageColumnName}' must hold square images of a known size (use ResizeImages).");
         var (images, labels) = ImageClassifier.Read(data, imageColumnName, labelColumnName, channels, h);

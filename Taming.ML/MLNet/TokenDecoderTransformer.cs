@@ -62,8 +62,7 @@ public sealed class TokenDecoderTransformer : BatchedTransformerBase
         public Mapper(TokenDecoderTransformer parent, DataViewSchema schema)
         {
             this.parent = parent;
-            var column = schema.GetColumnOrNull(parent.InputColumnName)
-                ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Input column '{parent.InputColumnName}' not found in the data.");
+            var column = SchemaColumns.Find(schema, parent.InputColumnName);
             (var keyCount, Height, Width) = TokenColumns.Inspect(column);
             if (keyCount is { } k && k != parent.Model.Options.CodebookSize)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{column.Name}' holds keys of {k} codes; this tokenizer's " +

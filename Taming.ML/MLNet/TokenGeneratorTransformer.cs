@@ -93,8 +93,7 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
             var columns = PriorInputs.Columns(schema, layout, null, parent.LabelColumnName, parent.ConditionColumnName, parent.ConditionLength);
             if (parent.SeedColumnName != null)
             {
-                var seed = schema.GetColumnOrNull(parent.SeedColumnName)
-                    ?? throw new ArgumentOutOfRangeException(nameof(schema), $"The seed column '{parent.SeedColumnName}' was not found in the data.");
+                var seed = SchemaColumns.Find(schema, parent.SeedColumnName, "Seed");
                 if (seed.Type != NumberDataViewType.Int32)
                     throw new ArgumentOutOfRangeException(nameof(schema), $"The seed column '{seed.Name}' has type {seed.Type}; expected Int32.");
                 columns.Add(seed);

@@ -25,8 +25,7 @@ public abstract class TokenizerStageEstimator<TTransformer> : IEstimator<TTransf
     /// <summary>Checks the input column and describes the column that will be added.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        if (!inputSchema.TryFindColumn(InputColumnName, out var column))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{InputColumnName}' not found in the data.");
+        var column = SchemaColumns.Find(inputSchema, InputColumnName);
         CheckInput(column);
         var result = inputSchema.ToDictionary(c => c.Name);
         result[OutputColumnName] = OutputColumn();

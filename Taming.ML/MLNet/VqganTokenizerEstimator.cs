@@ -38,8 +38,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
     /// <summary>Checks the input column and describes the token column that <see cref="Fit"/> will add.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        if (!inputSchema.TryFindColumn(inputColumnName, out var col))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{inputColumnName}' not found in the data.");
+        var col = SchemaColumns.Find(inputSchema, inputColumnName);
         bool image = col.Kind == SchemaShape.Column.VectorKind.Scalar && col.ItemType is ImageDataViewType;
         bool vector = col.Kind == SchemaShape.Column.VectorKind.Vector && ImageColumnReader.IsPixelType(col.ItemType);
         if (!image && !vector)
@@ -56,8 +55,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
     public VqganTokenizerTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var column = input.Schema.GetColumnOrNull(inputColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(input), $"Input column '{inputColumnName}' not found in the data.");
+        var column = SchemaColumns.Find(input.Schema, inputColumnName, parameter: nameof(input));
         var resolved = Resolve(input, column);
         resolved.Validate();
         TimeBudget.Check(resolved.TimeBudget, nameof(VqganOptions));

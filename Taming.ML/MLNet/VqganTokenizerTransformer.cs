@@ -163,8 +163,7 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
         public Mapper(VqganTokenizerTransformer parent, DataViewSchema schema)
         {
             this.parent = parent;
-            var column = schema.GetColumnOrNull(parent.InputColumnName)
-                ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Input column '{parent.InputColumnName}' not found in the data.");
+            var column = SchemaColumns.Find(schema, parent.InputColumnName);
             ImageSize = parent.ImageSizeOf(column);
             InputColumns = new[] { column };
             int f = parent.DownsamplingFactor;
