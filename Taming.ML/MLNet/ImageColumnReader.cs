@@ -102,7 +102,7 @@ internal sealed class ImageColumnReader
             if (!resize)
                 throw new InvalidDataException(
                     $"Column '{name}', row {row.Position}: the image is {w}×{h} pixels but the tokenizer works on {width}×{height}. " +
-                    "Add mlContext.Transforms.ResizeImages before it, or set ResizeToResolution in the tokenizer's options.");
+                    "Add mlContext.Transforms.CropAndResizeImages (or ResizeImages) before it, or set ResizeToResolution in the tokenizer's options.");
             pixels = Resize(pixels, c, h, w, height, width);
         }
         pixels.CopyTo(destination);

@@ -223,7 +223,7 @@ public sealed class TamingCatalog
         var torchDevice = Native.TorchRuntime.ResolveDevice(device);
         var image = SchemaColumns.Find(data.Schema, imageColumnName, "Image", nameof(imageColumnName));
         var (_, h, w) = ImageColumnReader.Inspect(image);
-        if (h == 0 || h != w) throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Column '{imageColumnName}' must hold square images of a known size (use ResizeImages).");
+        if (h == 0 || h != w) throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Column '{imageColumnName}' must hold square images of a known size (use CropAndResizeImages or ResizeImages).");
         var (images, labels) = ImageClassifier.Read(data, imageColumnName, labelColumnName, channels, h);
         int classes = TokenColumns.InspectLabel(data.Schema[labelColumnName]) ?? labels.Max() + 1;
         var host = ((IHostEnvironment)ml).Register(nameof(ImageClassifier));

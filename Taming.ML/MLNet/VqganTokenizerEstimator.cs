@@ -84,7 +84,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
             if (h != w)
                 throw new ArgumentOutOfRangeException(nameof(input),
                     $"Column '{column.Name}' holds {w}×{h} images; the tokenizer needs square images. Resize them " +
-                    "(mlContext.Transforms.ResizeImages) or set VqganOptions.Resolution with ResizeToResolution.");
+                    "(mlContext.Transforms.CropAndResizeImages) or set VqganOptions.Resolution with ResizeToResolution.");
             o.Resolution = h;
         }
         o.Seed ??= (env as IHostEnvironmentInternal)?.Seed;

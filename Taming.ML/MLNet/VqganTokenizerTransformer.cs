@@ -121,14 +121,14 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
             if (!ResizeToResolution && h > 0 && w > 0 && (h != Resolution || w != Resolution))
                 throw new ArgumentOutOfRangeException(nameof(column),
                     $"Column '{column.Name}' holds {w}×{h} images but the tokenizer works on {Resolution}×{Resolution}. " +
-                    "Add mlContext.Transforms.ResizeImages before it, set ResizeToResolution in the tokenizer's options, or " +
+                    "Add mlContext.Transforms.CropAndResizeImages (or ResizeImages) before it, set ResizeToResolution in the tokenizer's options, or " +
                     "tokenize them whole (mlContext.Transforms.TokenizeWholeImages).");
             return (Resolution, Resolution);
         }
         // The token grid follows the images' size, which the column's type must state.
         if (h == 0 || w == 0)
             throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' holds images of no stated size; whole-image " +
-                "tokenizing makes grids of the images' size, so give them one with mlContext.Transforms.ResizeImages (or ExtractPixels' shape).");
+                "tokenizing makes grids of the images' size, so give them one with mlContext.Transforms.CropAndResizeImages (or ResizeImages, or ExtractPixels' shape).");
         if (WholeImageSizeProblem(h, w) is { } problem)
             throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' holds images of {problem}.");
         return (h, w);
