@@ -204,6 +204,17 @@ public sealed class TokenizerTests
     }
 
     [TestMethod]
+    public void TheGridShowsRowsSpreadOverTheData()
+    {
+        var ml = new MLContext(seed: 1);
+        var kept = new List<(byte[] Original, byte[] Reconstruction)>();
+        Evaluation.ReconstructionEvaluator.Evaluate(Shared(ml), TinyData.ImageView(12), "Image", keepCount: 4, keep: kept);
+        var images = TinyData.Images(12);
+        Assert.AreEqual(4, kept.Count);
+        for (int i = 0; i < 4; i++) CollectionAssert.AreEqual(images[3 * i], kept[i].Original, $"picture {i} is not row {3 * i}");
+    }
+
+    [TestMethod]
     public void PerceptualWeightTrainsWithTheShippedNetwork()
     {
         // Same seed and steps; the perceptual term changes the gradients, so the weights differ.

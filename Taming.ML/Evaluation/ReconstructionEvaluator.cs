@@ -11,8 +11,10 @@ namespace Taming.ML.Evaluation;
 internal static class ReconstructionEvaluator
 {
     /// <summary>
-    /// Metrics over every row of <paramref name="data"/>; <paramref name="keep"/> receives the first rows'
-    /// original and reconstructed bytes (planar) for pictures. With <paramref name="features"/>, also rFID.
+    /// Metrics over every row of <paramref name="data"/>; <paramref name="keep"/> receives <paramref name="keepCount"/>
+    /// rows' original and reconstructed bytes (planar) for pictures: rows spread evenly over the data, so that a folder
+    /// sorted by class shows every class (the first rows where the data does not know its row count). With
+    /// <paramref name="features"/>, also rFID.
     /// </summary>
     public static ReconstructionMetrics Evaluate(VqganTokenizerTransformer tokenizer, IDataView data, string imageColumnName,
         int keepCount = 0, List<(byte[] Original, byte[] Reconstruction)>? keep = null, ResNet18Features? features = null)
@@ -29,6 +31,8 @@ internal static class ReconstructionEvaluator
         using var cursor = data.GetRowCursor(new[] { column });
         var reader = new ImageColumnReader(cursor, column, o.Channels, h, w, tokenizer.ResizeToResolution);
         var buffer = new float[batch * pixelsPerImage];
+        long rowCount = keepCount > 0 && data.GetRowCount() is { } c && c > keepCount ? c : keepCount;
+        long nextKept = 0; // row index of the next picture: ⌊i · rows / keepCount⌋
         while (true)
         {
             int filled = 0;
@@ -55,6 +59,8 @@ internal static class ReconstructionEvaluator
             }
             for (int i = 0; keep != null && i < filled && keep.Count < keepCount; i++)
             {
+                if (n + i != nextKept) continue;
+                nextKept = (keep.Count + 1) * rowCount / keepCount;
                 var original = PixelScale.ToBytes(x[i].flatten().data<float>().ToArray());
                 keep.Add((original, recBytes[i].flatten().data<byte>().ToArray()));
             }

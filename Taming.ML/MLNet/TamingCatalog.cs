@@ -184,8 +184,8 @@ public sealed class TamingCatalog
     /// Reconstructs every image of <paramref name="imageColumnName"/> with <paramref name="tokenizer"/> and returns
     /// PSNR, SSIM, L1, codebook usage, perplexity and the reconstruction FID on the shipped ResNet18's features
     /// (<paramref name="rfid"/>: null, the default, computes it when the network file is found; true requires it;
-    /// false skips it). Optionally writes a PNG grid of originals (odd rows) over reconstructions (even rows) of the
-    /// first <paramref name="gridImages"/> images. A whole-image tokenizer (<see cref="TamingCatalogExtensions.TokenizeWholeImages"/>)
+    /// false skips it). Optionally writes a PNG grid of originals (odd rows) over reconstructions (even rows) of
+    /// <paramref name="gridImages"/> images spread evenly over the data (every class of a folder sorted by class). A whole-image tokenizer (<see cref="TamingCatalogExtensions.TokenizeWholeImages"/>)
     /// measures whole images at the size their column states.
     /// </summary>
     public ReconstructionMetrics EvaluateReconstruction(IDataView data, VqganTokenizerTransformer tokenizer,
