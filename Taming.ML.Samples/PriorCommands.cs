@@ -31,6 +31,8 @@ internal static class PriorCommands
         options.Width = args.Int("width") ?? options.Width;
         options.Steps = args.Int("steps") ?? options.Steps;
         options.LearningRate = args.Double("learning-rate") ?? options.LearningRate;
+        options.Dropout = args.Double("dropout") ?? options.Dropout;
+        options.PKeep = args.Double("pkeep") ?? options.PKeep;
         options.Seed = args.Int("seed");
         options.Device = args.String("device") ?? options.Device;
         options.Precision = args.Precision() ?? options.Precision;
