@@ -21,11 +21,12 @@ internal static class DataSources
     }
 
     /// <summary>
-    /// <see cref="Load"/> with the row options every image command shares: --skip N and --take N pick rows (e.g. a
-    /// held-out part), and --random-crops N [--downscale F] [--crop-seed S] takes N random crops of side
-    /// <paramref name="side"/> from a folder's images instead.
+    /// <see cref="Load"/> with the row options every image command shares: --skip N and --take N pick rows, --holdout F
+    /// holds out a fixed random share F of them (the same rows for every command: training commands leave them out,
+    /// <paramref name="heldOut"/> ones read only them), and --random-crops N [--downscale F] [--crop-seed S] takes N
+    /// random crops of side <paramref name="side"/> from a folder's images instead.
     /// </summary>
-    public static IDataView Load(MLContext ml, Arguments args, string images, string? labels, int side)
+    public static IDataView Load(MLContext ml, Arguments args, string images, string? labels, int side, bool heldOut = false)
     {
         if (args.Int("random-crops") is { } crops)
         {
@@ -35,6 +36,18 @@ internal static class DataSources
         var data = Load(ml, images, labels, side);
         if (args.Int("skip") is { } skip) data = ml.Data.SkipRows(data, skip);
         if (args.Int("take") is { } take) data = ml.Data.TakeRows(data, take);
+        if (args.Double("holdout") is { } fraction)
+        {
+            if (fraction is <= 0 or >= 1) throw new ArgumentOutOfRangeException("--holdout", $"--holdout is the held-out share of the rows, between 0 and 1; got {fraction}.");
+            data = Split(ml, data, fraction, heldOut);
+        }
         return data;
+    }
+
+    /// <summary>A fixed random share of the rows (a folder sorted by class is held out across its classes), or the rest.</summary>
+    public static IDataView Split(MLContext ml, IDataView data, double fraction, bool heldOut)
+    {
+        var split = ml.Data.TrainTestSplit(data, testFraction: fraction, seed: 1);
+        return heldOut ? split.TestSet : split.TrainSet;
     }
 }

@@ -171,8 +171,19 @@ internal static class PriorCommands
         var prior = TamingCatalog.FindPrior(ml.Taming().LoadModel(priorPath, out _));
         if (prior.Layout.Conditioning != Conditioning.Class) throw new ArgumentException("Class consistency needs a class-conditional prior.");
         var real = DataSources.Load(ml, images, labels, idxPadTo: tokenizer.Resolution);
-        int rows = (int)(real.GetRowCount() ?? 0);
-        var (training, heldOut) = (ml.Data.TakeRows(real, rows * 9 / 10), ml.Data.SkipRows(real, rows * 9 / 10));
+        IDataView training, heldOut;
+        if (DataSources.IsIdx(images))
+        {
+            // The last tenth, which the sample's MNIST commands hold out of the tokenizer's and the prior's training (--take 9000).
+            int rows = (int)(real.GetRowCount() ?? 0);
+            (training, heldOut) = (ml.Data.TakeRows(real, rows * 9 / 10), ml.Data.SkipRows(real, rows * 9 / 10));
+        }
+        else
+        {
+            // A folder is sorted by class: a random tenth of it, resized as the tokenizer's images were.
+            real = ml.Transforms.CropAndResizeImages("Image", tokenizer.Resolution, tokenizer.Resolution).Fit(real).Transform(real);
+            (training, heldOut) = (DataSources.Split(ml, real, 0.1, heldOut: false), DataSources.Split(ml, real, 0.1, heldOut: true));
+        }
         var classifier = ml.Taming().TrainImageClassifier(training, channels: tokenizer.Channels, epochs: 6, device: device);
         var accuracy = ml.Taming().EvaluateClassification(heldOut, classifier);
         var wanted = ml.Data.LoadFromEnumerable(Enumerable.Range(0, prior.Layout.ClassCount * count)

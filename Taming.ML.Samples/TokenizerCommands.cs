@@ -67,7 +67,7 @@ internal static class TokenizerCommands
         var ml = new MLContext(seed: 1);
         var model = ml.Taming().LoadModel(modelPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(model);
-        var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution);
+        var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution, heldOut: true);
         args.RejectUnknown();
         // Everything in the saved chain before the tokenizer (e.g. CropAndResizeImages) applies to the evaluation images too.
         var prepared = model is TransformerChain<ITransformer> chain
