@@ -22,6 +22,7 @@ internal static class TokenizerCommands
         var options = new VqganOptions
         {
             Resolution = args.Int("resolution") ?? 0,
+            Channels = args.Int("channels") ?? 0, // 0: RGB for image folders; 1 reads them as luminance
             CodebookSize = args.Int("codebook-size") ?? 512,
             Steps = args.Int("steps") ?? 3000,
             BatchSize = args.Int("batch-size") ?? 0, // automatic: 32 up to 128×128, fewer for larger images
