@@ -100,7 +100,7 @@ public sealed class ImageFolderTests
     }
 
     [TestMethod]
-    public void FilesInFormatsThatCannotBeDecodedAreLeftOutWithAWarning()
+    public void HiddenFilesAndFormatsThatCannotBeDecodedAreLeftOut()
     {
         var folder = Folder + "-tiff";
         Directory.CreateDirectory(Path.Combine(folder, "scans"));
@@ -109,6 +109,10 @@ public sealed class ImageFolderTests
             File.Copy(Path.Combine(Folder, "red", "0.png"), Path.Combine(folder, "scans", "good.png"));
             using (var image = new Image<Rgb24>(10, 12)) image.SaveAsTiff(Path.Combine(folder, "scans", "scan.tif"));
             File.WriteAllText(Path.Combine(folder, "readme.txt"), "not an image, and not reported");
+            // Hidden files: macOS's AppleDouble copies carry the image's extension but are not images.
+            File.WriteAllBytes(Path.Combine(folder, "scans", "._good.png"), new byte[] { 0, 5, 22, 7, 0, 2 });
+            Directory.CreateDirectory(Path.Combine(folder, ".ipynb_checkpoints"));
+            File.Copy(Path.Combine(Folder, "red", "0.png"), Path.Combine(folder, ".ipynb_checkpoints", "good.png"));
             var ml = new MLContext();
             var warnings = new List<string>();
             ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(e.Message); };

@@ -17,13 +17,16 @@ internal static class ImageFolder
     /// Image paths relative to <paramref name="folder"/> and their class (the sub-folder's name, or "" at the top).
     /// Every file's header is read first, with the decoder that LoadImages uses, so that a damaged or mislabelled file
     /// is named now rather than failing a training run on its first pass. Files in image formats that the decoder
-    /// cannot read (TIFF, HEIC, AVIF, …) are left out and reported to <paramref name="warn"/>.
+    /// cannot read (TIFF, HEIC, AVIF, …) are left out and reported to <paramref name="warn"/>; hidden files and folders
+    /// (names that start with a dot) are left out.
     /// </summary>
     public static List<(string RelativePath, string Label)> List(string folder, Action<string>? warn = null)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Image folder not found: '{folder}'.");
         var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
             .Select(p => Path.GetRelativePath(folder, p))
+            // Hidden files and folders (macOS's "._photo.jpg" copies, .ipynb_checkpoints) are neither images nor classes.
+            .Where(p => !p.Split(Path.DirectorySeparatorChar).Any(part => part.StartsWith('.')))
             .OrderBy(p => p, StringComparer.Ordinal)
             .ToList();
         var items = files
