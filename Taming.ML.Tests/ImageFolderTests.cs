@@ -133,6 +133,36 @@ public sealed class ImageFolderTests
         }
     }
 
+    [TestMethod]
+    public void PhotosThatExifTurnsAreReportedAsReadAsStored()
+    {
+        var folder = Folder + "-exif";
+        Directory.CreateDirectory(folder);
+        try
+        {
+            using (var image = new Image<Rgb24>(12, 10))
+            {
+                image.SaveAsJpeg(Path.Combine(folder, "upright.jpg"));
+                image.Metadata.ExifProfile = new SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifProfile();
+                image.Metadata.ExifProfile.SetValue(SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag.Orientation, (ushort)6); // 90° clockwise
+                image.SaveAsJpeg(Path.Combine(folder, "portrait.jpg"));
+            }
+            var ml = new MLContext();
+            var warnings = new List<string>();
+            ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(e.Message); };
+            var data = ml.Data.LoadFromImageFolder(folder);
+            Assert.AreEqual(2, data.GetColumn<string>("ImagePath").Count());
+            Assert.IsNull(data.Schema.GetColumnOrNull("Label"), "images without class folders got a label column");
+            Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
+            StringAssert.Contains(warnings[0], "1 image(s) carry an EXIF orientation");
+            StringAssert.Contains(warnings[0], "'portrait.jpg'");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     private sealed class PathRow
     {
         public string Path { get; set; } = "";

@@ -38,11 +38,17 @@ internal static class ImageFolder
             throw new InvalidDataException($"No images (png, jpg, bmp, gif, webp) in '{folder}'" +
                                            (skipped.Length > 0 ? $"; {skipped}" : "") + ".");
         if (skipped.Length > 0) warn?.Invoke($"'{folder}': {skipped}.");
-        var unreadable = items.Select(i => i.RelativePath).Where(p => !IsDecodable(Path.Combine(folder, p))).ToList();
+        var headers = items.Select(i => (i.RelativePath, Origin: Origin(Path.Combine(folder, i.RelativePath)))).ToList();
+        var unreadable = headers.Where(h => h.Origin is null).Select(h => h.RelativePath).ToList();
         if (unreadable.Count > 0)
             throw new InvalidDataException($"{unreadable.Count} of the {items.Count} image files in '{folder}' cannot be decoded " +
                                            $"(damaged, or not an image): {string.Join(", ", unreadable.Take(10))}" +
                                            (unreadable.Count > 10 ? ", …" : "") + ". Remove or replace them.");
+        // Cameras store portrait shots sideways with an EXIF orientation; LoadImages reads the pixels as stored.
+        var turned = headers.Where(h => h.Origin != SKEncodedOrigin.TopLeft).Select(h => h.RelativePath).ToList();
+        if (turned.Count > 0)
+            warn?.Invoke($"'{folder}': {turned.Count} image(s) carry an EXIF orientation that LoadImages does not apply, so they are " +
+                         $"read as stored, e.g. on their side (first '{turned[0]}'); rotate their pixels to use them upright.");
         return items;
     }
 
@@ -56,10 +62,10 @@ internal static class ImageFolder
                $"first '{skipped[0]}'); convert them to PNG to use them";
     }
 
-    /// <summary>True when the file's header names a format and size that the image decoder accepts.</summary>
-    public static bool IsDecodable(string path)
+    /// <summary>Where the stored pixels' first row lies (EXIF orientation), or null when the decoder does not accept the file.</summary>
+    private static SKEncodedOrigin? Origin(string path)
     {
         using var codec = SKCodec.Create(path);
-        return codec is { Info.Width: > 0, Info.Height: > 0 };
+        return codec is { Info.Width: > 0, Info.Height: > 0 } ? codec.EncodedOrigin : null;
     }
 }

@@ -128,19 +128,23 @@ public static class TamingCatalogExtensions
 
     /// <summary>
     /// Loads the images of a folder with one sub-folder per class (ML.NET's image-classification layout) through
-    /// ML.NET's LoadImages: an image column, a text column with the path, and a key-typed label column.
-    /// Damaged files are named in an exception; files in formats that cannot be decoded (TIFF, HEIC, …) are left out
-    /// with a warning in the context's log.
+    /// ML.NET's LoadImages: an image column, a text column with the path, and a key-typed label column (none when no
+    /// image lies in a sub-folder: a folder of unlabelled images). Damaged files are named in an exception; files in
+    /// formats that cannot be decoded (TIFF, HEIC, …) are left out, and photos whose EXIF orientation LoadImages does
+    /// not apply are counted, with a warning in the context's log.
     /// </summary>
     public static IDataView LoadFromImageFolder(this DataOperationsCatalog catalog, string folder,
         string imageColumnName = "Image", string labelColumnName = "Label", string pathColumnName = "ImagePath")
     {
         var env = ((IInternalCatalog)catalog).Environment;
-        var items = ListImages(catalog, folder).Select(i => new ImageFolderRow { ImagePath = i.RelativePath, Label = i.Label });
-        var listing = catalog.LoadFromEnumerable(items.ToList());
+        var items = ListImages(catalog, folder).Select(i => new ImageFolderRow { ImagePath = i.RelativePath, Label = i.Label }).ToList();
+        var listing = catalog.LoadFromEnumerable(items);
         var transforms = new TransformsCatalog(env); // the user's context: its log and seed
+        IEstimator<ITransformer> labels = items.Any(i => i.Label.Length > 0)
+            ? transforms.Conversion.MapValueToKey(labelColumnName, nameof(ImageFolderRow.Label))
+            : transforms.DropColumns(nameof(ImageFolderRow.Label)); // no classes: a key of no values would only warn
         var pipeline = transforms.CopyColumns(pathColumnName, nameof(ImageFolderRow.ImagePath))
-            .Append(transforms.Conversion.MapValueToKey(labelColumnName, nameof(ImageFolderRow.Label)))
+            .Append(labels)
             .Append(transforms.LoadImages(imageColumnName, folder, pathColumnName));
         return pipeline.Fit(listing).Transform(listing);
     }
