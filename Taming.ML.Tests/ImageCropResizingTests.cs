@@ -119,6 +119,17 @@ public sealed class ImageCropResizingTests
         CollectionAssert.AreEqual(Read(model), engine.Predict(new PathRow { Path = path }).Pixels);
     }
 
+    [TestMethod]
+    public void TheStageSavedByTheFirstReleaseWithItLoads()
+    {
+        // Fixtures/crop-resize-1.1.zip: CropAndResizeImages("Small", 20, 12, "Image") as first saved.
+        var ml = new MLContext();
+        var stage = (ImageCropResizingTransformer)ml.Model.Load(Path.Combine(AppContext.BaseDirectory, "Fixtures", "crop-resize-1.1.zip"), out _);
+        Assert.AreEqual(("Small", "Image", 20, 12), (stage.OutputColumnName, stage.InputColumnName, stage.Width, stage.Height));
+        var type = (ImageDataViewType)stage.Transform(TinyData.ImageView(1, side: 16)).Schema["Small"].Type;
+        Assert.AreEqual((12, 20), (type.Height, type.Width));
+    }
+
     private sealed class PixelsRow
     {
         public float[] Pixels { get; set; } = Array.Empty<float>();
