@@ -13,9 +13,9 @@ internal static class ConsoleLog
         ml.Log += (_, e) =>
         {
             if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning)
-                Console.WriteLine("  warning: " + e.Message);
+                Console.WriteLine("  warning: " + e.RawMessage);
             else if (e.Message.Contains("CUDA graph") || e.Message.Contains("Training on ") || e.Message.Contains("oneDNN"))
-                Console.WriteLine("  " + e.Message);
+                Console.WriteLine("  " + e.RawMessage);
         };
         return ml;
     }
