@@ -21,12 +21,12 @@ internal static class CoverCrop
         return new SKRect((float)x, (float)y, (float)(x + w), (float)(y + h));
     }
 
-    /// <summary>A new <paramref name="width"/>×<paramref name="height"/> image of the centre of <paramref name="image"/>, in its pixel format.</summary>
-    public static MLImage Apply(MLImage image, int width, int height)
+    /// <summary>The 4-byte pixels of a <paramref name="width"/>×<paramref name="height"/> image of the centre of
+    /// <paramref name="image"/>, in its pixel format (<see cref="MLImage.CreateFromPixels"/> makes an image of them).</summary>
+    public static byte[] Apply(MLImage image, int width, int height)
     {
-        var format = image.PixelFormat;
-        // MLImage keeps SkiaSharp's decoded pixels: premultiplied, 4 bytes per pixel.
-        var colorType = format == MLPixelFormat.Rgba32 ? SKColorType.Rgba8888 : SKColorType.Bgra8888;
+        // MLImage keeps SkiaSharp's decoded pixels: premultiplied, 4 bytes per pixel, BGRA or RGBA.
+        var colorType = image.PixelFormat == MLPixelFormat.Rgba32 ? SKColorType.Rgba8888 : SKColorType.Bgra8888;
         using var source = new SKBitmap(new SKImageInfo(image.Width, image.Height, colorType, SKAlphaType.Premul));
         Marshal.Copy(image.Pixels.ToArray(), 0, source.GetPixels(), 4 * image.Width * image.Height);
         using var target = new SKBitmap(new SKImageInfo(width, height, colorType, SKAlphaType.Premul));
@@ -38,6 +38,6 @@ internal static class CoverCrop
         }
         var pixels = new byte[4 * width * height];
         Marshal.Copy(target.GetPixels(), pixels, 0, pixels.Length);
-        return MLImage.CreateFromPixels(width, height, format == MLPixelFormat.Rgba32 ? MLPixelFormat.Rgba32 : MLPixelFormat.Bgra32, pixels);
+        return pixels;
     }
 }

@@ -24,8 +24,7 @@ public sealed class ImageCropResizingTransformer : BatchedTransformerBase
     internal ImageCropResizingTransformer(IHostEnvironment env, string outputColumnName, string inputColumnName, int width, int height)
         : base(env, nameof(ImageCropResizingTransformer))
     {
-        if (width < 1 || height < 1)
-            throw new ArgumentOutOfRangeException(nameof(width), $"The image size must be positive; got {width}×{height}.");
+        // The size is checked by the estimator, or when the model file is read.
         OutputColumnName = outputColumnName;
         InputColumnName = inputColumnName;
         Width = width;
@@ -89,7 +88,7 @@ public sealed class ImageCropResizingTransformer : BatchedTransformerBase
         private readonly DataViewRow row;
         private readonly string name;
         private readonly ValueGetter<MLImage> getter;
-        private readonly MLImage?[] resized;
+        private readonly (byte[] Pixels, MLPixelFormat Format)[] resized;
         private MLImage image = null!;
 
         public State(ImageCropResizingTransformer parent, DataViewRow row, DataViewSchema.Column column, int capacity)
@@ -98,15 +97,14 @@ public sealed class ImageCropResizingTransformer : BatchedTransformerBase
             this.row = row;
             name = column.Name;
             getter = row.GetGetter<MLImage>(column);
-            resized = new MLImage?[capacity];
+            resized = new (byte[], MLPixelFormat)[capacity];
         }
 
         // The input image belongs to the stage before and is replaced at its next row, so it is resized at once.
         public void ReadRow(int slot)
         {
             ImageColumnReader.GetImage(getter, ref image, name, row.Position);
-            resized[slot]?.Dispose();
-            resized[slot] = CoverCrop.Apply(image, parent.Width, parent.Height);
+            resized[slot] = (CoverCrop.Apply(image, parent.Width, parent.Height), image.PixelFormat);
         }
 
         public void Compute(int count) { }
@@ -115,16 +113,13 @@ public sealed class ImageCropResizingTransformer : BatchedTransformerBase
         {
             ValueGetter<MLImage> get = (ref MLImage dst) =>
             {
-                var source = resized[slot()]!;
+                var (pixels, format) = resized[slot()];
                 dst?.Dispose();
-                dst = MLImage.CreateFromPixels(source.Width, source.Height, source.PixelFormat, source.Pixels);
+                dst = MLImage.CreateFromPixels(parent.Width, parent.Height, format, pixels);
             };
             return get;
         }
 
-        public void Dispose()
-        {
-            foreach (var r in resized) r?.Dispose();
-        }
+        public void Dispose() { }
     }
 }
