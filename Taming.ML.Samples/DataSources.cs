@@ -39,15 +39,16 @@ internal static class DataSources
         if (args.Double("holdout") is { } fraction)
         {
             if (fraction is <= 0 or >= 1) throw new ArgumentOutOfRangeException("--holdout", $"--holdout is the held-out share of the rows, between 0 and 1; got {fraction}.");
-            data = Split(ml, data, fraction, heldOut);
+            var split = Split(ml, data, fraction);
+            data = heldOut ? split.HeldOut : split.Training;
         }
         return data;
     }
 
-    /// <summary>A fixed random share of the rows (a folder sorted by class is held out across its classes), or the rest.</summary>
-    public static IDataView Split(MLContext ml, IDataView data, double fraction, bool heldOut)
+    /// <summary>A fixed random share of the rows held out (a folder sorted by class is held out across its classes), and the rest.</summary>
+    public static (IDataView Training, IDataView HeldOut) Split(MLContext ml, IDataView data, double fraction)
     {
         var split = ml.Data.TrainTestSplit(data, testFraction: fraction, seed: 1);
-        return heldOut ? split.TestSet : split.TrainSet;
+        return (split.TrainSet, split.TestSet);
     }
 }

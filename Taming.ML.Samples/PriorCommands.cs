@@ -182,7 +182,7 @@ internal static class PriorCommands
         {
             // A folder is sorted by class: a random tenth of it, resized as the tokenizer's images were.
             real = ml.Transforms.CropAndResizeImages("Image", tokenizer.Resolution, tokenizer.Resolution).Fit(real).Transform(real);
-            (training, heldOut) = (DataSources.Split(ml, real, 0.1, heldOut: false), DataSources.Split(ml, real, 0.1, heldOut: true));
+            (training, heldOut) = DataSources.Split(ml, real, 0.1);
         }
         var classifier = ml.Taming().TrainImageClassifier(training, channels: tokenizer.Channels, epochs: 6, device: device);
         var accuracy = ml.Taming().EvaluateClassification(heldOut, classifier);
