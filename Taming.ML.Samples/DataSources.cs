@@ -12,11 +12,15 @@ internal static class DataSources
     /// <summary>True when the path names an IDX file rather than a folder.</summary>
     public static bool IsIdx(string path) => File.Exists(path);
 
-    /// <summary>Loads images (and labels) with an "Image" column: IDX files padded to <paramref name="idxPadTo"/>, or a folder through LoadImages.</summary>
-    public static IDataView Load(MLContext ml, string images, string? labels, int idxPadTo)
+    /// <summary>
+    /// Loads images (and labels) with an "Image" column: IDX files padded to <paramref name="idxPadTo"/>, or a folder,
+    /// whose large JPEGs are decoded at the smallest scale that covers <paramref name="cover"/> (the size they will be
+    /// resized to).
+    /// </summary>
+    public static IDataView Load(MLContext ml, string images, string? labels, int idxPadTo, (int Width, int Height) cover)
     {
         if (IsIdx(images)) return ml.Data.LoadFromIdx(images, labels, padTo: idxPadTo);
-        if (Directory.Exists(images)) return ml.Data.LoadFromImageFolder(images);
+        if (Directory.Exists(images)) return ml.Data.LoadFromImageFolder(images, coverWidth: cover.Width, coverHeight: cover.Height);
         throw new FileNotFoundException($"--images: '{images}' is neither an IDX file nor a folder.");
     }
 
@@ -24,16 +28,18 @@ internal static class DataSources
     /// <see cref="Load"/> with the row options every image command shares: --skip N and --take N pick rows, --holdout F
     /// holds out a fixed random share F of them (the same rows for every command: training commands leave them out,
     /// <paramref name="heldOut"/> ones read only them), and --random-crops N [--downscale F] [--crop-seed S] takes N
-    /// random crops of side <paramref name="side"/> from a folder's images instead.
+    /// random crops of side <paramref name="side"/> from a folder's images instead. A folder's images are resized to
+    /// <paramref name="cover"/> later (side × side by default).
     /// </summary>
-    public static IDataView Load(MLContext ml, Arguments args, string images, string? labels, int side, bool heldOut = false)
+    public static IDataView Load(MLContext ml, Arguments args, string images, string? labels, int side, bool heldOut = false,
+        (int Width, int Height)? cover = null)
     {
         if (args.Int("random-crops") is { } crops)
         {
             if (!Directory.Exists(images)) throw new DirectoryNotFoundException($"--random-crops needs --images to be a folder; '{images}' is not.");
             return ml.Data.LoadRandomCrops(images, side, crops, seed: args.Int("crop-seed") ?? 1, downscale: args.Int("downscale") ?? 1);
         }
-        var data = Load(ml, images, labels, side);
+        var data = Load(ml, images, labels, side, cover ?? (side, side));
         if (args.Int("skip") is { } skip) data = ml.Data.SkipRows(data, skip);
         if (args.Int("take") is { } take) data = ml.Data.TakeRows(data, take);
         if (args.Double("holdout") is { } fraction)

@@ -44,7 +44,7 @@ internal static class PriorCommands
         var ml = new MLContext(seed: options.Seed ?? 1).ShowTrainingSetup();
         var tokenizerModel = ml.Taming().LoadModel(tokenizerPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(tokenizerModel);
-        var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution);
+        var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution, cover: imageSize);
         args.RejectUnknown();
         var tokens = imageSize is var (width, height)
             ? ml.Transforms.CropAndResizeImages("Image", width, height, "Image")
@@ -170,7 +170,7 @@ internal static class PriorCommands
         var tokenizer = TamingCatalog.FindTokenizer(ml.Taming().LoadModel(tokenizerPath, out _));
         var prior = TamingCatalog.FindPrior(ml.Taming().LoadModel(priorPath, out _));
         if (prior.Layout.Conditioning != Conditioning.Class) throw new ArgumentException("Class consistency needs a class-conditional prior.");
-        var real = DataSources.Load(ml, images, labels, idxPadTo: tokenizer.Resolution);
+        var real = DataSources.Load(ml, images, labels, tokenizer.Resolution, (tokenizer.Resolution, tokenizer.Resolution));
         IDataView training, heldOut;
         if (DataSources.IsIdx(images))
         {

@@ -53,8 +53,8 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         o.Validate();
         TimeBudget.Check(o.TimeBudget, nameof(GptOptions));
         var device = TorchRuntime.ResolveDevice(o.Device);
-        var sequences = ReadSequences(input, layout);
         using var ch = host.Start("Fit");
+        var sequences = ReadSequences(input, layout, m => ch.Info(m));
         var (canvasHeight, canvasWidth) = layout.Canvas;
         string windows = (canvasHeight, canvasWidth) == (layout.GridHeight, layout.GridWidth) ? "" : $" in random {layout.GridHeight}×{layout.GridWidth} windows";
         ch.Info($"Training a {layout.Conditioning.ToString().ToLowerInvariant()}-conditioned prior on {sequences.Count} grids of " +
@@ -124,8 +124,9 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
     }
 
     /// <summary>Each row's prefix and image tokens in vocabulary ids; for a windowed prior the whole canvas (see <see cref="TokenWindows"/>).</summary>
-    private List<long[]> ReadSequences(IDataView input, PriorLayout layout)
+    private List<long[]> ReadSequences(IDataView input, PriorLayout layout, Action<string> log)
     {
+        var progress = new ReadProgress(log, "token grids", input.GetRowCount());
         layout = layout.CanvasLayout();
         var columns = PriorInputs.Columns(input.Schema, layout, tokenColumnName, labelColumnName, conditionColumnName);
         var sequences = new List<long[]>();
@@ -135,8 +136,10 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         {
             options.CancellationToken.ThrowIfCancellationRequested();
             sequences.Add(inputs.Prefix().Concat(inputs.Tokens()).ToArray());
+            progress.Add();
         }
         if (sequences.Count == 0) throw new InvalidOperationException("The training data is empty: the prior needs at least one token grid.");
+        progress.Done();
         return sequences;
     }
 }

@@ -61,7 +61,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         TimeBudget.Check(resolved.TimeBudget, nameof(VqganOptions));
         var device = TorchRuntime.ResolveDevice(resolved.Device);
         using var ch = host.Start("Fit");
-        var data = ReadImages(input, column, resolved);
+        var data = ReadImages(input, column, resolved, m => ch.Info(m));
         ch.Info($"Training a VQGAN tokenizer on {data.Count} images of {resolved.Resolution}×{resolved.Resolution}×{resolved.Channels} " +
                 $"({resolved.TokenGridSide}×{resolved.TokenGridSide} tokens, {resolved.CodebookSize} codes) for {resolved.Steps} steps on {device}.");
         var model = new VqganTrainer(resolved, device, perceptual, m => ch.Info(m)).Train(data);
@@ -91,8 +91,9 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         return o;
     }
 
-    private ImageSet ReadImages(IDataView input, DataViewSchema.Column column, VqganOptions o)
+    private ImageSet ReadImages(IDataView input, DataViewSchema.Column column, VqganOptions o, Action<string> log)
     {
+        var progress = new ReadProgress(log, "images", input.GetRowCount());
         var set = new ImageSet(o.Channels, o.Resolution, o.Resolution);
         using var cursor = input.GetRowCursor(new[] { column });
         var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, o.Resolution, resizeToResolution);
@@ -102,8 +103,10 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
             o.CancellationToken.ThrowIfCancellationRequested();
             reader.Read(pixels);
             set.Add(PixelScale.ToBytes(pixels));
+            progress.Add();
         }
         if (set.Count == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
+        progress.Done();
         return set;
     }
 }

@@ -1,0 +1,51 @@
+using System.Runtime.InteropServices;
+using Microsoft.ML.Data;
+using SkiaSharp;
+
+namespace Taming.ML.Data;
+
+/// <summary>
+/// Decodes an image file at the smallest scale its format offers that still covers a given size (JPEG decodes at
+/// 1/2, 1/4 or 1/8 of its size for a fraction of the work; other formats at full size), with the pixels LoadImages
+/// would give at that scale: premultiplied, BGRA or RGBA, no colour-space conversion, EXIF orientation not applied.
+/// A 4032×3024 phone photo meant for 64×64 decodes at 504×378, about ten times faster than in full.
+/// </summary>
+internal static class ScaledDecode
+{
+    /// <summary>The decoded image's 4-byte pixels, size and pixel format; throws naming <paramref name="path"/> when it cannot be read.</summary>
+    public static (byte[] Pixels, int Width, int Height, MLPixelFormat Format) Load(string path, int coverWidth, int coverHeight)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Image not found: '{path}'.", path);
+        using var codec = SKCodec.Create(path)
+            ?? throw new InvalidDataException($"'{path}' cannot be decoded as an image (damaged, or not an image).");
+        var size = Scale(codec, coverWidth, coverHeight);
+        var info = codec.Info.WithSize(size.Width, size.Height);
+        if (info.ColorType is not (SKColorType.Bgra8888 or SKColorType.Rgba8888)) info.ColorType = SKColorType.Bgra8888; // as MLImage converts
+        if (info.AlphaType == SKAlphaType.Unpremul) info.AlphaType = SKAlphaType.Premul; // as SKBitmap.Decode does
+        info.ColorSpace = null;
+        var pixels = new byte[info.BytesSize];
+        var handle = GCHandle.Alloc(pixels, GCHandleType.Pinned);
+        SKCodecResult result;
+        try { result = codec.GetPixels(info, handle.AddrOfPinnedObject()); }
+        finally { handle.Free(); }
+        // A cut-short file would otherwise train on its undecoded rest (grey).
+        if (result != SKCodecResult.Success)
+            throw new InvalidDataException($"'{path}' cannot be decoded as an image ({result}: damaged or cut short).");
+        return (pixels, info.Width, info.Height, info.ColorType == SKColorType.Rgba8888 ? MLPixelFormat.Rgba32 : MLPixelFormat.Bgra32);
+    }
+
+    /// <summary>The smallest size the codec decodes to whose scale still covers the target (the full size when none does).</summary>
+    public static SKSizeI Scale(SKCodec codec, int coverWidth, int coverHeight)
+    {
+        var full = codec.Info.Size;
+        if (coverWidth <= 0 || coverHeight <= 0) return full;
+        // The scale at which the image just covers the target (CoverCrop's), so that it is then only shrunk, never enlarged.
+        double needed = Math.Max((double)coverWidth / full.Width, (double)coverHeight / full.Height);
+        foreach (float scale in new[] { 0.125f, 0.25f, 0.5f })
+        {
+            var size = codec.GetScaledDimensions(scale);
+            if (size.Width >= full.Width * needed && size.Height >= full.Height * needed && size.Width < full.Width) return size;
+        }
+        return full;
+    }
+}
