@@ -24,6 +24,20 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void ATrainingSetTooLargeForMemoryIsRefusedWithWhatToChange()
+    {
+        // 100,000 images of 256×256×3 are 18.3 GB: refused before any is read where that exceeds the limit.
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => new ImageSet(3, 256, 256, expectedCount: 100_000, memoryLimit: 16L << 30));
+        AssertMessage(e, "100,000 images of 256×256×3", "18.3 GB", "16.0 GB", "TakeRows", "LoadRandomCrops");
+        Assert.AreEqual(0, new ImageSet(3, 256, 256, expectedCount: 100_000, memoryLimit: 20L << 30).Count, "a set that fits is taken");
+        // A count not known ahead is checked as the images come.
+        var set = new ImageSet(1, 8, 8, memoryLimit: 1500 * 64);
+        for (int i = 0; i < 1025; i++) set.Add(new byte[64]);
+        Assert.ThrowsExactly<InvalidOperationException>(() => { for (int i = 0; i < 1024; i++) set.Add(new byte[64]); });
+        Assert.AreEqual(2048, set.Count, "the check every 1,024 images stopped the 2,049th");
+    }
+
+    [TestMethod]
     public void AskingForCudaWithoutAGpuSaysHowToGetIt()
     {
         if (TorchSharp.torch.cuda.is_available()) Assert.Inconclusive("This machine has CUDA.");

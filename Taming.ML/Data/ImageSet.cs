@@ -9,12 +9,20 @@ namespace Taming.ML.Data;
 internal sealed class ImageSet
 {
     private readonly List<byte[]> images = new();
+    private readonly long memoryLimit;
 
-    public ImageSet(int channels, int height, int width)
+    /// <param name="channels">Channels per image.</param>
+    /// <param name="height">Image height.</param>
+    /// <param name="width">Image width.</param>
+    /// <param name="expectedCount">The number of images to come, where known: a set too large is refused before any is read.</param>
+    /// <param name="memoryLimit">The most bytes the images may take: by default three quarters of the memory the process may use.</param>
+    public ImageSet(int channels, int height, int width, long? expectedCount = null, long? memoryLimit = null)
     {
         Channels = channels;
         Height = height;
         Width = width;
+        this.memoryLimit = memoryLimit ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
+        if (expectedCount is { } n) CheckFits(n);
     }
 
     public int Channels { get; }
@@ -28,7 +36,19 @@ internal sealed class ImageSet
     {
         if (planar.Length != PixelsPerImage)
             throw new ArgumentException($"Expected {PixelsPerImage} values per image, got {planar.Length}.");
+        if (images.Count % 1024 == 0) CheckFits(images.Count + 1); // a count not known ahead: checked every 1,024 images
         images.Add(planar);
+    }
+
+    // Fails with what to change rather than running out of memory minutes into reading a large folder.
+    private void CheckFits(long count)
+    {
+        if (count * PixelsPerImage <= memoryLimit) return;
+        static string Gb(double bytes) => (bytes / (1L << 30)).ToString("F1", System.Globalization.CultureInfo.InvariantCulture) + " GB";
+        throw new InvalidOperationException(
+            $"The training images are held in memory as bytes: {count:N0} images of {Width}×{Height}×{Channels} take " +
+            $"{Gb((double)count * PixelsPerImage)}, more than the {Gb(memoryLimit)} (three quarters of the memory available) they may use. " +
+            "Train on fewer images (mlContext.Data.TakeRows), at a lower resolution, or on random crops (mlContext.Data.LoadRandomCrops).");
     }
 
     /// <summary>The images at <paramref name="indices"/> as a (b, c, h, w) float tensor in [−1, 1].</summary>

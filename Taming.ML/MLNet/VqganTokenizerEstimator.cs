@@ -94,7 +94,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
     private ImageSet ReadImages(IDataView input, DataViewSchema.Column column, VqganOptions o, Action<string> log)
     {
         var progress = new ReadProgress(log, "images", input.GetRowCount());
-        var set = new ImageSet(o.Channels, o.Resolution, o.Resolution);
+        var set = new ImageSet(o.Channels, o.Resolution, o.Resolution, input.GetRowCount());
         using var cursor = input.GetRowCursor(new[] { column });
         var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, o.Resolution, resizeToResolution);
         var pixels = new float[set.PixelsPerImage];
