@@ -113,7 +113,7 @@ internal static class PhotosDemo
         {
             // Fully convolutional, so that whole photos decode as their crops do.
             CodebookSize = 512, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Precision = precision,
-            DiscWeight = 0.3, Progress = Log,
+            DiscWeight = 0.3, Progress = Log, // the GAN starts only where the steps reach 1,000 (a GPU)
         }).Fit(crops);
         Log(ml.Taming().EvaluateReconstruction(ml.Data.LoadRandomCrops(photos, Crop, 300, seed: 2, downscale: Downscale), imageTokenizer,
             gridPath: Path.Combine(Path.GetDirectoryName(files[0])!, "crop-reconstructions.png")));

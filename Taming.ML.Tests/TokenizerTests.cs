@@ -69,6 +69,29 @@ public sealed class TokenizerTests
     }
 
     [TestMethod]
+    public void ShortRunsAndAZeroWeightTrainWithoutTheGan()
+    {
+        IReadOnlyList<VqganProgress> Fit(int? discStart, double discWeight, List<string> log)
+        {
+            var reports = new List<VqganProgress>();
+            var options = TinyData.Options(steps: 10);
+            (options.DiscStart, options.DiscWeight, options.Progress) = (discStart, discWeight, reports.Add);
+            var ml = new MLContext(seed: 1);
+            ml.Log += (_, e) => log.Add(e.RawMessage);
+            ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(16));
+            return reports;
+        }
+        var log = new List<string>();
+        // The default start (60 % of training) waits for step 1,000, which a 10-step run never reaches.
+        Assert.IsTrue(Fit(null, 0.8, log).All(r => r.DiscriminatorLoss == 0 && r.Lambda == 0));
+        Assert.IsTrue(log.Any(m => m.StartsWith("The GAN did not start") && m.Contains("made 10")), string.Join("\n", log));
+        log.Clear();
+        // A weight of 0 skips the discriminator too, whatever the start.
+        Assert.IsTrue(Fit(5, 0, log).All(r => r.DiscriminatorLoss == 0 && r.GeneratorLoss == 0));
+        Assert.IsFalse(log.Any(m => m.StartsWith("The GAN did not start")));
+    }
+
+    [TestMethod]
     public void TokensAreKeyVectorsWithTheGridShape()
     {
         var ml = new MLContext(seed: 1);

@@ -128,7 +128,7 @@ public static class TamingCatalogExtensions
 
     /// <summary>
     /// Loads the images of a folder with one sub-folder per class (ML.NET's image-classification layout) through
-    /// ML.NET's LoadImages: an image column, a text column with the path, and a key-typed label column (none when no
+    /// ML.NET's LoadImages (or, given the size they will be resized to, a decoder that reads large JPEGs smaller): an image column, a text column with the path, and a key-typed label column (none when no
     /// image lies in a sub-folder: a folder of unlabelled images). Damaged files are named in an exception; files in
     /// formats that cannot be decoded (TIFF, HEIC, …) are left out, and photos whose EXIF orientation LoadImages does
     /// not apply are counted, with a warning in the context's log.

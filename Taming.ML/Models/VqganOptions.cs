@@ -90,11 +90,14 @@ public sealed class VqganOptions
 
     /// <summary>Training step at which the discriminator and the GAN term start (reference: <c>disc_start</c>).
     /// Null (default): at 60% of training (of <see cref="Steps"/>, or of <see cref="TimeBudget"/> when that runs out
-    /// first), so the autoencoder converges before the GAN sharpens it. Negative: no GAN, which suits runs of a few
-    /// hundred steps, where the GAN (its discriminator starting untrained) costs more quality than it adds.</summary>
+    /// first), so the autoencoder converges before the GAN sharpens it, but not before step 1,000: the reference trains
+    /// its autoencoder for 30,000 steps or more first, and in runs of a few hundred steps the GAN (its discriminator
+    /// starting untrained) costs more quality than it adds, so such runs train without it (the log says so). Negative:
+    /// no GAN. A step number starts it there in any run.</summary>
     public int? DiscStart { get; set; }
 
-    /// <summary>Multiplier of the adaptive GAN weight λ (reference: <c>disc_weight</c>). Default 0.8.</summary>
+    /// <summary>Multiplier of the adaptive GAN weight λ (reference: <c>disc_weight</c>). Default 0.8; 0 trains without
+    /// the GAN and its discriminator.</summary>
     public double DiscWeight { get; set; } = 0.8;
 
     /// <summary>Convolution layers of the PatchGAN discriminator (reference: <c>disc_num_layers</c>). Default 2,

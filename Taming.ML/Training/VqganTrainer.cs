@@ -66,14 +66,18 @@ internal sealed class VqganTrainer
 
         var order = new BatchOrder(data.Count, (int)batchSize, rng);
         var clock = Stopwatch.StartNew();
-        int step = 0;
+        int step = 0, ganSteps = 0;
         while (step < o.Steps)
         {
             o.CancellationToken.ThrowIfCancellationRequested();
             double progress = TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed);
             if (progress >= 1) break;
             optAe.LearningRate = optD.LearningRate = LearningRateAt(progress, step);
-            bool gan = o.DiscStart switch { null => progress >= 0.6, < 0 => false, var start => step >= start };
+            bool gan = o.DiscWeight > 0 && o.DiscStart switch
+            {
+                null => progress >= 0.6 && step >= DefaultDiscStartMinimum, < 0 => false, var start => step >= start,
+            };
+            ganSteps += gan ? 1 : 0;
 
             using (NewDisposeScope()) iteration.Input.copy_(data.Batch(order.Next(), device));
             iteration.Run(gan);
@@ -100,10 +104,20 @@ internal sealed class VqganTrainer
                 if (report.StopRequested) break;
             }
         }
+        if (ganSteps == 0 && o.DiscStart is null && o.DiscWeight > 0)
+            log?.Invoke($"The GAN did not start: by default it starts at 60 % of training once {DefaultDiscStartMinimum:N0} steps are made, " +
+                        $"and this run made {step:N0}. Set VqganOptions.DiscStart to start it at a given step.");
         model.eval();
         discriminator.Dispose();
         return model;
     }
+
+    /// <summary>
+    /// The earliest step at which the default schedule starts the GAN. The reference trains its autoencoder for 30,000 steps
+    /// or more first; in runs of a few hundred steps, the discriminator (untrained when it starts) costs more than it adds
+    /// (64×64 photos, 76 steps in 3 CPU minutes: held-out 21.1 dB and rKID 107 with the GAN from step 46, 23.3 dB and 74 without).
+    /// </summary>
+    internal const int DefaultDiscStartMinimum = 1000;
 
     /// <summary>Linear warm-up over the first 2% (at most 100 steps), then a cosine from the peak to a tenth.</summary>
     private double LearningRateAt(double progress, int step)
