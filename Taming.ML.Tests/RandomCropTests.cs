@@ -44,12 +44,30 @@ public sealed class RandomCropTests
     }
 
     [TestMethod]
+    public void EachCropComesWholeFromOnePhotoOfSeveral()
+    {
+        string other = Path.Combine(Path.GetTempPath(), $"taming-crops-other-{Environment.ProcessId}.png"); // not in Folder, whose crops other tests read
+        using (var image = new Image<Rgb24>(30, 50, new Rgb24(10, 20, 200))) image.SaveAsPng(other);
+        byte[][] crops;
+        try { crops = RandomCrops.Take(new[] { Photo, other }, size: 8, count: 40, seed: 5, downscale: 1); }
+        finally { File.Delete(other); }
+        // The photos differ in blue (77 and 200, constant in each), so a crop's blue plane says which one it came from.
+        var blues = crops.Select(c => c.Skip(128).Distinct().Single()).ToList();
+        CollectionAssert.AreEquivalent(new byte[] { 77, 200 }, blues.Distinct().ToArray());
+        Assert.IsTrue(crops.Where((c, i) => blues[i] == 200).All(c => c.Take(64).All(r => r == 10)), "the second photo's crops are its own red");
+    }
+
+    [TestMethod]
     public void MissingPhotosAndOversizedCropsAreNamed()
     {
         var ml = new MLContext();
         Assert.ThrowsExactly<FileNotFoundException>(() => ml.Data.LoadRandomCrops(new[] { Path.Combine(Folder, "none.png") }, 8, 1));
         var e = Assert.ThrowsExactly<ArgumentException>(() => ml.Data.LoadRandomCrops(new[] { Photo }, 16, 1, downscale: 2));
         StringAssert.Contains(e.Message, "20×12");
+        // Crops that would not fit in memory are refused before any photo is decoded.
+        var tooMany = Assert.ThrowsExactly<InvalidOperationException>(() => RandomCrops.Take(new[] { Photo }, 8, 1000, 1, 1, memoryLimit: 100_000));
+        StringAssert.Contains(tooMany.Message, "1,000 images of 8×8×3");
+        StringAssert.Contains(tooMany.Message, "fewer crops");
     }
 
     [TestMethod]

@@ -21,7 +21,7 @@ internal sealed class ImageSet
         Channels = channels;
         Height = height;
         Width = width;
-        this.memoryLimit = memoryLimit ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
+        this.memoryLimit = memoryLimit ?? DefaultMemoryLimit;
         if (expectedCount is { } n) CheckFits(n);
     }
 
@@ -30,6 +30,9 @@ internal sealed class ImageSet
     public int Width { get; }
     public int Count => images.Count;
     public int PixelsPerImage => Channels * Height * Width;
+
+    /// <summary>Three quarters of the memory the process may use.</summary>
+    public static long DefaultMemoryLimit => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
 
     /// <summary>Adds one planar image (c·h·w bytes).</summary>
     public void Add(byte[] planar)
@@ -40,15 +43,21 @@ internal sealed class ImageSet
         images.Add(planar);
     }
 
-    // Fails with what to change rather than running out of memory minutes into reading a large folder.
-    private void CheckFits(long count)
+    private void CheckFits(long count) => EnsureFits("training images", count, Channels, Height, Width, memoryLimit,
+        "Train on fewer images (mlContext.Data.TakeRows), at a lower resolution, or on random crops (mlContext.Data.LoadRandomCrops).");
+
+    /// <summary>
+    /// Fails with what to change (<paramref name="advice"/>) when <paramref name="count"/> images of c×h×w bytes exceed
+    /// <paramref name="memoryLimit"/>, rather than running out of memory minutes into reading a large folder.
+    /// </summary>
+    public static void EnsureFits(string what, long count, int channels, int height, int width, long memoryLimit, string advice)
     {
-        if (count * PixelsPerImage <= memoryLimit) return;
+        double bytes = (double)count * channels * height * width;
+        if (bytes <= memoryLimit) return;
         static string Gb(double bytes) => (bytes / (1L << 30)).ToString("F1", System.Globalization.CultureInfo.InvariantCulture) + " GB";
         throw new InvalidOperationException(
-            $"The training images are held in memory as bytes: {count:N0} images of {Width}×{Height}×{Channels} take " +
-            $"{Gb((double)count * PixelsPerImage)}, more than the {Gb(memoryLimit)} (three quarters of the memory available) they may use. " +
-            "Train on fewer images (mlContext.Data.TakeRows), at a lower resolution, or on random crops (mlContext.Data.LoadRandomCrops).");
+            $"The {what} are held in memory as bytes: {count:N0} images of {width}×{height}×{channels} take " +
+            $"{Gb(bytes)}, more than the {Gb(memoryLimit)} (three quarters of the memory available) they may use. " + advice);
     }
 
     /// <summary>The images at <paramref name="indices"/> as a (b, c, h, w) float tensor in [−1, 1].</summary>

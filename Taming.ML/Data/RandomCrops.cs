@@ -8,34 +8,57 @@ internal static class RandomCrops
 {
     /// <summary>
     /// <paramref name="count"/> RGB crops of <paramref name="size"/>² pixels, taken uniformly from the images after
-    /// shrinking each by <paramref name="downscale"/> (area-averaged), as planar bytes.
+    /// shrinking each by <paramref name="downscale"/> (area-averaged), as planar bytes. The crops are drawn from the
+    /// images' sizes (read from their headers), then each image is decoded once, on all cores, and let go after its
+    /// crops are cut: memory holds the crops and a few images, not the whole folder.
     /// </summary>
-    public static byte[][] Take(IReadOnlyList<string> paths, int size, int count, int seed, int downscale)
+    public static byte[][] Take(IReadOnlyList<string> paths, int size, int count, int seed, int downscale, long? memoryLimit = null)
     {
         if (paths.Count == 0) throw new ArgumentException("No images to crop.");
-        var photos = paths.Select(p => Load(p, downscale)).ToList();
-        foreach (var (pixels, h, w, path) in photos)
-            if (h < size || w < size) throw new ArgumentException($"'{path}' is {w}×{h} after downscaling by {downscale}, smaller than the {size}-pixel crops.");
+        ImageSet.EnsureFits("random crops", count, 3, size, size, memoryLimit ?? ImageSet.DefaultMemoryLimit,
+            "Take fewer crops, or smaller ones.");
+        var sizes = paths.Select(p => ShrunkSize(p, downscale)).ToArray();
+        for (int i = 0; i < paths.Count; i++)
+            if (sizes[i].Height < size || sizes[i].Width < size)
+                throw new ArgumentException($"'{paths[i]}' is {sizes[i].Width}×{sizes[i].Height} after downscaling by {downscale}, smaller than the {size}-pixel crops.");
         var rng = new Random(seed);
-        var crops = new byte[count][];
+        var drawn = new (int Photo, int Top, int Left)[count];
         for (int n = 0; n < count; n++)
         {
-            var (pixels, h, w, _) = photos[rng.Next(photos.Count)];
-            crops[n] = ImagePixels.Crop(pixels, 3, h, w, rng.Next(h - size + 1), rng.Next(w - size + 1), size, size);
+            int photo = rng.Next(paths.Count);
+            var (h, w) = sizes[photo];
+            drawn[n] = (photo, rng.Next(h - size + 1), rng.Next(w - size + 1));
         }
+        var crops = new byte[count][];
+        var byPhoto = Enumerable.Range(0, count).GroupBy(n => drawn[n].Photo);
+        Parallel.ForEach(byPhoto, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, group =>
+        {
+            var (pixels, h, w, _) = Load(paths[group.Key], downscale);
+            foreach (int n in group) crops[n] = ImagePixels.Crop(pixels, 3, h, w, drawn[n].Top, drawn[n].Left, size, size);
+        });
         return crops;
+    }
+
+    /// <summary>An image's size after <see cref="Load"/> shrinks it, from its header.</summary>
+    private static (int Height, int Width) ShrunkSize(string path, int downscale)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Image not found: '{path}'.", path);
+        using var codec = SkiaSharp.SKCodec.Create(path)
+            ?? throw new InvalidDataException($"'{path}' cannot be decoded as an image (damaged, or not an image).");
+        var (h, w) = (codec.Info.Height, codec.Info.Width);
+        return downscale <= 1 ? (h, w) : (h / downscale, w / downscale); // avg_pool2d's floor
     }
 
     /// <summary>An image file as planar RGB bytes, shrunk by an integer factor with area averaging.</summary>
     public static (byte[] Pixels, int Height, int Width, string Path) Load(string path, int downscale)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Image not found: '{path}'.", path);
-        using var image = Decode(path);
-        var planar = ImagePixels.ToPlanar(image, 3);
-        int h = image.Height, w = image.Width;
-        if (downscale <= 1) return (planar.Select(v => (byte)v).ToArray(), h, w, path);
+        byte[] planar;
+        int h, w;
+        using (var image = Decode(path)) (planar, h, w) = (ImagePixels.ToPlanarBytes(image, 3), image.Height, image.Width);
+        if (downscale <= 1) return (planar, h, w, path);
         using var scope = NewDisposeScope();
-        var t = nn.functional.avg_pool2d(tensor(planar, new long[] { 1, 3, h, w }), downscale);
+        var t = nn.functional.avg_pool2d(tensor(planar, new long[] { 1, 3, h, w }).to(ScalarType.Float32), downscale);
         return (t.round().clamp(0, 255).to(ScalarType.Byte).data<byte>().ToArray(), (int)t.shape[2], (int)t.shape[3], path);
     }
 

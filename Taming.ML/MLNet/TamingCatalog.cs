@@ -106,7 +106,8 @@ public static class TamingCatalogExtensions
     /// <summary>
     /// <paramref name="count"/> random RGB crops of <paramref name="cropSize"/>² pixels from a few large images (each
     /// first shrunk by <paramref name="downscale"/>), as an image column: training data for texture and landscape
-    /// priors whose windowed samples are larger than the crops.
+    /// priors whose windowed samples are larger than the crops. Each image is decoded once, on all cores, and only its
+    /// crops are kept; crops that would not fit in memory are refused (InvalidOperationException) before any is cut.
     /// </summary>
     public static IDataView LoadRandomCrops(this DataOperationsCatalog catalog, IReadOnlyList<string> imagePaths, int cropSize,
         int count, int seed = 0, int downscale = 1, string imageColumnName = "Image")
