@@ -24,6 +24,33 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void AnInputThatReordersItsRowsPerCursorIsAnErrorNotMisalignedTokens()
+    {
+        // The tokenizer reads images a batch ahead through a second cursor: rows in another order there would pair
+        // tokens with another row's pass-through columns, so the row ids are compared.
+        var ml = new MLContext(seed: 1);
+        var pixels = ml.Data.Cache(TinyData.PixelView(ml, 40));
+        var tokenizer = ml.Transforms.TokenizeImages("Tokens", "Pixels", TinyData.Options(steps: 2)).Fit(pixels);
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => TinyData.Tokens(tokenizer.Transform(new ReshuffledView(pixels))));
+        AssertMessage(e, "different rows", "mlContext.Data.Cache");
+        // The same rows in a fixed order tokenize.
+        Assert.AreEqual(40 * 16, TinyData.Tokens(tokenizer.Transform(pixels)).Length);
+    }
+
+    /// <summary>A view that serves its rows (with their ids) in a new random order to every cursor.</summary>
+    private sealed class ReshuffledView(IDataView inner) : IDataView
+    {
+        private int cursors;
+        public bool CanShuffle => true;
+        public DataViewSchema Schema => inner.Schema;
+        public long? GetRowCount() => inner.GetRowCount();
+        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null) =>
+            inner.GetRowCursor(columnsNeeded, new Random(++cursors));
+        public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
+            new[] { GetRowCursor(columnsNeeded, rand) };
+    }
+
+    [TestMethod]
     public void ATrainingSetTooLargeForMemoryIsRefusedWithWhatToChange()
     {
         // 100,000 images of 256×256×3 are 18.3 GB: refused before any is read where that exceeds the limit.

@@ -57,6 +57,10 @@ internal sealed class BatchedDataView : IDataView
         private readonly DataViewRowCursor follower;
         private readonly DataViewRowCursor? leader;
         private readonly IBatchState? state;
+        // The leader's row ids of the batch, which the follower's must match: rows served in another order by the
+        // second cursor would pair the outputs with another row's pass-through columns.
+        private readonly DataViewRowId[] leaderIds = Array.Empty<DataViewRowId>();
+        private readonly ValueGetter<DataViewRowId>? leaderId, followerId;
         private readonly HashSet<int> active;
         private int slot = -1, filled, computedFor = -1, batchNumber;
         private long position = -1;
@@ -67,7 +71,10 @@ internal sealed class BatchedDataView : IDataView
             this.follower = follower;
             this.leader = leader;
             this.active = active;
-            if (leader != null) state = parent.mapper.CreateState(leader, parent.mapper.BatchSize);
+            if (leader == null) return;
+            state = parent.mapper.CreateState(leader, parent.mapper.BatchSize);
+            leaderIds = new DataViewRowId[parent.mapper.BatchSize];
+            (leaderId, followerId) = (leader.GetIdGetter(), follower.GetIdGetter());
         }
 
         public override DataViewSchema Schema => parent.Schema;
@@ -82,11 +89,22 @@ internal sealed class BatchedDataView : IDataView
             {
                 slot = 0;
                 filled = 0;
-                while (filled < parent.mapper.BatchSize && leader.MoveNext()) state!.ReadRow(filled++);
+                while (filled < parent.mapper.BatchSize && leader.MoveNext())
+                {
+                    leaderId!(ref leaderIds[filled]);
+                    state!.ReadRow(filled++);
+                }
                 batchNumber++;
-                if (filled == 0)
-                    throw new InvalidOperationException("The input data view returned different rows to two cursors; " +
-                                                        "cache it (mlContext.Data.Cache) before this transform.");
+            }
+            if (leader != null)
+            {
+                DataViewRowId id = default;
+                followerId!(ref id);
+                if (slot >= filled || !id.Equals(leaderIds[slot]))
+                    throw new InvalidOperationException(
+                        "The input data view returned different rows to two cursors over it (this transform reads its input a " +
+                        "batch ahead through a second cursor). Give it rows in the same order to every cursor: cache the data " +
+                        "(mlContext.Data.Cache) before the stage that makes the transform's input column.");
             }
             return true;
         }
