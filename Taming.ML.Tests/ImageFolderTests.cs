@@ -100,6 +100,31 @@ public sealed class ImageFolderTests
     }
 
     [TestMethod]
+    public void ImagesBesideTheClassFoldersAreWarnedAbout()
+    {
+        var folder = Folder + "-loose";
+        Directory.CreateDirectory(Path.Combine(folder, "cats"));
+        try
+        {
+            File.Copy(Path.Combine(Folder, "red", "0.png"), Path.Combine(folder, "cats", "a.png"));
+            File.Copy(Path.Combine(Folder, "red", "0.png"), Path.Combine(folder, "stray.png"));
+            var ml = new MLContext();
+            var warnings = new List<string>();
+            ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(e.Message); };
+            var data = ml.Data.LoadFromImageFolder(folder);
+            Assert.AreEqual(1UL, ((KeyDataViewType)data.Schema["Label"].Type).Count, "only the sub-folder is a class");
+            CollectionAssert.AreEqual(new uint[] { 1, 0 }, data.GetColumn<uint>("Label").ToArray(), "the loose image's label is missing");
+            Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
+            StringAssert.Contains(warnings[0], "1 image(s) lie beside the class sub-folders");
+            StringAssert.Contains(warnings[0], "stray.png");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void HiddenFilesAndFormatsThatCannotBeDecodedAreLeftOut()
     {
         var folder = Folder + "-tiff";

@@ -44,6 +44,11 @@ internal static class ImageFolder
             throw new InvalidDataException($"{unreadable.Count} of the {items.Count} image files in '{folder}' cannot be decoded " +
                                            $"(damaged, or not an image): {string.Join(", ", unreadable.Take(10))}" +
                                            (unreadable.Count > 10 ? ", …" : "") + ". Remove or replace them.");
+        // Their label is missing (an empty class name maps to no key), which a class-conditional prior refuses.
+        var loose = items.Where(i => i.Label.Length == 0).Select(i => i.RelativePath).ToList();
+        if (loose.Count > 0 && loose.Count < items.Count)
+            warn?.Invoke($"'{folder}': {loose.Count} image(s) lie beside the class sub-folders rather than in one (first '{loose[0]}'), " +
+                         "so their label is missing, which a class-conditional prior refuses; move them into a class folder to give them a class.");
         // Cameras store portrait shots sideways with an EXIF orientation; LoadImages reads the pixels as stored.
         var turned = headers.Where(h => h.Origin != SKEncodedOrigin.TopLeft).Select(h => h.RelativePath).ToList();
         if (turned.Count > 0)
