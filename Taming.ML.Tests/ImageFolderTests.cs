@@ -102,15 +102,14 @@ public sealed class ImageFolderTests
     [TestMethod]
     public void ImagesBesideTheClassFoldersAreWarnedAbout()
     {
-        var folder = Folder + "-loose";
+        string folder = Folder + "-loose";
         Directory.CreateDirectory(Path.Combine(folder, "cats"));
         try
         {
-            File.Copy(Path.Combine(Folder, "red", "0.png"), Path.Combine(folder, "cats", "a.png"));
-            File.Copy(Path.Combine(Folder, "red", "0.png"), Path.Combine(folder, "stray.png"));
+            foreach (var copy in new[] { Path.Combine("cats", "a.png"), "stray.png" })
+                File.Copy(Path.Combine(Folder, "red", "0.png"), Path.Combine(folder, copy));
             var ml = new MLContext();
-            var warnings = new List<string>();
-            ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(e.Message); };
+            var warnings = Warnings(ml);
             var data = ml.Data.LoadFromImageFolder(folder);
             Assert.AreEqual(1UL, ((KeyDataViewType)data.Schema["Label"].Type).Count, "only the sub-folder is a class");
             CollectionAssert.AreEqual(new uint[] { 1, 0 }, data.GetColumn<uint>("Label").ToArray(), "the loose image's label is missing");
@@ -122,6 +121,14 @@ public sealed class ImageFolderTests
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    /// <summary>The warnings the context logs from now on.</summary>
+    private static List<string> Warnings(MLContext ml)
+    {
+        var warnings = new List<string>();
+        ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(e.Message); };
+        return warnings;
     }
 
     [TestMethod]
@@ -139,8 +146,7 @@ public sealed class ImageFolderTests
             Directory.CreateDirectory(Path.Combine(folder, ".ipynb_checkpoints"));
             File.Copy(Path.Combine(Folder, "red", "0.png"), Path.Combine(folder, ".ipynb_checkpoints", "good.png"));
             var ml = new MLContext();
-            var warnings = new List<string>();
-            ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(e.Message); };
+            var warnings = Warnings(ml);
             Assert.AreEqual(1, ml.Data.LoadFromImageFolder(folder).GetColumn<string>("ImagePath").Count());
             Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
             StringAssert.Contains(warnings[0], "1 .tif");
@@ -173,8 +179,7 @@ public sealed class ImageFolderTests
                 image.SaveAsJpeg(Path.Combine(folder, "portrait.jpg"));
             }
             var ml = new MLContext();
-            var warnings = new List<string>();
-            ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(e.Message); };
+            var warnings = Warnings(ml);
             var data = ml.Data.LoadFromImageFolder(folder);
             Assert.AreEqual(2, data.GetColumn<string>("ImagePath").Count());
             Assert.IsNull(data.Schema.GetColumnOrNull("Label"), "images without class folders got a label column");
