@@ -29,7 +29,10 @@ public sealed class RandomCropTests
     public void CropsAreRgbOfTheRequestedSizeAndRepeatableBySeed()
     {
         var ml = new MLContext();
+        var log = new List<string>();
+        ml.Log += (_, e) => log.Add(e.RawMessage);
         var crops = ml.Data.LoadRandomCrops(new[] { Photo }, cropSize: 8, count: 5, seed: 3, downscale: 2);
+        Assert.IsTrue(log.Any(m => m.StartsWith("Read 1 images to crop in")), "the pass over the images is logged");
         var type = (Microsoft.ML.Transforms.Image.ImageDataViewType)crops.Schema["Image"].Type;
         Assert.AreEqual((8, 8), (type.Height, type.Width));
         byte[][] Read(IDataView view) => view.GetColumn<MLImage>(view.Schema["Image"]).Select(i => ImagePixels.ToPlanarBytes(i, 3)).ToArray();

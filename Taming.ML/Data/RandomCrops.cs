@@ -12,7 +12,8 @@ internal static class RandomCrops
     /// images' sizes (read from their headers), then each image is decoded once, on all cores, and let go after its
     /// crops are cut: memory holds the crops and a few images, not the whole folder.
     /// </summary>
-    public static byte[][] Take(IReadOnlyList<string> paths, int size, int count, int seed, int downscale, long? memoryLimit = null)
+    public static byte[][] Take(IReadOnlyList<string> paths, int size, int count, int seed, int downscale, long? memoryLimit = null,
+        Action<string>? log = null)
     {
         if (paths.Count == 0) throw new ArgumentException("No images to crop.");
         ImageSet.EnsureFits("random crops", count, 3, size, size, memoryLimit ?? ImageSet.DefaultMemoryLimit,
@@ -30,12 +31,15 @@ internal static class RandomCrops
             drawn[n] = (photo, rng.Next(h - size + 1), rng.Next(w - size + 1));
         }
         var crops = new byte[count][];
-        var byPhoto = Enumerable.Range(0, count).GroupBy(n => drawn[n].Photo);
+        var byPhoto = Enumerable.Range(0, count).GroupBy(n => drawn[n].Photo).ToList();
+        var progress = new Training.ReadProgress(log, "images to crop", byPhoto.Count);
         Parallel.ForEach(byPhoto, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, group =>
         {
             var (pixels, h, w, _) = Load(paths[group.Key], downscale);
             foreach (int n in group) crops[n] = ImagePixels.Crop(pixels, 3, h, w, drawn[n].Top, drawn[n].Left, size, size);
+            progress.Add();
         });
+        progress.Done();
         return crops;
     }
 

@@ -113,7 +113,8 @@ public static class TamingCatalogExtensions
         int count, int seed = 0, int downscale = 1, string imageColumnName = "Image")
     {
         if (cropSize < 1 || count < 1) throw new ArgumentOutOfRangeException(nameof(cropSize), "cropSize and count must be positive.");
-        var crops = RandomCrops.Take(imagePaths, cropSize, count, seed, downscale);
+        using var ch = ((IInternalCatalog)catalog).Environment.Register(nameof(RandomCrops)).Start("Crop");
+        var crops = RandomCrops.Take(imagePaths, cropSize, count, seed, downscale, log: m => ch.Info(m));
         return new InMemoryImageDataView(crops, cropSize, cropSize, null, 0, imageColumnName, channels: 3);
     }
 
