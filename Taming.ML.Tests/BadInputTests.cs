@@ -24,6 +24,18 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void AModelWithoutTheWantedStageSaysWhatItHolds()
+    {
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => TamingCatalog.FindPrior(Tokenizer()));
+        AssertMessage(e, "holds no transformer prior", "it holds VqganTokenizerTransformer");
+        var ml = new MLContext();
+        var data = TinyData.ImageView(1);
+        var chain = ml.Transforms.CopyColumns("Copy", "Label").Append(ml.Transforms.DropColumns("Copy")).Fit(data);
+        e = Assert.ThrowsExactly<InvalidDataException>(() => TamingCatalog.FindTokenizer(chain));
+        AssertMessage(e, "holds no VQGAN tokenizer", "ColumnCopyingTransformer, ");
+    }
+
+    [TestMethod]
     public void AnInputThatReordersItsRowsPerCursorIsAnErrorNotMisalignedTokens()
     {
         // The tokenizer reads images a batch ahead through a second cursor: rows in another order there would pair

@@ -318,10 +318,16 @@ public sealed class TamingCatalog
     /// <summary>The prior inside a loaded model (a prior, a generator, or a chain holding either).</summary>
     public static PriorTransformer FindPrior(ITransformer model) =>
         FindOrNull<PriorTransformer>(model) ?? FindOrNull<TokenGeneratorTransformer>(model)?.Prior
-        ?? throw new InvalidDataException("The model holds no transformer prior.");
+        ?? throw NotFound(model, "transformer prior");
 
     private static T Find<T>(ITransformer model, string what) where T : class, ITransformer =>
-        FindOrNull<T>(model) ?? throw new InvalidDataException($"The model holds no {what}.");
+        FindOrNull<T>(model) ?? throw NotFound(model, what);
+
+    private static InvalidDataException NotFound(ITransformer model, string what) =>
+        new($"The model holds no {what}; it holds {string.Join(", ", Stages(model).Select(t => t.GetType().Name).DefaultIfEmpty("no transformer"))}.");
+
+    private static IEnumerable<ITransformer> Stages(ITransformer model) =>
+        model is IEnumerable<ITransformer> chain ? chain.SelectMany(Stages) : new[] { model };
 
     private static T? FindOrNull<T>(ITransformer model) where T : class, ITransformer => model switch
     {
