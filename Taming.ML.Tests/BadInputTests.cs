@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using Taming.ML.Data;
+using Taming.ML.Evaluation;
 
 namespace Taming.ML.Tests;
 
@@ -21,6 +22,21 @@ public sealed class BadInputTests
     private static void AssertMessage(Exception e, params string[] parts)
     {
         foreach (var part in parts) StringAssert.Contains(e.Message, part);
+    }
+
+    [TestMethod]
+    public void AnImageGridOfNoImagesOrWrongSizedOnesIsRefused()
+    {
+        string path = Path.Combine(Temp, "grid.png");
+        var e = Assert.ThrowsExactly<ArgumentException>(() => ImageGrid.SavePng(path, new[] { Array.Empty<byte[]>() }, 1, 4, 4));
+        AssertMessage(e, "no images");
+        e = Assert.ThrowsExactly<ArgumentException>(() => ImageGrid.SavePng(path, new[] { new[] { new byte[16], new byte[15] } }, 1, 4, 4));
+        AssertMessage(e, "row 0, column 1 has 15 values", "4×4×1 image has 16");
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ImageGrid.SavePng(path, new[] { new[] { new byte[32] } }, 2, 4, 4));
+        Assert.IsFalse(File.Exists(path), "nothing was written");
+        ImageGrid.SavePng(path, new[] { new[] { new byte[48] } }, 3, 4, 4, scale: 2);
+        using var grid = MLImage.CreateFromFile(path);
+        Assert.AreEqual((2 + 8 + 2, 2 + 8 + 2), (grid.Width, grid.Height));
     }
 
     [TestMethod]

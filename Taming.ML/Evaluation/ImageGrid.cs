@@ -9,6 +9,15 @@ public static class ImageGrid
     /// <summary>Saves <paramref name="rows"/> (each a list of planar images of c·h·w bytes) to <paramref name="path"/>.</summary>
     public static void SavePng(string path, IReadOnlyList<IReadOnlyList<byte[]>> rows, int channels, int height, int width, int scale = 1)
     {
+        if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), $"channels must be 1 (gray) or 3 (RGB); got {channels}.");
+        if (height < 1 || width < 1 || scale < 1)
+            throw new ArgumentOutOfRangeException(nameof(height), $"height, width and scale must be at least 1; got {height}, {width}, {scale}.");
+        if (rows.Sum(r => r.Count) == 0) throw new ArgumentException($"There are no images to save to '{path}'.", nameof(rows));
+        for (int r = 0; r < rows.Count; r++)
+        for (int c = 0; c < rows[r].Count; c++)
+            if (rows[r][c]?.Length != channels * height * width)
+                throw new ArgumentException($"The image in row {r}, column {c} has {rows[r][c]?.Length ?? 0} values; a {width}×{height}×{channels} " +
+                                            $"image has {channels * height * width}.", nameof(rows));
         const int gap = 2;
         int columns = rows.Max(r => r.Count);
         int cellW = width * scale, cellH = height * scale;
