@@ -46,9 +46,13 @@ internal static class Bench
             "channels-last" => true,
             var l => throw new ArgumentException($"--layout: '{l}' is not one of auto, standard, channels-last."),
         };
-        var config = demo ? Config.Demo() : Config.Reference(args.Int("resolution") ?? 256, args.Int("vqgan-width") ?? 128, args.Int("gpt-layers") ?? 24, args.Int("gpt-width") ?? 1024, args.Int("canvas") ?? 32);
+        var sizes = (Resolution: args.Int("resolution") ?? 256, VqganWidth: args.Int("vqgan-width") ?? 128, GptLayers: args.Int("gpt-layers") ?? 24,
+            GptWidth: args.Int("gpt-width") ?? 1024, Canvas: args.Int("canvas") ?? 32);
+        var config = demo ? Config.Demo() : Config.Reference(sizes.Resolution, sizes.VqganWidth, sizes.GptLayers, sizes.GptWidth, sizes.Canvas);
         args.RejectUnknown();
         var device = Native.TorchRuntime.ResolveDevice(deviceName);
+        // The reference's own figures (fp32 eager, timed on the lent cards) apply to its configuration on a GPU only.
+        bool compare = !demo && sizes == (256, 128, 24, 1024, 32) && device.type == DeviceType.CUDA;
         string GraphLabel(bool on) => on && device.type == DeviceType.CUDA ? " (CUDA graph)" : "";
         var ml = new MLContext(seed: 1).ShowTrainingSetup();
         var images = demo
@@ -62,8 +66,9 @@ internal static class Bench
                               $"{(demo ? "the sample's MNIST configuration" : "the reference's configuration")}: measured matmul rate " +
                               $"{peak / 1e12:F2} TFLOP/s (4096² × 4096 in this precision), the reference point for 'of peak'; convolutions can pass it (Winograd), " +
                               "and the windowed line counts the reference loop's FLOPs, which exact mode skips.");
-            void Report(string name, double itemsPerSecond, string unit, double flopsPerItem) =>
-                Console.WriteLine($"  {name,-56} {itemsPerSecond,9:F1} {unit,-9} {flopsPerItem / 1e9,8:F3} GFLOP per {unit.Replace("s/s", "")}  {itemsPerSecond * flopsPerItem / peak,6:P1} of peak");
+            void Report(string name, double itemsPerSecond, string unit, double flopsPerItem, (double H100, double H200)? reference = null) =>
+                Console.WriteLine($"  {name,-56} {itemsPerSecond,9:F1} {unit,-9} {flopsPerItem / 1e9,8:F3} GFLOP per {unit.Replace("s/s", "")}  {itemsPerSecond * flopsPerItem / peak,6:P1} of peak" +
+                                  (compare && reference is { } r ? $"  {itemsPerSecond / r.H200:F2}× the reference on an H200, {itemsPerSecond / r.H100:F2}× on an H100" : ""));
 
             var vq = config.Vqgan.Clone();
             vq.Device = deviceName;
@@ -71,12 +76,12 @@ internal static class Bench
             vq.ChannelsLast = channelsLast;
             vq.CudaGraphs = trainingGraphs;
             string vqName = $"VQGAN {vq.Resolution}² → {vq.TokenGridSide}²";
-            if (only.Contains("train")) Report($"{vqName} training iteration{GraphLabel(trainingGraphs)}, batch {vq.BatchSize}", TrainingRate(ml, images, vq.Clone(), steps), "images/s", VqganFlops.TrainingIteration(vq));
+            if (only.Contains("train")) Report($"{vqName} training iteration{GraphLabel(trainingGraphs)}, batch {vq.BatchSize}", TrainingRate(ml, images, vq.Clone(), steps), "images/s", VqganFlops.TrainingIteration(vq), (62.8, 72.6));
             if (only.Contains("encode") || only.Contains("decode"))
             {
                 var (encode, decode) = CodecRates(vq, device, config.CodecBatch, batches: steps);
-                if (only.Contains("encode")) Report($"{vqName} encode, batch {config.CodecBatch}", encode, "images/s", VqganFlops.Encoder(vq));
-                if (only.Contains("decode")) Report($"{vqName} decode, batch {config.CodecBatch}", decode, "images/s", VqganFlops.Decoder(vq));
+                if (only.Contains("encode")) Report($"{vqName} encode, batch {config.CodecBatch}", encode, "images/s", VqganFlops.Encoder(vq), (593, 693));
+                if (only.Contains("decode")) Report($"{vqName} decode, batch {config.CodecBatch}", decode, "images/s", VqganFlops.Decoder(vq), (364, 423));
             }
             var g = config.Gpt.Clone();
             g.Device = deviceName;
@@ -98,7 +103,7 @@ internal static class Bench
                 if (only.Contains("sample"))
                 {
                     double rate = Rate(() => PriorSampler.Sample(gpt, full(new long[] { rows, 1 }, (long)prefix, device: device), Enumerable.Range(0, rows).ToArray(), sampling), rows * n, steps);
-                    Report($"{gptName} cached sampling{GraphLabel(graphs)}, {n} tokens × {rows}", rate, "tokens/s", GptFlops(g.Layers, g.Width, layout.CodebookSize, 1 + n / 2));
+                    Report($"{gptName} cached sampling{GraphLabel(graphs)}, {n} tokens × {rows}", rate, "tokens/s", GptFlops(g.Layers, g.Width, layout.CodebookSize, 1 + n / 2), (1534, 1766));
                 }
                 if (only.Contains("windowed"))
                 {
@@ -107,7 +112,7 @@ internal static class Bench
                         Enumerable.Range(0, windowRows).ToArray(), sampling, WindowMode.Exact), windowRows * canvas * canvas, Math.Min(steps, 2));
                     // Counted as the reference loop's work: a full window per token (exact mode does less).
                     Report($"windowed {canvas}×{canvas}, window {layout.GridHeight}×{layout.GridWidth}, × {windowRows}, exact (ref. FLOPs)", rate, "tokens/s",
-                        n * GptFlops(g.Layers, g.Width, layout.CodebookSize, n / 2));
+                        n * GptFlops(g.Layers, g.Width, layout.CodebookSize, n / 2), (198, 200));
                 }
             }
         }
