@@ -15,12 +15,12 @@ internal static class DataSources
     /// <summary>
     /// Loads images (and labels) with an "Image" column: IDX files padded to <paramref name="idxPadTo"/>, or a folder,
     /// whose large JPEGs are decoded at the smallest scale that covers <paramref name="cover"/> (the size they will be
-    /// resized to).
+    /// resized to), and turned as their EXIF orientation says where <paramref name="upright"/>.
     /// </summary>
-    public static IDataView Load(MLContext ml, string images, string? labels, int idxPadTo, (int Width, int Height) cover)
+    public static IDataView Load(MLContext ml, string images, string? labels, int idxPadTo, (int Width, int Height) cover, bool upright = false)
     {
         if (IsIdx(images)) return ml.Data.LoadFromIdx(images, labels, padTo: idxPadTo);
-        if (Directory.Exists(images)) return ml.Data.LoadFromImageFolder(images, coverWidth: cover.Width, coverHeight: cover.Height);
+        if (Directory.Exists(images)) return ml.Data.LoadFromImageFolder(images, coverWidth: cover.Width, coverHeight: cover.Height, upright: upright);
         throw new FileNotFoundException($"--images: '{images}' is neither an IDX file nor a folder.");
     }
 
@@ -29,7 +29,7 @@ internal static class DataSources
     /// holds out a fixed random share F of them (the same rows for every command: training commands leave them out,
     /// <paramref name="heldOut"/> ones read only them), and --random-crops N [--downscale F] [--crop-seed S] takes N
     /// random crops of side <paramref name="side"/> from a folder's images instead. A folder's images are resized to
-    /// <paramref name="cover"/> later (side × side by default).
+    /// <paramref name="cover"/> later (side × side by default); --upright turns photos as their EXIF orientation says.
     /// </summary>
     public static IDataView Load(MLContext ml, Arguments args, string images, string? labels, int side, bool heldOut = false,
         (int Width, int Height)? cover = null)
@@ -37,9 +37,10 @@ internal static class DataSources
         if (args.Int("random-crops") is { } crops)
         {
             if (!Directory.Exists(images)) throw new DirectoryNotFoundException($"--random-crops needs --images to be a folder; '{images}' is not.");
-            return ml.Data.LoadRandomCrops(images, side, crops, seed: args.Int("crop-seed") ?? 1, downscale: args.Int("downscale") ?? 1);
+            return ml.Data.LoadRandomCrops(images, side, crops, seed: args.Int("crop-seed") ?? 1, downscale: args.Int("downscale") ?? 1,
+                upright: args.Flag("upright"));
         }
-        var data = Load(ml, images, labels, side, cover ?? (side, side));
+        var data = Load(ml, images, labels, side, cover ?? (side, side), args.Flag("upright"));
         if (args.Int("skip") is { } skip) data = ml.Data.SkipRows(data, skip);
         if (args.Int("take") is { } take) data = ml.Data.TakeRows(data, take);
         if (args.Double("holdout") is { } fraction)

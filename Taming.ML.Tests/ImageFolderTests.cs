@@ -1,3 +1,4 @@
+using Taming.ML.Data;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
@@ -165,14 +166,18 @@ public sealed class ImageFolderTests
     }
 
     [TestMethod]
-    public void PhotosThatExifTurnsAreReportedAsReadAsStored()
+    public void PhotosThatExifTurnsAreReportedAsReadAsStoredOrTurnedUprightOnRequest()
     {
         var folder = Folder + "-exif";
         Directory.CreateDirectory(folder);
         try
         {
+            // Stored 12×10, red above blue; orientation 6 shows it turned a quarter clockwise: 10×12, blue left of red.
             using (var image = new Image<Rgb24>(12, 10))
             {
+                for (int y = 0; y < 10; y++)
+                for (int x = 0; x < 12; x++)
+                    image[x, y] = y < 5 ? new Rgb24(255, 0, 0) : new Rgb24(0, 0, 255);
                 image.SaveAsJpeg(Path.Combine(folder, "upright.jpg"));
                 image.Metadata.ExifProfile = new SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifProfile();
                 image.Metadata.ExifProfile.SetValue(SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag.Orientation, (ushort)6); // 90° clockwise
@@ -186,11 +191,41 @@ public sealed class ImageFolderTests
             Assert.AreEqual(1, warnings.Count, string.Join("\n", warnings));
             StringAssert.Contains(warnings[0], "1 image(s) carry an EXIF orientation");
             StringAssert.Contains(warnings[0], "'portrait.jpg'");
+            StringAssert.Contains(warnings[0], "upright: true");
+            Assert.AreEqual((12, 10), Read(data)[0].Size, "read as stored");
+
+            // Upright, at full size and decoded smaller: the portrait turns, the other photo stays as it is.
+            warnings.Clear();
+            var full = Read(ml.Data.LoadFromImageFolder(folder, upright: true));
+            Assert.AreEqual(0, warnings.Count, string.Join("\n", warnings));
+            CollectionAssert.AreEqual(new[] { (10, 12), (12, 10) }, full.Select(i => i.Size).ToArray());
+            var (_, rgb) = full[0];
+            int Red(int x, int y) => rgb[y * 10 + x];
+            int Blue(int x, int y) => rgb[2 * 120 + y * 10 + x];
+            Assert.IsTrue(Red(8, 6) > 200 && Blue(8, 6) < 50 && Red(1, 6) < 50 && Blue(1, 6) > 200, "blue left of red");
+            var small = Read(ml.Data.LoadFromImageFolder(folder, coverWidth: 5, coverHeight: 6, upright: true));
+            // The portrait's half scale (6×5 stored) covers 5×6 upright; the other photo's would not (6×5 is not 5×6 and more).
+            CollectionAssert.AreEqual(new[] { (5, 6), (12, 10) }, small.Select(i => i.Size).ToArray());
         }
         finally
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    /// <summary>Each row's image: its width × height and planar RGB bytes.</summary>
+    private static List<((int Width, int Height) Size, byte[] Rgb)> Read(IDataView data)
+    {
+        using var cursor = data.GetRowCursor(new[] { data.Schema["Image"] });
+        var get = cursor.GetGetter<MLImage>(data.Schema["Image"]);
+        MLImage image = null!;
+        var rows = new List<((int, int), byte[])>();
+        while (cursor.MoveNext())
+        {
+            get(ref image);
+            rows.Add(((image.Width, image.Height), ImagePixels.ToPlanarBytes(image, 3)));
+        }
+        return rows;
     }
 
     private sealed class PathRow

@@ -61,6 +61,34 @@ public sealed class RandomCropTests
     }
 
     [TestMethod]
+    public void UprightCropsComeFromThePhotoTurnedAsItsExifOrientationSays()
+    {
+        // Stored 12×10, red above blue, with orientation 6 (shown turned a quarter clockwise: 10×12, blue left of red).
+        string path = Path.Combine(Path.GetTempPath(), $"taming-crops-turned-{Environment.ProcessId}.jpg");
+        using (var image = new Image<Rgb24>(12, 10))
+        {
+            for (int y = 0; y < 10; y++)
+            for (int x = 0; x < 12; x++)
+                image[x, y] = y < 5 ? new Rgb24(255, 0, 0) : new Rgb24(0, 0, 255);
+            image.Metadata.ExifProfile = new SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifProfile();
+            image.Metadata.ExifProfile.SetValue(SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag.Orientation, (ushort)6);
+            image.SaveAsJpeg(path);
+        }
+        try
+        {
+            static int Red(byte[] crop, int x, int y) => crop[y * 10 + x];
+            var stored = RandomCrops.Take(new[] { path }, size: 10, count: 3, seed: 1, downscale: 1);
+            Assert.IsTrue(stored.All(c => Red(c, 5, 1) > 200 && Red(c, 5, 8) < 50), "as stored: red above blue");
+            var upright = RandomCrops.Take(new[] { path }, size: 10, count: 3, seed: 1, downscale: 1, upright: true);
+            Assert.IsTrue(upright.All(c => Red(c, 8, 5) > 200 && Red(c, 1, 5) < 50), "upright: blue left of red");
+            // Upright, the photo is 10 wide: an 11-pixel crop no longer fits, and the message gives the upright size.
+            var e = Assert.ThrowsExactly<ArgumentException>(() => RandomCrops.Take(new[] { path }, 11, 1, 1, 1, upright: true));
+            StringAssert.Contains(e.Message, "10×12");
+        }
+        finally { File.Delete(path); }
+    }
+
+    [TestMethod]
     public void MissingPhotosAndOversizedCropsAreNamed()
     {
         var ml = new MLContext();

@@ -1,6 +1,7 @@
 using Taming.ML.Data;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
 
 namespace Taming.ML.Tests;
 
@@ -90,6 +91,45 @@ public sealed class ScaledDecodeTests
         Assert.AreEqual((400, 300), sizes[1]);
         (_, sizes) = Read(ml, ml.Data.LoadFromImageFolder(Folder, coverWidth: 2000, coverHeight: 2000), 64);
         Assert.AreEqual((1600, 1200), sizes[1], "an image smaller than the cover size is decoded in full");
+    }
+
+    [TestMethod]
+    public void EveryExifOrientationTurnsUprightAsImageSharpsAutoOrientDoes()
+    {
+        // Four coloured quadrants of a 16×12 image: any flip or quarter turn moves them somewhere else.
+        var colours = new[] { new Rgb24(255, 0, 0), new Rgb24(0, 255, 0), new Rgb24(0, 0, 255), new Rgb24(255, 255, 255) };
+        for (ushort orientation = 1; orientation <= 8; orientation++)
+        {
+            string path = Path.Combine(Path.GetTempPath(), $"taming-orientation-{Environment.ProcessId}-{orientation}.jpg"); // not in Folder, which other tests list
+            using (var stored = new Image<Rgb24>(16, 12))
+            {
+                for (int y = 0; y < 12; y++)
+                for (int x = 0; x < 16; x++)
+                    stored[x, y] = colours[(y < 6 ? 0 : 2) + (x < 8 ? 0 : 1)];
+                stored.Metadata.ExifProfile = new SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifProfile();
+                stored.Metadata.ExifProfile.SetValue(SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag.Orientation, orientation);
+                stored.SaveAsJpeg(path, new SixLabors.ImageSharp.Formats.Jpeg.JpegEncoder { Quality = 100 });
+            }
+            try
+            {
+                using var expected = Image.Load<Rgb24>(path);
+                expected.Mutate(x => x.AutoOrient());
+                var (pixels, width, height, format) = ScaledDecode.Load(path, 0, 0, upright: true);
+                Assert.AreEqual((expected.Width, expected.Height), (width, height), $"orientation {orientation}");
+                using var image = MLImage.CreateFromPixels(width, height, format, pixels);
+                var planar = ImagePixels.ToPlanarBytes(image, 3);
+                foreach (var (x, y) in new[] { (2, 2), (width - 3, 2), (2, height - 3), (width - 3, height - 3) })
+                {
+                    var want = expected[x, y];
+                    int n = width * height, i = y * width + x;
+                    Assert.IsTrue(Math.Abs(planar[i] - want.R) < 40 && Math.Abs(planar[n + i] - want.G) < 40 && Math.Abs(planar[2 * n + i] - want.B) < 40,
+                        $"orientation {orientation} at ({x}, {y}): {planar[i]},{planar[n + i]},{planar[2 * n + i]} vs {want}");
+                }
+                // Asked for the pixels as stored, every orientation reads 16×12.
+                Assert.AreEqual((16, 12), (ScaledDecode.Load(path, 0, 0).Width, ScaledDecode.Load(path, 0, 0).Height));
+            }
+            finally { File.Delete(path); }
+        }
     }
 
     [TestMethod]

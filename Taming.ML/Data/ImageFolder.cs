@@ -18,9 +18,10 @@ internal static class ImageFolder
     /// Every file's header is read first, with the decoder that LoadImages uses, so that a damaged or mislabelled file
     /// is named now rather than failing a training run on its first pass. Files in image formats that the decoder
     /// cannot read (TIFF, HEIC, AVIF, …) are left out and reported to <paramref name="warn"/>; hidden files and folders
-    /// (names that start with a dot) are left out.
+    /// (names that start with a dot) are left out. Photos stored on their side are counted in a warning unless they will
+    /// be turned <paramref name="upright"/>.
     /// </summary>
-    public static List<(string RelativePath, string Label)> List(string folder, Action<string>? warn = null)
+    public static List<(string RelativePath, string Label)> List(string folder, Action<string>? warn = null, bool upright = false)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"Image folder not found: '{folder}'.");
         var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
@@ -51,9 +52,9 @@ internal static class ImageFolder
                          "so their label is missing, which a class-conditional prior refuses; move them into a class folder to give them a class.");
         // Cameras store portrait shots sideways with an EXIF orientation; LoadImages reads the pixels as stored.
         var turned = headers.Where(h => h.Origin != SKEncodedOrigin.TopLeft).Select(h => h.RelativePath).ToList();
-        if (turned.Count > 0)
+        if (turned.Count > 0 && !upright)
             warn?.Invoke($"'{folder}': {turned.Count} image(s) carry an EXIF orientation that LoadImages does not apply, so they are " +
-                         $"read as stored, e.g. on their side (first '{turned[0]}'); rotate their pixels to use them upright.");
+                         $"read as stored, e.g. on their side (first '{turned[0]}'); LoadFromImageFolder(…, upright: true) turns them upright.");
         return items;
     }
 

@@ -10,15 +10,16 @@ internal static class RandomCrops
     /// <paramref name="count"/> RGB crops of <paramref name="size"/>² pixels, taken uniformly from the images after
     /// shrinking each by <paramref name="downscale"/> (area-averaged), as planar bytes. The crops are drawn from the
     /// images' sizes (read from their headers), then each image is decoded once, on all cores, and let go after its
-    /// crops are cut: memory holds the crops and a few images, not the whole folder.
+    /// crops are cut: memory holds the crops and a few images, not the whole folder. <paramref name="upright"/>: each image
+    /// turned as its EXIF orientation says first.
     /// </summary>
     public static byte[][] Take(IReadOnlyList<string> paths, int size, int count, int seed, int downscale, long? memoryLimit = null,
-        Action<string>? log = null)
+        Action<string>? log = null, bool upright = false)
     {
         if (paths.Count == 0) throw new ArgumentException("No images to crop.");
         ImageSet.EnsureFits("random crops", count, 3, size, size, memoryLimit ?? ImageSet.DefaultMemoryLimit,
             "Take fewer crops, or smaller ones.");
-        var sizes = paths.Select(p => ShrunkSize(p, downscale)).ToArray();
+        var sizes = paths.Select(p => ShrunkSize(p, downscale, upright)).ToArray();
         for (int i = 0; i < paths.Count; i++)
             if (sizes[i].Height < size || sizes[i].Width < size)
                 throw new ArgumentException($"'{paths[i]}' is {sizes[i].Width}×{sizes[i].Height} after downscaling by {downscale}, smaller than the {size}-pixel crops.");
@@ -35,7 +36,7 @@ internal static class RandomCrops
         var progress = new Training.ReadProgress(log, "images to crop", byPhoto.Count);
         Parallel.ForEach(byPhoto, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, group =>
         {
-            var (pixels, h, w, _) = Load(paths[group.Key], downscale);
+            var (pixels, h, w, _) = Load(paths[group.Key], downscale, upright);
             foreach (int n in group) crops[n] = ImagePixels.Crop(pixels, 3, h, w, drawn[n].Top, drawn[n].Left, size, size);
             progress.Add();
         });
@@ -44,26 +45,33 @@ internal static class RandomCrops
     }
 
     /// <summary>An image's size after <see cref="Load"/> shrinks it, from its header.</summary>
-    private static (int Height, int Width) ShrunkSize(string path, int downscale)
+    private static (int Height, int Width) ShrunkSize(string path, int downscale, bool upright)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Image not found: '{path}'.", path);
         using var codec = SkiaSharp.SKCodec.Create(path)
             ?? throw new InvalidDataException($"'{path}' cannot be decoded as an image (damaged, or not an image).");
         var (h, w) = (codec.Info.Height, codec.Info.Width);
+        if (upright && codec.EncodedOrigin >= SkiaSharp.SKEncodedOrigin.LeftTop) (h, w) = (w, h); // stored on its side
         return downscale <= 1 ? (h, w) : (h / downscale, w / downscale); // avg_pool2d's floor
     }
 
-    /// <summary>An image file as planar RGB bytes, shrunk by an integer factor with area averaging.</summary>
-    public static (byte[] Pixels, int Height, int Width, string Path) Load(string path, int downscale)
+    /// <summary>An image file as planar RGB bytes (upright where asked), shrunk by an integer factor with area averaging.</summary>
+    public static (byte[] Pixels, int Height, int Width, string Path) Load(string path, int downscale, bool upright = false)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Image not found: '{path}'.", path);
         byte[] planar;
         int h, w;
-        using (var image = Decode(path)) (planar, h, w) = (ImagePixels.ToPlanarBytes(image, 3), image.Height, image.Width);
+        using (var image = upright ? Upright(path) : Decode(path)) (planar, h, w) = (ImagePixels.ToPlanarBytes(image, 3), image.Height, image.Width);
         if (downscale <= 1) return (planar, h, w, path);
         using var scope = NewDisposeScope();
         var t = nn.functional.avg_pool2d(tensor(planar, new long[] { 1, 3, h, w }).to(ScalarType.Float32), downscale);
         return (t.round().clamp(0, 255).to(ScalarType.Byte).data<byte>().ToArray(), (int)t.shape[2], (int)t.shape[3], path);
+    }
+
+    private static MLImage Upright(string path)
+    {
+        var (pixels, width, height, format) = ScaledDecode.Load(path, 0, 0, upright: true);
+        return MLImage.CreateFromPixels(width, height, format, pixels);
     }
 
     private static MLImage Decode(string path)

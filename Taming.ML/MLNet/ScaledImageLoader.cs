@@ -6,20 +6,24 @@ using Taming.ML.Data;
 namespace Taming.ML.MLNet;
 
 /// <summary>
-/// LoadImages for <see cref="TamingCatalogExtensions.LoadFromImageFolder"/> given a size to cover: each batch of image
-/// paths is decoded on all cores, each file at the smallest scale that still covers the size (<see cref="ScaledDecode"/>).
+/// LoadImages for <see cref="TamingCatalogExtensions.LoadFromImageFolder"/> given a size to cover or asked for upright
+/// images: each batch of image paths is decoded on all cores, each file at the smallest scale that still covers the size
+/// (<see cref="ScaledDecode"/>), and turned as its EXIF orientation says where asked.
 /// A loaded data set's stage, never saved with a model (a model saved after it starts at its image column).
 /// </summary>
 internal sealed class ScaledImageLoader : IBatchMapper
 {
     private readonly string folder;
     private readonly int coverWidth, coverHeight;
+    private readonly bool upright;
 
-    public ScaledImageLoader(DataViewSchema schema, string outputColumnName, string pathColumnName, string folder, int coverWidth, int coverHeight)
+    public ScaledImageLoader(DataViewSchema schema, string outputColumnName, string pathColumnName, string folder, int coverWidth, int coverHeight,
+        bool upright)
     {
         this.folder = folder;
         this.coverWidth = coverWidth;
         this.coverHeight = coverHeight;
+        this.upright = upright;
         InputColumns = new[] { schema[pathColumnName] };
         OutputColumns = new[] { new DataViewSchema.DetachedColumn(outputColumnName, new ImageDataViewType()) };
     }
@@ -58,7 +62,7 @@ internal sealed class ScaledImageLoader : IBatchMapper
         {
             decoded[i] = default;
             errors[i] = null;
-            try { decoded[i] = ScaledDecode.Load(paths[i], parent.coverWidth, parent.coverHeight); }
+            try { decoded[i] = ScaledDecode.Load(paths[i], parent.coverWidth, parent.coverHeight, parent.upright); }
             catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException) { errors[i] = e; }
         });
 

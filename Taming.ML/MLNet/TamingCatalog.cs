@@ -108,25 +108,27 @@ public static class TamingCatalogExtensions
     /// first shrunk by <paramref name="downscale"/>), as an image column: training data for texture and landscape
     /// priors whose windowed samples are larger than the crops. Each image is decoded once, on all cores, and only its
     /// crops are kept; crops that would not fit in memory are refused (InvalidOperationException) before any is cut.
+    /// <paramref name="upright"/>: each image turned as its EXIF orientation says first (see
+    /// <see cref="LoadFromImageFolder"/>).
     /// </summary>
     public static IDataView LoadRandomCrops(this DataOperationsCatalog catalog, IReadOnlyList<string> imagePaths, int cropSize,
-        int count, int seed = 0, int downscale = 1, string imageColumnName = "Image")
+        int count, int seed = 0, int downscale = 1, string imageColumnName = "Image", bool upright = false)
     {
         if (cropSize < 1 || count < 1) throw new ArgumentOutOfRangeException(nameof(cropSize), "cropSize and count must be positive.");
         using var ch = ((IInternalCatalog)catalog).Environment.Register(nameof(RandomCrops)).Start("Crop");
-        var crops = RandomCrops.Take(imagePaths, cropSize, count, seed, downscale, log: m => ch.Info(m));
+        var crops = RandomCrops.Take(imagePaths, cropSize, count, seed, downscale, log: m => ch.Info(m), upright: upright);
         return new InMemoryImageDataView(crops, cropSize, cropSize, null, 0, imageColumnName, channels: 3);
     }
 
     /// <summary>
-    /// <see cref="LoadRandomCrops(DataOperationsCatalog, IReadOnlyList{string}, int, int, int, int, string)"/> from every
+    /// <see cref="LoadRandomCrops(DataOperationsCatalog, IReadOnlyList{string}, int, int, int, int, string, bool)"/> from every
     /// image in <paramref name="folder"/> and its sub-folders (png, jpg, bmp, gif, webp; damaged files are named, files in
     /// formats that cannot be decoded, such as TIFF, are left out with a warning in the context's log).
     /// </summary>
     public static IDataView LoadRandomCrops(this DataOperationsCatalog catalog, string folder, int cropSize,
-        int count, int seed = 0, int downscale = 1, string imageColumnName = "Image") =>
-        catalog.LoadRandomCrops(ListImages(catalog, folder).Select(i => Path.Combine(folder, i.RelativePath)).ToList(),
-            cropSize, count, seed, downscale, imageColumnName);
+        int count, int seed = 0, int downscale = 1, string imageColumnName = "Image", bool upright = false) =>
+        catalog.LoadRandomCrops(ListImages(catalog, folder, upright).Select(i => Path.Combine(folder, i.RelativePath)).ToList(),
+            cropSize, count, seed, downscale, imageColumnName, upright);
 
     /// <summary>
     /// Loads the images of a folder with one sub-folder per class (ML.NET's image-classification layout) through
@@ -146,36 +148,39 @@ public static class TamingCatalogExtensions
     /// 504×378, about ten times faster), on all cores; other formats at full size. The pixels are those LoadImages
     /// gives at that scale. 0 (default): every image at full size, through LoadImages.</param>
     /// <param name="coverHeight">See <paramref name="coverWidth"/>.</param>
+    /// <param name="upright">True: photos whose EXIF orientation says they are stored on their side or mirrored are
+    /// turned upright, as photo viewers show them. False (default): the pixels as stored, as LoadImages (and PIL, for the
+    /// reference) read them; such photos are counted in a warning.</param>
     public static IDataView LoadFromImageFolder(this DataOperationsCatalog catalog, string folder,
         string imageColumnName = "Image", string labelColumnName = "Label", string pathColumnName = "ImagePath",
-        int coverWidth = 0, int coverHeight = 0)
+        int coverWidth = 0, int coverHeight = 0, bool upright = false)
     {
         if (coverWidth < 0 || coverHeight < 0 || (coverWidth == 0) != (coverHeight == 0))
             throw new ArgumentOutOfRangeException(nameof(coverWidth),
                 $"coverWidth and coverHeight are both positive (the size the images will be resized to) or both 0; got {coverWidth}×{coverHeight}.");
         var env = ((IInternalCatalog)catalog).Environment;
-        var items = ListImages(catalog, folder).Select(i => new ImageFolderRow { ImagePath = i.RelativePath, Label = i.Label }).ToList();
+        var items = ListImages(catalog, folder, upright).Select(i => new ImageFolderRow { ImagePath = i.RelativePath, Label = i.Label }).ToList();
         var listing = catalog.LoadFromEnumerable(items);
         var transforms = new TransformsCatalog(env); // the user's context: its log and seed
         IEstimator<ITransformer> labels = items.Any(i => i.Label.Length > 0)
             ? transforms.Conversion.MapValueToKey(labelColumnName, nameof(ImageFolderRow.Label))
             : transforms.DropColumns(nameof(ImageFolderRow.Label)); // no classes: a key of no values would only warn
         var pipeline = transforms.CopyColumns(pathColumnName, nameof(ImageFolderRow.ImagePath)).Append(labels);
-        if (coverWidth > 0)
+        if (coverWidth > 0 || upright)
         {
             var paths = pipeline.Fit(listing).Transform(listing);
-            return new BatchedDataView(paths, new ScaledImageLoader(paths.Schema, imageColumnName, pathColumnName, folder, coverWidth, coverHeight));
+            return new BatchedDataView(paths, new ScaledImageLoader(paths.Schema, imageColumnName, pathColumnName, folder, coverWidth, coverHeight, upright));
         }
         var loaded = pipeline.Append(transforms.LoadImages(imageColumnName, folder, pathColumnName));
         return loaded.Fit(listing).Transform(listing);
     }
 
     /// <summary>The folder's images; files in formats that LoadImages cannot read go to the context's log as a warning.</summary>
-    private static List<(string RelativePath, string Label)> ListImages(DataOperationsCatalog catalog, string folder)
+    private static List<(string RelativePath, string Label)> ListImages(DataOperationsCatalog catalog, string folder, bool upright = false)
     {
         var host = ((IInternalCatalog)catalog).Environment.Register(nameof(ImageFolder));
         using var ch = host.Start("List");
-        return ImageFolder.List(folder, m => ch.Warning(m));
+        return ImageFolder.List(folder, m => ch.Warning(m), upright);
     }
 
     /// <summary>Taming.ML's evaluation and model helpers.</summary>
