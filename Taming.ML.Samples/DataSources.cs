@@ -37,6 +37,8 @@ internal static class DataSources
         if (args.Int("random-crops") is { } crops)
         {
             if (!Directory.Exists(images)) throw new DirectoryNotFoundException($"--random-crops needs --images to be a folder; '{images}' is not.");
+            if (new[] { "skip", "take", "holdout" }.FirstOrDefault(o => args.String(o) != null) is { } rows)
+                throw new ArgumentException($"--{rows} picks rows of the images; --random-crops draws crops instead (--crop-seed S draws other ones, e.g. to evaluate on).");
             return ml.Data.LoadRandomCrops(images, side, crops, seed: args.Int("crop-seed") ?? 1, downscale: args.Int("downscale") ?? 1,
                 upright: args.Flag("upright"));
         }
