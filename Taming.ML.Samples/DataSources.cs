@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using Taming.ML.MLNet;
 
 namespace Taming.ML.Samples;
@@ -52,6 +53,21 @@ internal static class DataSources
             data = heldOut ? split.HeldOut : split.Training;
         }
         return data;
+    }
+
+    /// <summary>
+    /// The tokenizer resolution for a folder whose --resolution is not given: 64, or less where its images are smaller
+    /// (the median shorter side of up to 64 of them, spread over the folder, rounded down to a multiple of 4), so that
+    /// 32×32 images train at 32 rather than upsampled to 64.
+    /// </summary>
+    public static int FolderResolution(IDataView data, string folder)
+    {
+        var paths = data.GetColumn<string>("ImagePath").ToList();
+        var sides = Enumerable.Range(0, Math.Min(64, paths.Count)).Select(i => paths[(int)((long)i * paths.Count / Math.Min(64, paths.Count))])
+            .Select(p => SixLabors.ImageSharp.Image.Identify(Path.Combine(folder, p)))
+            .Where(info => info != null).Select(info => Math.Min(info!.Width, info.Height)).Order().ToList();
+        if (sides.Count == 0) return 64;
+        return Math.Clamp(sides[sides.Count / 2] / 4 * 4, 8, 64);
     }
 
     /// <summary>A fixed random share of the rows held out (a folder sorted by class is held out across its classes), and the rest.</summary>

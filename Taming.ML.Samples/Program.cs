@@ -42,14 +42,15 @@ static int Usage(int code, string? problem = null)
         Usage: Taming.ML.Samples [command] [options]
           (no command)         MNIST demo: tokenizer, class-conditional prior, generated digits, class consistency
                                [--output-dir out] [--tokenizer-minutes M] [--prior-minutes M] [--steps N] [--prior-steps N] [--device cpu|cuda] [--precision float32|tf32|bf16]
-          photos               photo-sized and 5×-wide generation from random crops of the shipped photos (≈ 15 min)
+          photos               photo-sized and 5×-wide generation from random crops of the shipped photos (≈ 12 min)
                                [--output-dir out/photos] [--minutes M per model] [--window-mode exact|strided|reference] [--top-k k]
                                [--temperature t] [--reuse: sample again with the saved models] [--device cpu|cuda] [--precision p]
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
-                               [--resolution N] [--codebook-size K] [--steps N] [--batch-size B] [--learning-rate r] [--seed S] [--minutes M]
+                               [--resolution N (64, or less for smaller images)] [--codebook-size K] [--steps N] [--batch-size B] [--learning-rate r] [--seed S] [--minutes M]
                                [--perceptual-weight w] [--disc-weight w] [--device cpu|cuda] [--precision p] [--eager-training]
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
-                               both: [--skip N] [--take N] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder
+                               both: [--skip N] [--take N] [--holdout F] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder;
+                               [--upright]: a folder's photos turned as their EXIF orientation says
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--layers L] [--heads H] [--width W] [--steps N] [--learning-rate r] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda] [--precision p] [--eager-training]
                                [--image-size WxH --window N]: images tokenized whole at that size, the prior fitted on N×N windows of their grids

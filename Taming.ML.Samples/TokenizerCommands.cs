@@ -42,12 +42,18 @@ internal static class TokenizerCommands
         var ml = new MLContext(seed: options.Seed ?? 1).ShowTrainingSetup();
         bool idx = DataSources.IsIdx(images);
         if (idx) options.Channels = 1;
-        // Folders of images of any size: resize to the resolution (64 unless given) as an ML.NET stage.
+        // Folders of images of any size: resize to the resolution (64, or less for smaller images, unless given) as an ML.NET stage.
         var data = DataSources.Load(ml, args, images, labels, options.Resolution > 0 ? options.Resolution : idx ? 32 : crops ? 32 : 64);
         args.RejectUnknown();
+        if (!idx && !crops && options.Resolution == 0)
+        {
+            options.Resolution = DataSources.FolderResolution(data, images);
+            if (options.Resolution < 64)
+                Console.WriteLine($"  Resolution {options.Resolution}: the images' median shorter side, below the default 64 (--resolution sets it).");
+        }
         IEstimator<ITransformer> pipeline = idx || crops
             ? ml.Transforms.TokenizeImages("Tokens", "Image", options)
-            : ml.Transforms.CropAndResizeImages("Image", options.Resolution = options.Resolution > 0 ? options.Resolution : 64, options.Resolution, "Image")
+            : ml.Transforms.CropAndResizeImages("Image", options.Resolution, options.Resolution, "Image")
                 .Append(ml.Transforms.TokenizeImages("Tokens", "Image", options));
         var model = pipeline.Fit(data);
         // ML.NET cannot store an input schema of image columns only.
