@@ -95,6 +95,23 @@ public sealed class RandomCropTests
         Assert.ThrowsExactly<FileNotFoundException>(() => ml.Data.LoadRandomCrops(new[] { Path.Combine(Folder, "none.png") }, 8, 1));
         var e = Assert.ThrowsExactly<ArgumentException>(() => ml.Data.LoadRandomCrops(new[] { Photo }, 16, 1, downscale: 2));
         StringAssert.Contains(e.Message, "20×12");
+        // A photo cut short is named, as itself, not wrapped by the parallel decoding nor cropped from its grey rest.
+        string cut = Path.Combine(Path.GetTempPath(), $"taming-crops-cut-{Environment.ProcessId}.jpg");
+        try
+        {
+            using (var noise = new Image<Rgb24>(64, 64))
+            {
+                var rng = new Random(1);
+                for (int y = 0; y < 64; y++)
+                for (int x = 0; x < 64; x++)
+                    noise[x, y] = new Rgb24((byte)rng.Next(256), (byte)rng.Next(256), (byte)rng.Next(256));
+                noise.SaveAsJpeg(cut);
+            }
+            File.WriteAllBytes(cut, File.ReadAllBytes(cut)[..(int)(new FileInfo(cut).Length / 2)]);
+            var damaged = Assert.ThrowsExactly<InvalidDataException>(() => ml.Data.LoadRandomCrops(new[] { Photo, cut }, 8, 20));
+            StringAssert.Contains(damaged.Message, cut);
+        }
+        finally { File.Delete(cut); }
         // Crops that would not fit in memory are refused before any photo is decoded.
         var tooMany = Assert.ThrowsExactly<InvalidOperationException>(() => RandomCrops.Take(new[] { Photo }, 8, 1000, 1, 1, memoryLimit: 100_000));
         StringAssert.Contains(tooMany.Message, "1,000 images of 8×8×3");

@@ -91,6 +91,14 @@ public sealed class ScaledDecodeTests
         Assert.AreEqual((400, 300), sizes[1]);
         (_, sizes) = Read(ml, ml.Data.LoadFromImageFolder(Folder, coverWidth: 2000, coverHeight: 2000), 64);
         Assert.AreEqual((1600, 1200), sizes[1], "an image smaller than the cover size is decoded in full");
+        // In full, the pixels are LoadImages' own, byte for byte.
+        foreach (var file in Directory.GetFiles(Folder, "*", SearchOption.AllDirectories))
+        {
+            using var image = MLImage.CreateFromFile(file);
+            var (pixels, width, height, format) = ScaledDecode.Load(file, 0, 0);
+            Assert.AreEqual((image.Width, image.Height, image.PixelFormat), (width, height, format), file);
+            Assert.IsTrue(image.Pixels.SequenceEqual(pixels), $"{file}: the pixels differ from LoadImages'");
+        }
     }
 
     [TestMethod]

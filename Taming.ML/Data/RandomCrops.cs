@@ -34,12 +34,19 @@ internal static class RandomCrops
         var crops = new byte[count][];
         var byPhoto = Enumerable.Range(0, count).GroupBy(n => drawn[n].Photo).ToList();
         var progress = new Training.ReadProgress(log, "images to crop", byPhoto.Count);
-        Parallel.ForEach(byPhoto, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, group =>
+        try
         {
-            var (pixels, h, w, _) = Load(paths[group.Key], downscale, upright);
-            foreach (int n in group) crops[n] = ImagePixels.Crop(pixels, 3, h, w, drawn[n].Top, drawn[n].Left, size, size);
-            progress.Add();
-        });
+            Parallel.ForEach(byPhoto, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, group =>
+            {
+                var (pixels, h, w, _) = Load(paths[group.Key], downscale, upright);
+                foreach (int n in group) crops[n] = ImagePixels.Crop(pixels, 3, h, w, drawn[n].Top, drawn[n].Left, size, size);
+                progress.Add();
+            });
+        }
+        catch (AggregateException e) // the file's own exception (it names the file), not the parallel loop's wrapper
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
         progress.Done();
         return crops;
     }
@@ -61,28 +68,13 @@ internal static class RandomCrops
         if (!File.Exists(path)) throw new FileNotFoundException($"Image not found: '{path}'.", path);
         byte[] planar;
         int h, w;
-        using (var image = upright ? Upright(path) : Decode(path)) (planar, h, w) = (ImagePixels.ToPlanarBytes(image, 3), image.Height, image.Width);
+        // ScaledDecode in full gives LoadImages' pixels (a test), and names a damaged or cut-short file.
+        var (pixels, width, height, format) = ScaledDecode.Load(path, 0, 0, upright);
+        using (var image = MLImage.CreateFromPixels(width, height, format, pixels)) (planar, h, w) = (ImagePixels.ToPlanarBytes(image, 3), height, width);
         if (downscale <= 1) return (planar, h, w, path);
         using var scope = NewDisposeScope();
         var t = nn.functional.avg_pool2d(tensor(planar, new long[] { 1, 3, h, w }).to(ScalarType.Float32), downscale);
         return (t.round().clamp(0, 255).to(ScalarType.Byte).data<byte>().ToArray(), (int)t.shape[2], (int)t.shape[3], path);
     }
 
-    private static MLImage Upright(string path)
-    {
-        var (pixels, width, height, format) = ScaledDecode.Load(path, 0, 0, upright: true);
-        return MLImage.CreateFromPixels(width, height, format, pixels);
-    }
-
-    private static MLImage Decode(string path)
-    {
-        try
-        {
-            return MLImage.CreateFromFile(path);
-        }
-        catch (ArgumentException e)
-        {
-            throw new InvalidDataException($"'{path}' cannot be decoded as an image (damaged, or not an image): {e.Message}", e);
-        }
-    }
 }
