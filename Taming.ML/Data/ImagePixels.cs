@@ -27,23 +27,25 @@ public static class ImagePixels
     /// Planar pixels (c·h·w values, 0–255) of an image: RGB for <paramref name="channels"/> = 3, luminance
     /// (0.299 R + 0.587 G + 0.114 B, rounded) for 1.
     /// </summary>
-    public static float[] ToPlanar(MLImage image, int channels)
+    public static float[] ToPlanar(MLImage image, int channels) => ToPlanar<float>(image.Pixels, image.PixelFormat, image.Height * image.Width, channels);
+
+    /// <summary><see cref="ToPlanar(MLImage, int)"/> of <paramref name="n"/> pixels of 4 bytes in <paramref name="format"/>, as
+    /// floats or bytes (the same values).</summary>
+    internal static T[] ToPlanar<T>(ReadOnlySpan<byte> raw, MLPixelFormat format, int n, int channels) where T : System.Numerics.INumberBase<T>
     {
         if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), "channels must be 1 or 3.");
-        int n = image.Height * image.Width;
-        var raw = image.Pixels;
         // MLImage holds 4 bytes per pixel; the order depends on the platform's native format.
-        bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
-        var planar = new float[channels * n];
+        bool bgra = format == MLPixelFormat.Bgra32;
+        var planar = new T[channels * n];
         for (int i = 0; i < n; i++)
         {
-            float r = raw[4 * i + (bgra ? 2 : 0)], g = raw[4 * i + 1], b = raw[4 * i + (bgra ? 0 : 2)];
-            if (channels == 1) planar[i] = MathF.Round(0.299f * r + 0.587f * g + 0.114f * b);
+            byte r = raw[4 * i + (bgra ? 2 : 0)], g = raw[4 * i + 1], b = raw[4 * i + (bgra ? 0 : 2)];
+            if (channels == 1) planar[i] = T.CreateTruncating(MathF.Round(0.299f * r + 0.587f * g + 0.114f * b));
             else
             {
-                planar[i] = r;
-                planar[n + i] = g;
-                planar[2 * n + i] = b;
+                planar[i] = T.CreateTruncating(r);
+                planar[n + i] = T.CreateTruncating(g);
+                planar[2 * n + i] = T.CreateTruncating(b);
             }
         }
         return planar;
@@ -61,9 +63,9 @@ public static class ImagePixels
         return crop;
     }
 
-    /// <summary>Planar bytes of an image (see <see cref="ToPlanar"/>).</summary>
+    /// <summary>Planar bytes of an image (see <see cref="ToPlanar(MLImage, int)"/>).</summary>
     public static byte[] ToPlanarBytes(MLImage image, int channels) =>
-        ToPlanar(image, channels).Select(v => (byte)v).ToArray();
+        ToPlanar<byte>(image.Pixels, image.PixelFormat, image.Height * image.Width, channels);
 
     /// <summary>A new <see cref="MLImage"/> from planar gray or RGB bytes.</summary>
     public static MLImage ToImage(ReadOnlySpan<byte> planar, int channels, int height, int width) =>

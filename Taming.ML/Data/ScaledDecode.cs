@@ -18,11 +18,9 @@ internal static class ScaledDecode
     /// the upright image).</summary>
     public static (byte[] Pixels, int Width, int Height, MLPixelFormat Format) Load(string path, int coverWidth, int coverHeight, bool upright = false)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Image not found: '{path}'.", path);
-        using var codec = SKCodec.Create(path)
-            ?? throw new InvalidDataException($"'{path}' cannot be decoded as an image (damaged, or not an image).");
+        using var codec = Open(path);
         var origin = upright ? codec.EncodedOrigin : SKEncodedOrigin.TopLeft;
-        bool transposed = origin >= SKEncodedOrigin.LeftTop; // 5–8: stored on its side
+        bool transposed = Transposed(origin);
         var size = transposed ? Scale(codec, coverHeight, coverWidth) : Scale(codec, coverWidth, coverHeight);
         var info = codec.Info.WithSize(size.Width, size.Height);
         if (info.ColorType is not (SKColorType.Bgra8888 or SKColorType.Rgba8888)) info.ColorType = SKColorType.Bgra8888; // as MLImage converts
@@ -57,8 +55,7 @@ internal static class ScaledDecode
             SKEncodedOrigin.LeftBottom => (0f, 1f, 0f, -1f, 0f, w),
             _ => (1f, 0f, 0f, 0f, 1f, 0f),
         };
-        bool transposed = origin >= SKEncodedOrigin.LeftTop;
-        var turned = transposed ? info.WithSize(info.Height, info.Width) : info;
+        var turned = Transposed(origin) ? info.WithSize(info.Height, info.Width) : info;
         using var source = new SKBitmap();
         var handle = GCHandle.Alloc(stored, GCHandleType.Pinned);
         try
@@ -76,6 +73,23 @@ internal static class ScaledDecode
         }
         finally { handle.Free(); }
     }
+
+    /// <summary>The image's size from its header: as stored, or <paramref name="upright"/>.</summary>
+    public static (int Width, int Height) Size(string path, bool upright)
+    {
+        using var codec = Open(path);
+        var (w, h) = (codec.Info.Width, codec.Info.Height);
+        return upright && Transposed(codec.EncodedOrigin) ? (h, w) : (w, h);
+    }
+
+    private static SKCodec Open(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Image not found: '{path}'.", path);
+        return SKCodec.Create(path) ?? throw new InvalidDataException($"'{path}' cannot be decoded as an image (damaged, or not an image).");
+    }
+
+    /// <summary>EXIF orientations 5–8: stored on its side, so width and height swap when turned upright.</summary>
+    private static bool Transposed(SKEncodedOrigin origin) => origin >= SKEncodedOrigin.LeftTop;
 
     /// <summary>The smallest size the codec decodes to whose scale still covers the target (the full size when none does).</summary>
     public static SKSizeI Scale(SKCodec codec, int coverWidth, int coverHeight)

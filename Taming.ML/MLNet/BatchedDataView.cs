@@ -85,7 +85,8 @@ internal sealed class BatchedDataView : IDataView
         {
             if (!follower.MoveNext()) return false;
             position++;
-            if (leader != null && ++slot >= filled)
+            if (leader == null) return true;
+            if (++slot >= filled)
             {
                 slot = 0;
                 filled = 0;
@@ -96,16 +97,13 @@ internal sealed class BatchedDataView : IDataView
                 }
                 batchNumber++;
             }
-            if (leader != null)
-            {
-                DataViewRowId id = default;
-                followerId!(ref id);
-                if (slot >= filled || !id.Equals(leaderIds[slot]))
-                    throw new InvalidOperationException(
-                        "The input data view returned different rows to two cursors over it (this transform reads its input a " +
-                        "batch ahead through a second cursor). Give it rows in the same order to every cursor: cache the data " +
-                        "(mlContext.Data.Cache) before the stage that makes the transform's input column.");
-            }
+            DataViewRowId id = default;
+            followerId!(ref id);
+            if (slot >= filled || !id.Equals(leaderIds[slot]))
+                throw new InvalidOperationException(
+                    "The input data view returned different rows to two cursors over it (this transform reads its input a " +
+                    "batch ahead through a second cursor). Give it rows in the same order to every cursor: cache the data " +
+                    "(mlContext.Data.Cache) before the stage that makes the transform's input column.");
             return true;
         }
 
