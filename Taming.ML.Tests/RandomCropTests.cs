@@ -119,6 +119,55 @@ public sealed class RandomCropTests
     }
 
     [TestMethod]
+    public void JpegsShrinkByScaledDecodingToWithinALevelOfAnAreaAverage()
+    {
+        // A smooth 100×100 JPEG, and the same pixels as a PNG (which does not decode scaled).
+        string jpeg = Path.Combine(Path.GetTempPath(), $"taming-crops-shrink-{Environment.ProcessId}.jpg");
+        string png = Path.ChangeExtension(jpeg, ".png");
+        using (var image = new Image<Rgb24>(100, 100))
+        {
+            for (int y = 0; y < 100; y++)
+            for (int x = 0; x < 100; x++)
+                image[x, y] = new Rgb24((byte)(x * 2.5), (byte)(y * 2.5), (byte)(128 + 100 * Math.Sin(x / 9.0)));
+            image.SaveAsJpeg(jpeg, new SixLabors.ImageSharp.Formats.Jpeg.JpegEncoder { Quality = 95 });
+            image.SaveAsPng(png);
+        }
+        try
+        {
+            var (full, w, h, format) = ScaledDecode.Load(jpeg, 0, 0);
+            var planar = ImagePixels.ToPlanar<byte>(full, format, w * h, 3);
+            foreach (var (factor, side) in new[] { (2, 50), (3, 33), (4, 25), (8, 13), (16, 6) })
+            {
+                // libjpeg rounds scaled sides up (1/8 of 100: 13), an area average down (then 2× more: 6); a PNG only averages.
+                Assert.AreEqual((side, side), ScaledDecode.Size(jpeg, upright: false, factor), $"factor {factor}");
+                Assert.AreEqual((100 / factor, 100 / factor), ScaledDecode.Size(png, upright: false, factor), $"PNG, factor {factor}");
+                Assert.AreEqual(3 * (100 / factor) * (100 / factor), RandomCrops.Take(new[] { png }, 100 / factor, 1, 1, factor)[0].Length);
+                // The whole shrunk image as one crop, against the area average of the full decode where that covers whole pixels.
+                var crop = RandomCrops.Take(new[] { jpeg }, size: side, count: 1, seed: 1, downscale: factor)[0];
+                double total = 0, most = 0;
+                int n = 0;
+                for (int c = 0; c < 3; c++)
+                for (int y = 0; y < 100 / factor; y++)
+                for (int x = 0; x < 100 / factor; x++)
+                {
+                    double sum = 0;
+                    for (int dy = 0; dy < factor; dy++)
+                    for (int dx = 0; dx < factor; dx++)
+                        sum += planar[(c * h + y * factor + dy) * w + x * factor + dx];
+                    double d = Math.Abs(crop[(c * side + y) * side + x] - sum / (factor * factor));
+                    (total, most, n) = (total + d, Math.Max(most, d), n + 1);
+                }
+                Assert.IsTrue(total / n < 1.5 && most < 8, $"factor {factor}: mean {total / n:F2}, largest {most:F1} levels");
+            }
+        }
+        finally
+        {
+            File.Delete(jpeg);
+            File.Delete(png);
+        }
+    }
+
+    [TestMethod]
     public void WholeImageTokenizingMatchesTheTransformOnTrainingSizedImages()
     {
         var ml = new MLContext(seed: 1);

@@ -7,7 +7,7 @@ internal static class RandomCrops
 {
     /// <summary>
     /// <paramref name="count"/> RGB crops of <paramref name="size"/>² pixels, taken uniformly from the images after
-    /// shrinking each by <paramref name="downscale"/> (area-averaged), as planar bytes. The crops are drawn from the
+    /// shrinking each by <paramref name="downscale"/> (see <see cref="Load"/>), as planar bytes. The crops are drawn from the
     /// images' sizes (read from their headers), then each image is decoded once, on all cores, and let go after its
     /// crops are cut: memory holds the crops and a few images, not the whole folder. <paramref name="upright"/>: each image
     /// turned as its EXIF orientation says first.
@@ -37,7 +37,7 @@ internal static class RandomCrops
         {
             Parallel.ForEach(byPhoto, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, group =>
             {
-                var (pixels, h, w, _) = Load(paths[group.Key], downscale, upright);
+                var (pixels, h, w) = Load(paths[group.Key], downscale, upright);
                 foreach (int n in group) crops[n] = ImagePixels.Crop(pixels, 3, h, w, drawn[n].Top, drawn[n].Left, size, size);
                 progress.Add();
             });
@@ -53,19 +53,22 @@ internal static class RandomCrops
     /// <summary>An image's size after <see cref="Load"/> shrinks it, from its header.</summary>
     private static (int Height, int Width) ShrunkSize(string path, int downscale, bool upright)
     {
-        var (w, h) = ScaledDecode.Size(path, upright);
-        return downscale <= 1 ? (h, w) : (h / downscale, w / downscale); // avg_pool2d's floor
+        var (w, h) = ScaledDecode.Size(path, upright, downscale);
+        return (h, w);
     }
 
-    /// <summary>An image file as planar RGB bytes (upright where asked), shrunk by an integer factor with area averaging.</summary>
-    public static (byte[] Pixels, int Height, int Width, string Path) Load(string path, int downscale, bool upright = false)
+    /// <summary>
+    /// An image file as planar RGB bytes (upright where asked), shrunk by an integer factor: a JPEG by libjpeg's scaled
+    /// decoding as far as it goes (the pixels LoadFromImageFolder's cover sizes give), the rest by area averaging.
+    /// </summary>
+    private static (byte[] Pixels, int Height, int Width) Load(string path, int downscale, bool upright = false)
     {
         // ScaledDecode in full gives LoadImages' pixels (a test), and names a missing, damaged or cut-short file.
-        var (pixels, w, h, format) = ScaledDecode.Load(path, 0, 0, upright);
+        var (pixels, w, h, format, remaining) = ScaledDecode.LoadShrunk(path, Math.Max(downscale, 1), upright);
         var planar = ImagePixels.ToPlanar<byte>(pixels, format, h * w, 3); // bytes: a quarter of the memory of floats
-        if (downscale <= 1) return (planar, h, w, path);
+        if (remaining <= 1) return (planar, h, w);
         using var scope = NewDisposeScope();
-        var t = nn.functional.avg_pool2d(tensor(planar, new long[] { 1, 3, h, w }).to(ScalarType.Float32), downscale);
-        return (t.round().clamp(0, 255).to(ScalarType.Byte).data<byte>().ToArray(), (int)t.shape[2], (int)t.shape[3], path);
+        var t = nn.functional.avg_pool2d(tensor(planar, new long[] { 1, 3, h, w }).to(ScalarType.Float32), remaining);
+        return (t.round().clamp(0, 255).to(ScalarType.Byte).data<byte>().ToArray(), (int)t.shape[2], (int)t.shape[3]);
     }
 }

@@ -20,8 +20,26 @@ internal static class ScaledDecode
     {
         using var codec = Open(path);
         var origin = upright ? codec.EncodedOrigin : SKEncodedOrigin.TopLeft;
+        var size = Transposed(origin) ? Scale(codec, coverHeight, coverWidth) : Scale(codec, coverWidth, coverHeight);
+        return Decode(codec, path, size, origin);
+    }
+
+    /// <summary>
+    /// The image decoded shrunk by an integer <paramref name="factor"/> as far as its format allows (a JPEG at the
+    /// smallest of 1/8, 1/4 and 1/2 of its size that the factor is a multiple of; other formats in full), and the
+    /// factor still to shrink it by (<see cref="Shrink"/>); throws as <see cref="Load"/> does.
+    /// </summary>
+    public static (byte[] Pixels, int Width, int Height, MLPixelFormat Format, int Remaining) LoadShrunk(string path, int factor, bool upright = false)
+    {
+        using var codec = Open(path);
+        var (size, remaining) = Shrink(codec, factor);
+        var (pixels, width, height, format) = Decode(codec, path, size, upright ? codec.EncodedOrigin : SKEncodedOrigin.TopLeft);
+        return (pixels, width, height, format, remaining);
+    }
+
+    private static (byte[] Pixels, int Width, int Height, MLPixelFormat Format) Decode(SKCodec codec, string path, SKSizeI size, SKEncodedOrigin origin)
+    {
         bool transposed = Transposed(origin);
-        var size = transposed ? Scale(codec, coverHeight, coverWidth) : Scale(codec, coverWidth, coverHeight);
         var info = codec.Info.WithSize(size.Width, size.Height);
         if (info.ColorType is not (SKColorType.Bgra8888 or SKColorType.Rgba8888)) info.ColorType = SKColorType.Bgra8888; // as MLImage converts
         if (info.AlphaType == SKAlphaType.Unpremul) info.AlphaType = SKAlphaType.Premul; // as SKBitmap.Decode does
@@ -74,12 +92,30 @@ internal static class ScaledDecode
         finally { handle.Free(); }
     }
 
-    /// <summary>The image's size from its header: as stored, or <paramref name="upright"/>.</summary>
-    public static (int Width, int Height) Size(string path, bool upright)
+    /// <summary>The image's size from its header, as stored or <paramref name="upright"/>, after shrinking it by
+    /// <paramref name="factor"/> as <see cref="LoadShrunk"/> and then an area average (avg_pool2d: sizes rounded down) do.</summary>
+    public static (int Width, int Height) Size(string path, bool upright, int factor = 1)
     {
         using var codec = Open(path);
-        var (w, h) = (codec.Info.Width, codec.Info.Height);
+        var (decoded, remaining) = Shrink(codec, Math.Max(factor, 1));
+        var (w, h) = (decoded.Width / remaining, decoded.Height / remaining);
         return upright && Transposed(codec.EncodedOrigin) ? (h, w) : (w, h);
+    }
+
+    /// <summary>
+    /// The size to decode at to shrink an image by <paramref name="factor"/>, and the factor left for an area average:
+    /// the codec's smallest scale of 1/8, 1/4 and 1/2 that the factor is a multiple of (libjpeg's scaled decoding, sides
+    /// rounded up; a fraction of a full decode's work for large JPEGs), or the full size for formats that do not scale.
+    /// </summary>
+    private static (SKSizeI Size, int Remaining) Shrink(SKCodec codec, int factor)
+    {
+        foreach (int scale in new[] { 8, 4, 2 })
+        {
+            if (factor % scale != 0) continue;
+            var size = codec.GetScaledDimensions(1f / scale);
+            if (size.Width < codec.Info.Width && size.Height < codec.Info.Height) return (size, factor / scale);
+        }
+        return (codec.Info.Size, factor);
     }
 
     private static SKCodec Open(string path)
