@@ -50,12 +50,12 @@ internal sealed class Arguments
         return values.ContainsKey(name);
     }
 
-    /// <summary>An integer option: a count or size, so at least 1, except seeds (any), and --skip, --label and --top-k (0 or more).</summary>
+    /// <summary>An integer option: a count or size, so at least 1, except seeds (any), and --skip and --top-k (0 or more).</summary>
     public int? Int(string name)
     {
         if (String(name) is not { } s) return null;
         if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) throw new ArgumentException($"--{name}: '{s}' is not an integer.");
-        int least = name.EndsWith("seed", StringComparison.Ordinal) ? int.MinValue : name is "skip" or "label" or "top-k" ? 0 : 1;
+        int least = name.EndsWith("seed", StringComparison.Ordinal) ? int.MinValue : name is "skip" or "top-k" ? 0 : 1;
         if (v < least) throw new ArgumentException($"--{name} must be {(least == 0 ? "0 or more" : "at least 1")}; got {v}.");
         return v;
     }

@@ -55,8 +55,18 @@ internal static class PriorCommands
         var prior = ml.Transforms.FitPrior(tokenizer.OutputColumnName, classes ? "Label" : null, options: options).Fit(tokens);
         ml.Model.Save(prior, tokens.Schema, output);
         var kind = prior.Layout.Conditioning == Conditioning.None ? "unconditional" : prior.Layout.Conditioning.ToString().ToLowerInvariant() + "-conditioned";
-        Console.WriteLine($"Saved the {kind} prior to {output}.");
+        Console.WriteLine($"Saved the {kind} prior to {output}" + (prior.Layout.ClassNames is { } classNames ? $" (classes {string.Join(", ", classNames)})." : "."));
         return 0;
+    }
+
+    /// <summary>--label: one of the prior's class names (an image folder's sub-folder), or a class index.</summary>
+    private static int ClassIndex(PriorLayout layout, string label)
+    {
+        if (layout.ClassNames is { } names && names.ToList().IndexOf(label) is >= 0 and var named) return named;
+        if (int.TryParse(label, out int k) && k >= 0 && k < layout.ClassCount) return k;
+        throw new ArgumentException($"--label {label} is not one of the prior's classes: " + (layout.ClassNames is { } all
+            ? string.Join(", ", all) + $" (or an index 0 … {layout.ClassCount - 1})."
+            : $"0 … {layout.ClassCount - 1}."));
     }
 
     /// <summary>"WxH" (e.g. 256x160) as (width, height).</summary>
@@ -74,7 +84,7 @@ internal static class PriorCommands
         string tokenizerPath = args.Required("tokenizer");
         string priorPath = args.Required("prior");
         string output = args.OutputFile();
-        int? label = args.Int("label");
+        string? labelOption = args.String("label");
         bool allLabels = args.Flag("all-labels");
         int count = args.Int("count") ?? 10;
         var sampling = SamplingFrom(args);
@@ -91,10 +101,9 @@ internal static class PriorCommands
                 count, sampling, output);
         if (conditionPath != null) throw new ArgumentException("--condition needs an image-conditioned prior; this one is " + layout.Conditioning.ToString().ToLowerInvariant() + ".");
         bool classes = layout.Conditioning == Conditioning.Class;
-        if (!classes && (label != null || allLabels)) throw new ArgumentException("--label/--all-labels need a class-conditional prior; this one is unconditional.");
-        if (classes && label == null && !allLabels) allLabels = true;
-        if (label is { } k && (k < 0 || k >= layout.ClassCount))
-            throw new ArgumentException($"--label {k} is outside the prior's classes 0 … {layout.ClassCount - 1}.");
+        if (!classes && (labelOption != null || allLabels)) throw new ArgumentException("--label/--all-labels need a class-conditional prior; this one is unconditional.");
+        if (classes && labelOption == null && !allLabels) allLabels = true;
+        int? label = labelOption is null ? null : ClassIndex(layout, labelOption);
         var wanted = !classes ? Enumerable.Repeat(0, count)
             : allLabels ? Enumerable.Range(0, layout.ClassCount).SelectMany(c => Enumerable.Repeat(c, count))
             : Enumerable.Repeat(label!.Value, count);
@@ -111,7 +120,9 @@ internal static class PriorCommands
         var grid = images.Chunk(perRow).Select(r => (IReadOnlyList<byte[]>)r).ToList();
         var size = (Microsoft.ML.Transforms.Image.ImageDataViewType)column.Type;
         ImageGrid.SavePng(output, grid, tokenizer.Channels, size.Height, size.Width, scale: Math.Max(1, 64 / Math.Min(size.Height, size.Width)));
-        Console.WriteLine($"{images.Count} samples in {clock.Elapsed.TotalSeconds:F1} s → {output}" + (classes ? " (one row per class)" : ""));
+        string rowsAre = !classes ? "" : allLabels ? " (one row per class" + (layout.ClassNames is { } names ? ": " + string.Join(", ", names) : "") + ")"
+            : layout.ClassNames is { } all ? $" (class {all[label!.Value]})" : "";
+        Console.WriteLine($"{images.Count} samples in {clock.Elapsed.TotalSeconds:F1} s → {output}{rowsAre}");
         return 0;
     }
 

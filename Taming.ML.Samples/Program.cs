@@ -55,7 +55,7 @@ static int Usage(int code, string? problem = null)
                                [--layers L] [--heads H] [--width W] [--steps N] [--learning-rate r] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda] [--precision p] [--eager-training]
                                [--image-size WxH --window N]: images tokenized whole at that size, the prior fitted on N×N windows of their grids
                                (generate then makes whole grids); [--skip N] [--take N] rows
-          generate             --tokenizer <zip> --prior <zip> [--label k | --all-labels] [--count N] [--temperature t]
+          generate             --tokenizer <zip> --prior <zip> [--label class|k | --all-labels] [--count N] [--temperature t]
                                [--top-k k] [--top-p p] [--seed s] [--height-tokens H --width-tokens W] [--window-mode exact|strided|reference] --output <png>
                                image-conditioned priors: --condition <image> --condition-tokenizer <zip> (canvas = the condition's token grid)
           evaluate-generation  --tokenizer <zip> --prior <zip> [--images <idx> --labels <idx>] [--count N] [sampling options] [--json] [--device d]

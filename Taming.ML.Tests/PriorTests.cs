@@ -73,6 +73,56 @@ public sealed class PriorTests
     }
 
     [TestMethod]
+    public void ClassNamesStayWithThePriorSoTextLabelsAreReadByNameAndOtherMappingsAreRefused()
+    {
+        var ml = new MLContext(seed: 1);
+        // Named classes mapped to keys as LoadFromImageFolder maps its sub-folders: "c0" … "c3", in order.
+        var named = ml.Data.LoadFromEnumerable(RuleRows(64).Select(r => new NamedRow { Class = "c" + r.Label, Tokens = r.Tokens }).ToArray());
+        var mapping = ml.Transforms.Conversion.MapValueToKey("Label", "Class").Fit(named);
+        var prior = ml.Transforms.FitPrior("Tokens", "Label", options: Tiny()).Fit(mapping.Transform(named));
+        CollectionAssert.AreEqual(new[] { "c0", "c1", "c2", "c3" }, prior.Layout.ClassNames!.ToArray());
+        string path = Path.Combine(Temp, "named.zip");
+        Directory.CreateDirectory(Temp);
+        ml.Model.Save(prior, mapping.Transform(named).Schema, path);
+        var reloaded = TamingCatalog.FindPrior(new MLContext().Model.Load(path, out _));
+        CollectionAssert.AreEqual(new[] { "c0", "c1", "c2", "c3" }, reloaded.Layout.ClassNames!.ToArray());
+        Assert.AreEqual(prior.Layout, reloaded.Layout, "layouts compare their class names name for name");
+        Assert.AreNotEqual(prior.Layout, prior.Layout with { ClassNames = new[] { "c0", "c1", "c3", "c2" } });
+
+        // Text labels are read by name: each row gets its named class's rule.
+        var wanted = ml.Data.LoadFromEnumerable(new[] { "c2", "c0", "c3" }.Select(c => new ClassNameRow { Class = c }).ToArray());
+        var generated = ml.Transforms.GenerateTokens("Generated", reloaded, labelColumnName: "Class", options: new SamplingOptions { TopK = 1 })
+            .Fit(wanted).Transform(wanted);
+        var grids = generated.GetColumn<uint[]>("Generated").ToList();
+        CollectionAssert.AreEqual(Rule(2).Select(t => t + 1).ToArray(), grids[0]);
+        CollectionAssert.AreEqual(Rule(0).Select(t => t + 1).ToArray(), grids[1]);
+        CollectionAssert.AreEqual(Rule(3).Select(t => t + 1).ToArray(), grids[2]);
+        var unknown = ml.Data.LoadFromEnumerable(new[] { new ClassNameRow { Class = "dog" } });
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => ml.Transforms.GenerateTokens("G", reloaded, labelColumnName: "Class")
+            .Fit(unknown).Transform(unknown).GetColumn<uint[]>("G").ToList());
+        StringAssert.Contains(e.Message, "'dog' is not one of the prior's classes ('c0', 'c1', 'c2', 'c3')");
+
+        // A key label that maps the classes otherwise (another folder's: "c3" first) is refused, not read as class 0.
+        var other = ml.Data.LoadFromEnumerable(new[] { "c3", "c1" }.Select(c => new ClassNameRow { Class = c }).ToArray());
+        var otherKeys = ml.Transforms.Conversion.MapValueToKey("Label", "Class").Fit(other).Transform(other);
+        var refused = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.GenerateTokens("G", reloaded).Fit(otherKeys));
+        StringAssert.Contains(refused.Message, "its key 1 is 'c3', the prior's is 'c0'");
+        // The same key column with the prior's own mapping is accepted.
+        Assert.AreEqual(2, ml.Transforms.GenerateTokens("G", reloaded).Fit(mapping.Transform(other)).Transform(mapping.Transform(other))
+            .GetColumn<uint[]>("G").Count());
+        // A prior fitted on unnamed keys cannot read names.
+        var noNames = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.GenerateTokens("G", Trained(ml), labelColumnName: "Class").Fit(wanted));
+        StringAssert.Contains(noNames.Message, "class indices only");
+
+        // Rows of only some of the classes (the start of data sorted by class) are fitted with a warning that names the rest.
+        var warnings = new List<string>();
+        ml.Log += (_, m) => { if (m.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(m.RawMessage); };
+        var firstClasses = ml.Data.LoadFromEnumerable(RuleRows(16).Where(r => r.Label < 2).Select(r => new NamedRow { Class = "c" + r.Label, Tokens = r.Tokens }).ToArray());
+        ml.Transforms.FitPrior("Tokens", "Label", options: Tiny(steps: 2)).Fit(mapping.Transform(firstClasses));
+        Assert.IsTrue(warnings.Any(w => w.StartsWith("2 of the 4 classes have no training rows ('c2', 'c3')")), string.Join("\n", warnings));
+    }
+
+    [TestMethod]
     public void TheTrainingStepAddsItsLossAndTrainsAndPKeepCorruptsOnlyTheInputs()
     {
         // The step that a GPU captures as a graph, run eagerly here: the batch is read from a fixed buffer and the
@@ -434,6 +484,17 @@ public sealed class PriorTests
     {
         [KeyType(Classes)] public uint Label { get; set; }
         [KeyType(Codes), VectorType(2, 3)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    private sealed class NamedRow
+    {
+        public string Class { get; set; } = "";
+        [KeyType(Codes), VectorType(2, 3)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    private sealed class ClassNameRow
+    {
+        public string Class { get; set; } = "";
     }
 
     private sealed class ConditionRow

@@ -55,6 +55,7 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         var device = TorchRuntime.ResolveDevice(o.Device);
         using var ch = host.Start("Fit");
         var sequences = ReadSequences(input, layout, m => ch.Info(m));
+        if (MissingClasses(sequences, layout) is { Length: > 0 } missing) ch.Warning(missing);
         var (canvasHeight, canvasWidth) = layout.Canvas;
         string windows = (canvasHeight, canvasWidth) == (layout.GridHeight, layout.GridWidth) ? "" : $" in random {layout.GridHeight}×{layout.GridWidth} windows";
         ch.Info($"Training a {layout.Conditioning.ToString().ToLowerInvariant()}-conditioned prior on {sequences.Count} grids of " +
@@ -86,7 +87,8 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         {
             var label = SchemaColumns.Find(input.Schema, labelColumnName, "Label", nameof(input));
             int classes = TokenColumns.InspectLabel(label) ?? MaxPlusOne(input, label);
-            return new PriorLayout(Conditioning.Class, codebook, gh, gw, ClassCount: classes, CanvasHeight: canvasHeight, CanvasWidth: canvasWidth);
+            return new PriorLayout(Conditioning.Class, codebook, gh, gw, ClassCount: classes, CanvasHeight: canvasHeight, CanvasWidth: canvasWidth,
+                ClassNames: TokenColumns.ClassNamesOf(label));
         }
         if (conditionColumnName != null)
         {
@@ -100,6 +102,23 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
                 CanvasHeight: canvasHeight, CanvasWidth: canvasWidth);
         }
         return new PriorLayout(Conditioning.None, codebook, gh, gw, CanvasHeight: canvasHeight, CanvasWidth: canvasWidth);
+    }
+
+    /// <summary>
+    /// "" where every class of a class-conditional prior has training rows; otherwise which have none (say, rows taken
+    /// from the start of a folder read class by class), whose samples the prior then never learns.
+    /// </summary>
+    private static string MissingClasses(List<long[]> sequences, PriorLayout layout)
+    {
+        if (layout.Conditioning != Conditioning.Class) return "";
+        var seen = new bool[layout.ClassCount];
+        foreach (var s in sequences) seen[s[0] - layout.CodebookSize] = true;
+        var missing = Enumerable.Range(0, layout.ClassCount).Where(c => !seen[c]).ToList();
+        if (missing.Count == 0) return "";
+        var named = missing.Take(10).Select(c => layout.ClassNames is { } names ? $"'{names[c]}'" : c.ToString());
+        return $"{missing.Count} of the {layout.ClassCount} classes have no training rows ({string.Join(", ", named)}{(missing.Count > 10 ? ", …" : "")}), " +
+               "so the prior does not learn them and their samples are noise. Train on rows of every class (rows taken from the start of " +
+               "data sorted by class hold only its first classes; mlContext.Data.ShuffleRows or TrainTestSplit mixes them).";
     }
 
     /// <summary>1 + the largest id in an Int32 column (a scalar label or a token vector).</summary>

@@ -36,8 +36,7 @@ internal sealed class PriorInputs
         if (layout.Conditioning == Conditioning.Class)
         {
             var c = Find(labelColumn ?? throw new ArgumentException("This prior is class-conditional: name a label column."), "Label");
-            if (TokenColumns.InspectLabel(c) is { } classes && classes > layout.ClassCount)
-                throw new ArgumentOutOfRangeException(nameof(schema), $"Column '{c.Name}' has {classes} classes; the prior was fitted on {layout.ClassCount}.");
+            TokenColumns.CheckLabel(c, layout.ClassCount, layout.ClassNames);
             columns.Add(c);
         }
         if (layout.Conditioning == Conditioning.Image)
@@ -60,7 +59,7 @@ internal sealed class PriorInputs
     {
         this.layout = layout;
         if (tokenColumn != null) tokens = TokenColumns.Reader(row, row.Schema[tokenColumn], layout.CodebookSize, layout.ImageLength);
-        if (layout.Conditioning == Conditioning.Class) label = TokenColumns.LabelReader(row, row.Schema[labelColumn!], layout.ClassCount);
+        if (layout.Conditioning == Conditioning.Class) label = TokenColumns.LabelReader(row, row.Schema[labelColumn!], layout.ClassCount, layout.ClassNames);
         if (layout.Conditioning == Conditioning.Image)
             condition = TokenColumns.Reader(row, row.Schema[conditionColumn!], layout.ConditionCodebookSize, conditionLength ?? layout.PrefixLength);
     }

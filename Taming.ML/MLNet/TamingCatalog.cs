@@ -65,7 +65,10 @@ public static class TamingCatalogExtensions
     /// Fits a transformer prior (GPT) on the token grids of <paramref name="tokenColumnName"/>: unconditional, or
     /// conditioned on a class label (<paramref name="labelColumnName"/>: key or Int32) or on a condition image's
     /// tokens (<paramref name="conditionColumnName"/>: a second tokenizer's output). The fitted prior adds
-    /// <paramref name="scoreColumnName"/>: each row's negative log-likelihood in bits per token.
+    /// <paramref name="scoreColumnName"/>: each row's negative log-likelihood in bits per token. A key label's class
+    /// names (its key values, as MapValueToKey and LoadFromImageFolder give them) are kept in
+    /// <see cref="PriorLayout.ClassNames"/>: the prior then reads text labels by name, and refuses key labels that
+    /// name their classes otherwise.
     /// </summary>
     public static PriorEstimator FitPrior(this TransformsCatalog catalog, string tokenColumnName, string? labelColumnName = null,
         string? conditionColumnName = null, GptOptions? options = null, string scoreColumnName = "BitsPerToken") =>
@@ -73,8 +76,8 @@ public static class TamingCatalogExtensions
 
     /// <summary>
     /// Adds <paramref name="outputColumnName"/>: a token grid sampled from <paramref name="prior"/> for every row,
-    /// conditioned on the row's label or condition tokens, seeded by <paramref name="seedColumnName"/> (Int32) or
-    /// by SamplingOptions.Seed + row index.
+    /// conditioned on the row's label (a key, an Int32 index, or text: a class name the prior knows) or condition
+    /// tokens, seeded by <paramref name="seedColumnName"/> (Int32) or by SamplingOptions.Seed + row index.
     /// </summary>
     public static TokenGeneratorEstimator GenerateTokens(this TransformsCatalog catalog, string outputColumnName, PriorTransformer prior,
         string? labelColumnName = null, string? conditionColumnName = null, string? seedColumnName = null, SamplingOptions? options = null) =>

@@ -102,8 +102,47 @@ internal static class TokenColumns
             $"Column '{column.Name}' has type {column.Type}; expected a key (e.g. from MapValueToKey) or an Int32 class label."),
     };
 
-    /// <summary>A reader of the row's class index (0-based), checked against <paramref name="classCount"/> when it is known.</summary>
-    public static Func<int> LabelReader(DataViewRow row, DataViewSchema.Column column, int? classCount)
+    /// <summary>A key label column's class names by class index (its key values), where it has them as text.</summary>
+    public static string[]? ClassNamesOf(DataViewSchema.Column column)
+    {
+        if (column.Type is not KeyDataViewType key ||
+            column.Annotations.Schema.GetColumnOrNull(AnnotationUtils.Kinds.KeyValues) is not { Type: VectorDataViewType { ItemType: TextDataViewType } v } ||
+            v.Size != (int)key.Count)
+            return null;
+        var names = default(VBuffer<ReadOnlyMemory<char>>);
+        column.Annotations.GetValue(AnnotationUtils.Kinds.KeyValues, ref names);
+        return names.DenseValues().Select(n => n.ToString()).ToArray();
+    }
+
+    /// <summary>
+    /// Checks a label column against the classes a prior was fitted on: a key column whose key values name its classes
+    /// must name them as the prior does (the same name for each key); a text column is read by name, so the prior
+    /// must know its classes' names.
+    /// </summary>
+    public static void CheckLabel(DataViewSchema.Column column, int classCount, IReadOnlyList<string>? names)
+    {
+        if (column.Type is TextDataViewType)
+        {
+            if (names is null)
+                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' holds class names as text, but the prior was " +
+                    "fitted on a label column without them (class indices only): give the class as a key or an Int32 index.");
+            return;
+        }
+        if (InspectLabel(column) is { } classes && classes > classCount)
+            throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' has {classes} classes; the prior was fitted on {classCount}.");
+        if (names is null || ClassNamesOf(column) is not { } own) return;
+        for (int i = 0; i < own.Length; i++)
+            if (own[i] != names[i])
+                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' names its classes otherwise than the labels the prior " +
+                    $"was fitted on: its key {i + 1} is '{own[i]}', the prior's is '{names[i]}' (the prior's classes: {List(names)}). Map the " +
+                    "labels with the mapping the prior was fitted with, or give them as text (the class names), which the prior reads by name.");
+    }
+
+    /// <summary>
+    /// A reader of the row's class index (0-based), checked against <paramref name="classCount"/> when it is known; a text
+    /// label is looked up in <paramref name="names"/> (see <see cref="CheckLabel"/>).
+    /// </summary>
+    public static Func<int> LabelReader(DataViewRow row, DataViewSchema.Column column, int? classCount, IReadOnlyList<string>? names = null)
     {
         int Check(long label)
         {
@@ -111,6 +150,19 @@ internal static class TokenColumns
                 throw new InvalidDataException($"Column '{column.Name}', row {row.Position}: class {label} is outside the " +
                                                (classCount is { } n ? $"trained classes (0 … {n - 1}; a missing key reads as -1)." : "valid range (≥ 0)."));
             return (int)label;
+        }
+        if (column.Type is TextDataViewType)
+        {
+            var byName = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int i = 0; i < names!.Count; i++) byName.TryAdd(names[i], i);
+            var textGetter = row.GetGetter<ReadOnlyMemory<char>>(column);
+            var text = default(ReadOnlyMemory<char>);
+            return () =>
+            {
+                textGetter(ref text);
+                return byName.TryGetValue(text.ToString(), out int index) ? index
+                    : throw new InvalidDataException($"Column '{column.Name}', row {row.Position}: '{text}' is not one of the prior's classes ({List(names)}).");
+            };
         }
         if (column.Type is KeyDataViewType)
         {
@@ -122,4 +174,8 @@ internal static class TokenColumns
         int value = 0;
         return () => { intGetter(ref value); return Check(value); };
     }
+
+    /// <summary>Class names for a message: the first 20, quoted.</summary>
+    private static string List(IReadOnlyList<string> names) =>
+        string.Join(", ", names.Take(20).Select(n => $"'{n}'")) + (names.Count > 20 ? $", … ({names.Count} in all)" : "");
 }

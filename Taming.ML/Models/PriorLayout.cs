@@ -17,15 +17,30 @@ public enum Conditioning
 /// tokens; the output layer predicts image codes only. A prior fitted on windows of larger grids models a
 /// window-sized grid and remembers the training grids' size as its canvas (0: the grid itself). Codebook and
 /// ConditionCodebook name the tokenizers' codebooks (fingerprints) that the image and condition tokens came from,
-/// where the token columns said so (null: unknown); tokens of another codebook are refused.
+/// where the token columns said so (null: unknown); tokens of another codebook are refused. ClassNames are the label
+/// column's class names by class index (its key values, e.g. an image folder's sub-folders), where it had them:
+/// label columns that name their classes otherwise are refused, and text labels are read by name.
 /// </summary>
 public sealed record PriorLayout(Conditioning Conditioning, int CodebookSize, int GridHeight, int GridWidth,
     int ClassCount = 0, int ConditionCodebookSize = 0, int ConditionHeight = 0, int ConditionWidth = 0,
-    int CanvasHeight = 0, int CanvasWidth = 0, string? Codebook = null, string? ConditionCodebook = null)
+    int CanvasHeight = 0, int CanvasWidth = 0, string? Codebook = null, string? ConditionCodebook = null,
+    IReadOnlyList<string>? ClassNames = null)
 {
     /// <summary>The token grid the prior generates and scores by default: the grids it was fitted on, which the sliding
     /// window covers when they are larger than the modelled grid.</summary>
     public (int Height, int Width) Canvas => (CanvasHeight > 0 ? CanvasHeight : GridHeight, CanvasWidth > 0 ? CanvasWidth : GridWidth);
+
+    /// <summary>Layouts are equal when every member is, the class names name for name (records compare lists by reference).</summary>
+    public bool Equals(PriorLayout? other) => other is not null && Members == other.Members &&
+        (ClassNames is null ? other.ClassNames is null : other.ClassNames is not null && ClassNames.SequenceEqual(other.ClassNames));
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => Members.GetHashCode();
+
+    // Every member but the class names: a member added to the record belongs here too.
+    private (Conditioning, int, int, int, int, int, int, int, int, int, string?, string?) Members =>
+        (Conditioning, CodebookSize, GridHeight, GridWidth, ClassCount, ConditionCodebookSize, ConditionHeight, ConditionWidth,
+         CanvasHeight, CanvasWidth, Codebook, ConditionCodebook);
 
     /// <summary>Image tokens per sequence.</summary>
     public int ImageLength => GridHeight * GridWidth;
@@ -71,6 +86,7 @@ public sealed record PriorLayout(Conditioning Conditioning, int CodebookSize, in
         if (GridHeight < 1 || GridWidth < 1) throw new ArgumentException("The token grid is empty.");
         if (Canvas.Height < GridHeight || Canvas.Width < GridWidth) throw new ArgumentException("The canvas is smaller than the modelled grid.");
         if (Conditioning == Conditioning.Class && ClassCount < 1) throw new ArgumentException("The label column has no classes.");
+        if (ClassNames is { } names && names.Count != ClassCount) throw new ArgumentException($"{names.Count} class names for {ClassCount} classes.");
         if (Conditioning == Conditioning.Image && (ConditionCodebookSize < 1 || ConditionHeight < 1 || ConditionWidth < 1))
             throw new ArgumentException("The condition token column is empty.");
     }
