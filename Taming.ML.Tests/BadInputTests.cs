@@ -115,7 +115,10 @@ public sealed class BadInputTests
             ml.Transforms.TokenizeImages("Tokens", "Value", TinyData.Options()).Fit(data));
         AssertMessage(e, "'Value'", "Single", "image");
         var transformCheck = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Tokenizer().Transform(data));
-        AssertMessage(transformCheck, "'Image'", "not found");
+        AssertMessage(transformCheck, "'Image'", "not found", "its columns: 'Value'");
+        // ShuffleRows passes on only the columns it can copy: the image column vanishes there, and the message says so.
+        var shuffled = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => Tokenizer().Transform(ml.Data.ShuffleRows(TinyData.ImageView(4))));
+        AssertMessage(shuffled, "its columns: 'Label'", "ShuffleRows");
     }
 
     [TestMethod]
