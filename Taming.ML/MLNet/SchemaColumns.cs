@@ -18,7 +18,8 @@ internal static class SchemaColumns
     {
         var names = columns.Distinct().ToList();
         return new(parameter, $"{role} column '{name}' not found in the data; its columns: " +
-            (names.Count == 0 ? "none" : string.Join(", ", names.Select(n => $"'{n}'"))) + ". " +
-            "(mlContext.Data.ShuffleRows and mlContext.Data.Cache leave out image columns: shuffle or cache before the stage that loads the images, or after the tokenizer.)");
+            (names.Count == 0 ? "none" : string.Join(", ", names.Select(n => $"'{n}'"))) + "." + (role is "Input" or "Image"
+                ? " (mlContext.Data.ShuffleRows and mlContext.Data.Cache leave out image columns: shuffle or cache before the stage that loads the images, or after the tokenizer.)"
+                : ""));
     }
 }

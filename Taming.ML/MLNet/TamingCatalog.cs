@@ -110,10 +110,11 @@ public static class TamingCatalogExtensions
     /// <paramref name="count"/> random RGB crops of <paramref name="cropSize"/>² pixels from a few large images (each
     /// first shrunk by <paramref name="downscale"/>), as an image column: training data for texture and landscape
     /// priors whose windowed samples are larger than the crops. Each image is decoded once, on all cores, and only its
-    /// crops are kept. A JPEG shrinks by libjpeg's scaled decoding as far as the factor allows (1/2, 1/4 or 1/8 of its
-    /// size, the pixels <see cref="LoadFromImageFolder"/>'s cover sizes give; within a level of an area average on
-    /// average, and 5–10 times faster for phone photos), sides rounded up; the rest of the factor, and other formats,
-    /// by area averaging, sides rounded down; crops that would not fit in memory are refused (InvalidOperationException) before any is cut.
+    /// crops are kept; crops that would not fit in memory are refused (InvalidOperationException) before any is cut.
+    /// A JPEG shrinks by libjpeg's scaled decoding as far as the factor allows (to 1/2, 1/4 or 1/8 of its size, sides
+    /// rounded up: the pixels <see cref="LoadFromImageFolder"/>'s cover sizes give, under a level from an area average
+    /// on average, and for phone photos 5–10 times faster); the rest of the factor, and other formats, by area
+    /// averaging (sides rounded down).
     /// <paramref name="upright"/>: each image turned as its EXIF orientation says first (see
     /// <see cref="LoadFromImageFolder"/>).
     /// </summary>
