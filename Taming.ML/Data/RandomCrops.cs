@@ -18,7 +18,7 @@ internal static class RandomCrops
         if (paths.Count == 0) throw new ArgumentException("No images to crop.");
         ImageSet.EnsureFits("random crops", count, 3, size, size, memoryLimit ?? ImageSet.DefaultMemoryLimit,
             "Take fewer crops, or smaller ones.");
-        var sizes = paths.Select(p => ShrunkSize(p, downscale, upright)).ToArray();
+        var sizes = paths.Select(p => ScaledDecode.Size(p, upright, downscale)).ToArray(); // the size Load gives
         for (int i = 0; i < paths.Count; i++)
             if (sizes[i].Height < size || sizes[i].Width < size)
                 throw new ArgumentException($"'{paths[i]}' is {sizes[i].Width}×{sizes[i].Height} after downscaling by {downscale}, smaller than the {size}-pixel crops.");
@@ -27,7 +27,7 @@ internal static class RandomCrops
         for (int n = 0; n < count; n++)
         {
             int photo = rng.Next(paths.Count);
-            var (h, w) = sizes[photo];
+            var (w, h) = sizes[photo];
             drawn[n] = (photo, rng.Next(h - size + 1), rng.Next(w - size + 1));
         }
         var crops = new byte[count][];
@@ -50,13 +50,6 @@ internal static class RandomCrops
         return crops;
     }
 
-    /// <summary>An image's size after <see cref="Load"/> shrinks it, from its header.</summary>
-    private static (int Height, int Width) ShrunkSize(string path, int downscale, bool upright)
-    {
-        var (w, h) = ScaledDecode.Size(path, upright, downscale);
-        return (h, w);
-    }
-
     /// <summary>
     /// An image file as planar RGB bytes (upright where asked), shrunk by an integer factor: a JPEG by libjpeg's scaled
     /// decoding as far as it goes (the pixels LoadFromImageFolder's cover sizes give), the rest by area averaging.
@@ -64,7 +57,7 @@ internal static class RandomCrops
     private static (byte[] Pixels, int Height, int Width) Load(string path, int downscale, bool upright = false)
     {
         // ScaledDecode in full gives LoadImages' pixels (a test), and names a missing, damaged or cut-short file.
-        var (pixels, w, h, format, remaining) = ScaledDecode.LoadShrunk(path, Math.Max(downscale, 1), upright);
+        var (pixels, w, h, format, remaining) = ScaledDecode.LoadShrunk(path, downscale, upright);
         var planar = ImagePixels.ToPlanar<byte>(pixels, format, h * w, 3); // bytes: a quarter of the memory of floats
         if (remaining <= 1) return (planar, h, w);
         using var scope = NewDisposeScope();

@@ -97,7 +97,7 @@ internal static class ScaledDecode
     public static (int Width, int Height) Size(string path, bool upright, int factor = 1)
     {
         using var codec = Open(path);
-        var (decoded, remaining) = Shrink(codec, Math.Max(factor, 1));
+        var (decoded, remaining) = Shrink(codec, factor);
         var (w, h) = (decoded.Width / remaining, decoded.Height / remaining);
         return upright && Transposed(codec.EncodedOrigin) ? (h, w) : (w, h);
     }
@@ -109,6 +109,7 @@ internal static class ScaledDecode
     /// </summary>
     private static (SKSizeI Size, int Remaining) Shrink(SKCodec codec, int factor)
     {
+        factor = Math.Max(factor, 1); // 0 or less: not shrunk
         foreach (int scale in new[] { 8, 4, 2 })
         {
             if (factor % scale != 0) continue;
