@@ -25,7 +25,8 @@ internal static class PriorCommands
         string? labels = args.String("labels");
         string output = args.OutputFile();
         bool unconditional = args.Flag("unconditional");
-        var options = new GptOptions { Progress = p => Console.WriteLine("  " + p) };
+        string? resume = args.String("resume");
+        var options = new GptOptions { Progress = p => Console.WriteLine("  " + p), StopToken = TrainingRun.StopOnCtrlC() };
         options.Layers = args.Int("layers") ?? options.Layers;
         options.Heads = args.Int("heads") ?? options.Heads;
         options.Width = args.Int("width") ?? options.Width;
@@ -42,6 +43,20 @@ internal static class PriorCommands
         var imageSize = args.String("image-size") is { } size ? ParseSize(size) : ((int, int)?)null;
 
         var ml = new MLContext(seed: options.Seed ?? 1).ShowTrainingSetup();
+        // --resume: continue a saved prior (its shape, conditioning and weights) on these images' tokens.
+        var initial = resume is null ? null : TamingCatalog.FindPrior(ml.Taming().LoadModel(resume, out _));
+        if (initial != null)
+        {
+            var shape = initial.Model.Options;
+            TrainingRun.RequireSame("layers", args.Int("layers"), shape.Layers);
+            TrainingRun.RequireSame("heads", args.Int("heads"), shape.Heads);
+            TrainingRun.RequireSame("width", args.Int("width"), shape.Width);
+            TrainingRun.RequireSame("window", args.Int("window"), shape.Window);
+            (options.Layers, options.Heads, options.Width, options.Window) = (shape.Layers, shape.Heads, shape.Width, shape.Window);
+            unconditional = initial.Layout.Conditioning == Conditioning.None;
+            Console.WriteLine($"  Continuing {resume}: a {initial.Layout.Conditioning.ToString().ToLowerInvariant()}-conditioned prior, " +
+                              $"{shape.Layers} layers × {shape.Width} wide.");
+        }
         var tokenizerModel = ml.Taming().LoadModel(tokenizerPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(tokenizerModel);
         var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution, cover: imageSize);
@@ -52,8 +67,9 @@ internal static class PriorCommands
             : tokenizerModel.Transform(data);
         // Class-conditional when the data has labels of at least two classes.
         bool classes = !unconditional && tokens.Schema.GetColumnOrNull("Label") is { Type: KeyDataViewType { Count: > 1 } };
-        var prior = ml.Transforms.FitPrior(tokenizer.OutputColumnName, classes ? "Label" : null, options: options).Fit(tokens);
-        ml.Model.Save(prior, tokens.Schema, output);
+        var estimator = ml.Transforms.FitPrior(tokenizer.OutputColumnName, classes ? "Label" : null, options: options);
+        var prior = initial is null ? estimator.Fit(tokens) : estimator.Fit(tokens, initial);
+        TrainingRun.Save(ml, prior, tokens.Schema, output);
         var kind = prior.Layout.Conditioning == Conditioning.None ? "unconditional" : prior.Layout.Conditioning.ToString().ToLowerInvariant() + "-conditioned";
         Console.WriteLine($"Saved the {kind} prior to {output}" + (prior.Layout.ClassNames is { } classNames ? $" (classes {string.Join(", ", classNames)})." : "."));
         return 0;

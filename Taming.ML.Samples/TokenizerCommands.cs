@@ -19,6 +19,7 @@ internal static class TokenizerCommands
         string images = args.Required("images");
         string? labels = args.String("labels");
         string output = args.OutputFile();
+        string? resume = args.String("resume");
         var options = new VqganOptions
         {
             Resolution = args.Int("resolution") ?? 0,
@@ -31,6 +32,7 @@ internal static class TokenizerCommands
             Precision = args.Precision() ?? Precision.Float32,
             CudaGraphs = !args.Flag("eager-training"),
             Progress = p => Console.WriteLine("  " + p),
+            StopToken = TrainingRun.StopOnCtrlC(),
         };
         options.DiscWeight = args.Double("disc-weight") ?? options.DiscWeight;
         options.LearningRate = args.Double("learning-rate") ?? options.LearningRate;
@@ -40,6 +42,18 @@ internal static class TokenizerCommands
         if (crops) options.MidAttention = args.Flag("mid-attention"); // fully convolutional by default, so that whole images decode as crops do
 
         var ml = new MLContext(seed: options.Seed ?? 1).ShowTrainingSetup();
+        // --resume: continue a saved tokenizer (its shape, codebook and weights) on these images.
+        var resumed = resume is null ? null : ml.Taming().LoadModel(resume, out _);
+        var initial = resumed is null ? null : TamingCatalog.FindTokenizer(resumed);
+        if (initial != null)
+        {
+            TrainingRun.RequireSame("resolution", args.Int("resolution"), initial.Resolution);
+            TrainingRun.RequireSame("channels", args.Int("channels"), initial.Channels);
+            TrainingRun.RequireSame("codebook-size", args.Int("codebook-size"), initial.CodebookSize);
+            (options.Resolution, options.Channels, options.CodebookSize) = (initial.Resolution, initial.Channels, initial.CodebookSize);
+            Console.WriteLine($"  Continuing {resume}: {initial.Resolution}×{initial.Resolution}, {initial.CodebookSize} codes, " +
+                              $"{initial.TrainedSteps:N0} steps trained ({initial.GanSteps:N0} with the GAN).");
+        }
         bool idx = DataSources.IsIdx(images);
         if (idx) options.Channels = 1;
         // Folders of images of any size: resize to the resolution (64, or less for smaller images, unless given) as an ML.NET stage.
@@ -51,14 +65,26 @@ internal static class TokenizerCommands
             if (options.Resolution < 64)
                 Console.WriteLine($"  Resolution {options.Resolution}: the images' median shorter side, below the default 64 (--resolution sets it).");
         }
-        IEstimator<ITransformer> pipeline = idx || crops
-            ? ml.Transforms.TokenizeImages("Tokens", "Image", options)
-            : ml.Transforms.CropAndResizeImages("Image", options.Resolution, options.Resolution, "Image")
-                .Append(ml.Transforms.TokenizeImages("Tokens", "Image", options));
-        var model = pipeline.Fit(data);
+        ITransformer model;
+        if (resumed != null)
+        {
+            // The saved stages before the tokenizer prepare the images as they did; the tokenizer goes on from its weights.
+            var before = TrainingRun.StagesBefore<VqganTokenizerTransformer>(resumed);
+            var continued = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(new TransformerChain<ITransformer>(before).Transform(data), initial!);
+            model = new TransformerChain<ITransformer>(before.Append(continued).ToArray());
+        }
+        else
+        {
+            IEstimator<ITransformer> pipeline = idx || crops
+                ? ml.Transforms.TokenizeImages("Tokens", "Image", options)
+                : ml.Transforms.CropAndResizeImages("Image", options.Resolution, options.Resolution, "Image")
+                    .Append(ml.Transforms.TokenizeImages("Tokens", "Image", options));
+            model = pipeline.Fit(data);
+        }
         // ML.NET cannot store an input schema of image columns only.
-        ml.Model.Save(model, data.Schema.Any(c => c.Type is not ImageDataViewType) ? data.Schema : null, output);
-        Console.WriteLine($"Saved the tokenizer to {output}.");
+        TrainingRun.Save(ml, model, data.Schema.Any(c => c.Type is not ImageDataViewType) ? data.Schema : null, output);
+        var trained = TamingCatalog.FindTokenizer(model);
+        Console.WriteLine($"Saved the tokenizer to {output} ({trained.TrainedSteps:N0} steps trained, {trained.GanSteps:N0} with the GAN).");
         return 0;
     }
 
@@ -77,9 +103,7 @@ internal static class TokenizerCommands
         var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution, heldOut: true);
         args.RejectUnknown();
         // Everything in the saved chain before the tokenizer (e.g. CropAndResizeImages) applies to the evaluation images too.
-        var prepared = model is TransformerChain<ITransformer> chain
-            ? new TransformerChain<ITransformer>(chain.TakeWhile(t => t is not VqganTokenizerTransformer).ToArray()).Transform(data)
-            : data;
+        var prepared = new TransformerChain<ITransformer>(TrainingRun.StagesBefore<VqganTokenizerTransformer>(model)).Transform(data);
         var metrics = ml.Taming().EvaluateReconstruction(prepared, tokenizer, tokenizer.InputColumnName, grid, gridImages: 64);
         Console.WriteLine(metrics);
         Console.WriteLine($"Reconstruction grid: {grid}");

@@ -480,6 +480,47 @@ public sealed class PriorTests
     private static float[] ScoresOf(IDataView data) =>
         data.GetColumn<float>(data.Schema["BitsPerToken"]).ToArray();
 
+    [TestMethod]
+    public void AFitContinuesAPriorOnRowsLikeItsOwnAndRefusesOthers()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = ml.Data.LoadFromEnumerable(RuleRows(64));
+        var firstLosses = new List<double>();
+        var first = Tiny(steps: 60);
+        first.Progress = p => firstLosses.Add(p.TrainLoss);
+        first.ProgressInterval = 20;
+        var prior = ml.Transforms.FitPrior("Tokens", "Label", options: first).Fit(rows);
+        var scoresBefore = ScoresOf(prior.Transform(rows));
+
+        var more = Tiny(steps: 60);
+        more.ProgressInterval = 20;
+        more.Layers = 3; // the continued prior keeps its own 2
+        var losses = new List<double>();
+        more.Progress = p => losses.Add(p.TrainLoss);
+        var continued = ml.Transforms.FitPrior("Tokens", "Label", options: more).Fit(rows, prior);
+        Assert.AreEqual(2, continued.Model.Options.Layers);
+        Assert.IsTrue(losses[0] < 0.5 * firstLosses[0], $"continued from the trained weights: loss {losses[0]:F3} at its first report, a new fit {firstLosses[0]:F3}");
+        Assert.IsTrue(losses[^1] < firstLosses[^1], $"final loss {losses[^1]:F3}, the first fit's {firstLosses[^1]:F3}");
+        CollectionAssert.AreEqual(scoresBefore, ScoresOf(prior.Transform(rows)), "the continued prior is left as it was");
+
+        var unconditional = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.FitPrior("Tokens", options: more).Fit(rows, prior));
+        StringAssert.Contains(unconditional.Message, "conditioning None (the prior's: Class)");
+    }
+
+    [TestMethod]
+    public void AStopTokenEndsTheFitAfterTheStepInProgress()
+    {
+        var ml = new MLContext(seed: 1);
+        using var stop = new CancellationTokenSource();
+        stop.Cancel();
+        var options = Tiny(steps: 1000);
+        options.StopToken = stop.Token;
+        var reports = new List<int>();
+        options.Progress = p => reports.Add(p.Step);
+        ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(ml.Data.LoadFromEnumerable(RuleRows(16)));
+        CollectionAssert.AreEqual(new[] { 1 }, reports);
+    }
+
     private sealed class TokenRow
     {
         [KeyType(Classes)] public uint Label { get; set; }

@@ -273,6 +273,61 @@ public sealed class TokenizerTests
         Assert.AreEqual(options.ProgressInterval, last);
     }
 
+    [TestMethod]
+    public void AStopTokenEndsTrainingAfterTheStepInProgressAndKeepsTheModel()
+    {
+        var options = TinyData.Options(steps: 1000);
+        using var stop = new CancellationTokenSource();
+        stop.Cancel(); // already at the start: one step is made, reported and kept (progress alone reports every 5)
+        options.StopToken = stop.Token;
+        var reports = new List<int>();
+        options.Progress = p => reports.Add(p.Step);
+        var tokenizer = new MLContext().Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8));
+        CollectionAssert.AreEqual(new[] { 1 }, reports);
+        Assert.AreEqual(1, tokenizer.TrainedSteps);
+        Assert.AreEqual(8 * 4 * 4, TinyData.Tokens(tokenizer.Transform(TinyData.ImageView(8))).Length);
+    }
+
+    [TestMethod]
+    public void AFitContinuesASavedTokenizerWithItsDiscriminatorAndCountsItsSteps()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TinyData.ImageView(32);
+        var first = TinyData.Options(steps: 20);
+        first.DiscStart = 10;
+        var firstLosses = new List<double>();
+        first.Progress = p => firstLosses.Add(p.ReconstructionLoss);
+        var fresh = ml.Transforms.TokenizeImages("Tokens", "Image", first).Fit(data);
+        Assert.AreEqual((20, 10), (fresh.TrainedSteps, fresh.GanSteps));
+
+        Directory.CreateDirectory(Temp);
+        string path = Path.Combine(Temp, "continued.zip");
+        ml.Model.Save(fresh, null, path);
+        var loaded = (VqganTokenizerTransformer)new MLContext().Model.Load(path, out _);
+        Assert.AreEqual((20, 10), (loaded.TrainedSteps, loaded.GanSteps));
+        var savedCritic = loaded.Training.Discriminator!.state_dict();
+        foreach (var (name, weight) in fresh.Training.Discriminator!.state_dict())
+            Assert.IsTrue(weight.allclose(savedCritic[name], 0, 0), $"discriminator {name} after save and load");
+        var tokensBefore = TinyData.Tokens(loaded.Transform(data));
+
+        var more = TinyData.Options(steps: 20);
+        more.DiscStart = 10; // a step number of the whole history: passed, so the GAN trains from the first continued step
+        more.CodebookSize = 64; // the continued model keeps its own 16
+        var reports = new List<VqganProgress>();
+        more.Progress = reports.Add;
+        var continued = ml.Transforms.TokenizeImages("Tokens", "Image", more).Fit(data, loaded);
+        Assert.AreEqual((40, 30), (continued.TrainedSteps, continued.GanSteps));
+        Assert.AreEqual(16, continued.CodebookSize);
+        Assert.AreNotEqual(0, reports[0].GeneratorLoss, "the GAN trained from the continued fit's first step");
+        Assert.IsTrue(reports[0].ReconstructionLoss < 0.8 * firstLosses[0],
+            $"continued from the trained weights: L1 {reports[0].ReconstructionLoss:F4} at its first report, a new fit {firstLosses[0]:F4}");
+        CollectionAssert.AreEqual(tokensBefore, TinyData.Tokens(loaded.Transform(data)), "the continued model is left as it was");
+
+        var wrongSize = Assert.ThrowsExactly<InvalidDataException>(() =>
+            ml.Transforms.TokenizeImages("Tokens", "Image", more).Fit(TinyData.ImageView(8, side: 16), loaded));
+        StringAssert.Contains(wrongSize.Message, "16×16 pixels but the tokenizer works on 8×8");
+    }
+
     private sealed class TokenRow
     {
         [KeyType(16)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
@@ -294,6 +349,7 @@ public sealed class TokenizerTests
 
         var tokenizer = (VqganTokenizerTransformer)ml.Model.Load(Path.Combine(folder, "tokenizer-1.1.zip"), out _);
         Assert.IsFalse(tokenizer.WholeImages);
+        Assert.AreEqual((0, 0), (tokenizer.TrainedSteps, tokenizer.GanSteps), "saved before training states: an unknown history");
         var expected = File.ReadAllText(Path.Combine(folder, "tokens-1.1.txt")).Split(',').Select(uint.Parse).ToArray();
         CollectionAssert.AreEqual(expected, TinyData.Tokens(tokenizer.Transform(data)));
 

@@ -9,7 +9,8 @@ namespace Taming.ML.MLNet;
 
 /// <summary>
 /// Fits a transformer prior on a token column (a tokenizer's output), unconditionally, on a class label, or on a
-/// second token column of condition images. <see cref="Fit"/> returns a <see cref="PriorTransformer"/>.
+/// second token column of condition images. <see cref="Fit(IDataView)"/> returns a <see cref="PriorTransformer"/>;
+/// <see cref="Fit(IDataView, PriorTransformer)"/> continues training a fitted one.
 /// </summary>
 public sealed class PriorEstimator : IEstimator<PriorTransformer>
 {
@@ -44,30 +45,45 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
     }
 
     /// <summary>Reads the token grids (and conditions) into memory and trains the prior.</summary>
-    public PriorTransformer Fit(IDataView input)
+    public PriorTransformer Fit(IDataView input) => Train(input, initial: null);
+
+    /// <summary>
+    /// Continues training <paramref name="initial"/>, a fitted or loaded prior (which is left as it is), on the rows of the
+    /// input, as ML.NET's trainers continue from given model parameters. The rows must be what it was fitted on: tokens of
+    /// the same codebook and grid size (any canvas size for a prior fitted on windows, whose default canvas becomes the
+    /// new rows'), and the same conditioning (class count and names, or condition grid); a mismatch is an error that names
+    /// it. The network's shape and weights come from <paramref name="initial"/> (options that would shape it otherwise are
+    /// logged and not used); this estimator's options give everything else. AdamW's moments are not saved with a model, so
+    /// the learning rate warms up again and decays over this fit's steps, as in any fit.
+    /// </summary>
+    public PriorTransformer Fit(IDataView input, PriorTransformer initial) =>
+        Train(input, initial ?? throw new ArgumentNullException(nameof(initial)));
+
+    private PriorTransformer Train(IDataView input, PriorTransformer? initial)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var layout = Layout(input);
-        var o = options.Clone();
+        using var ch = host.Start("Fit");
+        var o = initial is null ? options.Clone() : options.WithArchitectureOf(initial.Model.Options, m => ch.Info(m));
+        var layout = Layout(input, o.Window);
+        if (initial is not null) layout = Continuing(layout, initial.Layout);
         o.Seed ??= (env as IHostEnvironmentInternal)?.Seed;
         o.Validate();
         TimeBudget.Check(o.TimeBudget, nameof(GptOptions));
         var device = TorchRuntime.ResolveDevice(o.Device);
-        using var ch = host.Start("Fit");
         var sequences = ReadSequences(input, layout, m => ch.Info(m));
         if (MissingClasses(sequences, layout) is { Length: > 0 } missing) ch.Warning(missing);
         var (canvasHeight, canvasWidth) = layout.Canvas;
         string windows = (canvasHeight, canvasWidth) == (layout.GridHeight, layout.GridWidth) ? "" : $" in random {layout.GridHeight}×{layout.GridWidth} windows";
         ch.Info($"Training a {layout.Conditioning.ToString().ToLowerInvariant()}-conditioned prior on {sequences.Count} grids of " +
                 $"{canvasHeight}×{canvasWidth} tokens{windows} ({layout.CodebookSize} codes), {o.Layers} layers × {o.Width} wide, on {device}.");
-        var model = new GptTrainer(o, layout, device, m => ch.Info(m)).Train(sequences);
+        var model = new GptTrainer(o, layout, device, m => ch.Info(m)).Train(sequences, initial?.Model);
         return new PriorTransformer(env, model, device, scoreColumnName, tokenColumnName, labelColumnName, conditionColumnName);
     }
 
     /// <summary>The layout of the rows, with the codebooks that their token columns name.</summary>
-    private PriorLayout Layout(IDataView input)
+    private PriorLayout Layout(IDataView input, int window)
     {
-        var layout = ShapeOf(input);
+        var layout = ShapeOf(input, window);
         return layout with
         {
             Codebook = TokenColumns.CodebookOf(input.Schema[tokenColumnName]),
@@ -75,13 +91,45 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         };
     }
 
-    private PriorLayout ShapeOf(IDataView input)
+    /// <summary>
+    /// The layout of the rows, checked against that of the prior a fit continues: all must match but the canvas of a prior
+    /// fitted on windows. Codebooks and class names that only one side knows are taken from it.
+    /// </summary>
+    private static PriorLayout Continuing(PriorLayout data, PriorLayout prior)
+    {
+        data = data with
+        {
+            Codebook = data.Codebook ?? prior.Codebook, ConditionCodebook = data.ConditionCodebook ?? prior.ConditionCodebook,
+            ClassNames = data.ClassNames ?? prior.ClassNames,
+        };
+        prior = prior with
+        {
+            Codebook = prior.Codebook ?? data.Codebook, ConditionCodebook = prior.ConditionCodebook ?? data.ConditionCodebook,
+            ClassNames = prior.ClassNames ?? data.ClassNames, CanvasHeight = data.CanvasHeight, CanvasWidth = data.CanvasWidth,
+        };
+        if (data.Equals(prior)) return data;
+        static string Names(PriorLayout l) => l.ClassNames is { } names ? string.Join(", ", names.Take(10)) + (names.Count > 10 ? ", …" : "") : "";
+        var differences = new (string What, object Data, object Prior)[]
+        {
+            ("conditioning", data.Conditioning, prior.Conditioning), ("codes", data.CodebookSize, prior.CodebookSize),
+            ("token grid", $"{data.GridHeight}×{data.GridWidth}", $"{prior.GridHeight}×{prior.GridWidth}"),
+            ("classes", data.ClassCount, prior.ClassCount), ("class names", Names(data), Names(prior)),
+            ("condition codes", data.ConditionCodebookSize, prior.ConditionCodebookSize),
+            ("condition grid", $"{data.ConditionHeight}×{data.ConditionWidth}", $"{prior.ConditionHeight}×{prior.ConditionWidth}"),
+            ("codebook", data.Codebook ?? "", prior.Codebook ?? ""), ("condition codebook", data.ConditionCodebook ?? "", prior.ConditionCodebook ?? ""),
+        }.Where(d => !Equals(d.Data, d.Prior)).Select(d => $"{d.What} {d.Data} (the prior's: {d.Prior})");
+        throw new ArgumentOutOfRangeException("input", "The rows do not fit the prior that the fit would continue: " +
+            string.Join("; ", differences) + ". Continue a prior on rows like those it was fitted on (the same tokenizer, " +
+            "conditioning and classes).");
+    }
+
+    private PriorLayout ShapeOf(IDataView input, int window)
     {
         var tokens = SchemaColumns.Find(input.Schema, tokenColumnName, parameter: nameof(input));
         var (count, h, w) = TokenColumns.Inspect(tokens);
         int codebook = count ?? MaxPlusOne(input, tokens);
         // The modelled grid: the whole grid, or the window, which then slides over the grid (its canvas).
-        var (gh, gw) = options.Window > 0 ? (Math.Min(options.Window, h), Math.Min(options.Window, w)) : (h, w);
+        var (gh, gw) = window > 0 ? (Math.Min(window, h), Math.Min(window, w)) : (h, w);
         var (canvasHeight, canvasWidth) = (gh, gw) == (h, w) ? (0, 0) : (h, w);
         if (labelColumnName != null)
         {

@@ -11,8 +11,9 @@ using Taming.ML.Training;
 namespace Taming.ML.MLNet;
 
 /// <summary>
-/// Fits a VQGAN tokenizer on an image column. <see cref="Fit"/> reads the images once into memory, trains
-/// the autoencoder, codebook and discriminator, and returns a <see cref="VqganTokenizerTransformer"/>.
+/// Fits a VQGAN tokenizer on an image column. <see cref="Fit(IDataView)"/> reads the images once into memory, trains
+/// the autoencoder, codebook and discriminator, and returns a <see cref="VqganTokenizerTransformer"/>;
+/// <see cref="Fit(IDataView, VqganTokenizerTransformer)"/> continues training a fitted one.
 /// </summary>
 public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransformer>
 {
@@ -35,7 +36,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         this.perceptual = perceptual;
     }
 
-    /// <summary>Checks the input column and describes the token column that <see cref="Fit"/> will add.</summary>
+    /// <summary>Checks the input column and describes the token column that <see cref="Fit(IDataView)"/> will add.</summary>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var col = SchemaColumns.Find(inputSchema, inputColumnName);
@@ -52,26 +53,42 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
     }
 
     /// <summary>Trains the tokenizer on the images of the input column.</summary>
-    public VqganTokenizerTransformer Fit(IDataView input)
+    public VqganTokenizerTransformer Fit(IDataView input) => Train(input, initial: null);
+
+    /// <summary>
+    /// Continues training <paramref name="initial"/>, a fitted or loaded tokenizer (which is left as it is), on the images
+    /// of the input column, as ML.NET's trainers continue from given model parameters. The network's shape, its codebook
+    /// and its weights come from <paramref name="initial"/> (options that would shape it otherwise are logged and not
+    /// used), and so does its discriminator once its GAN has trained; this estimator's options give everything else: steps,
+    /// learning rate, time budget, loss weights, device, precision, progress. Step numbers count on from its
+    /// <see cref="VqganTokenizerTransformer.TrainedSteps"/> (<see cref="VqganOptions.DiscStart"/>, and the default GAN start
+    /// at step 1,000, which a model that has trained its GAN has passed). Adam's moments are not saved with a model, so the
+    /// learning rate warms up again, as at the start of a fit.
+    /// </summary>
+    public VqganTokenizerTransformer Fit(IDataView input, VqganTokenizerTransformer initial) =>
+        Train(input, initial ?? throw new ArgumentNullException(nameof(initial)));
+
+    private VqganTokenizerTransformer Train(IDataView input, VqganTokenizerTransformer? initial)
     {
         ArgumentNullException.ThrowIfNull(input);
         var column = SchemaColumns.Find(input.Schema, inputColumnName, parameter: nameof(input));
-        var resolved = Resolve(input, column);
+        using var ch = host.Start("Fit");
+        var resolved = Resolve(input, column, initial is null ? options : options.WithArchitectureOf(initial.Model.Options, m => ch.Info(m)));
         resolved.Validate();
         TimeBudget.Check(resolved.TimeBudget, nameof(VqganOptions));
         var device = TorchRuntime.ResolveDevice(resolved.Device);
-        using var ch = host.Start("Fit");
         var data = ReadImages(input, column, resolved, m => ch.Info(m));
         ch.Info($"Training a VQGAN tokenizer on {data.Count} images of {resolved.Resolution}×{resolved.Resolution}×{resolved.Channels} " +
                 $"({resolved.TokenGridSide}×{resolved.TokenGridSide} tokens, {resolved.CodebookSize} codes) for {resolved.Steps} steps on {device}.");
-        var model = new VqganTrainer(resolved, device, perceptual, m => ch.Info(m)).Train(data);
-        return new VqganTokenizerTransformer(env, model, outputColumnName, inputColumnName, resizeToResolution, device);
+        var (model, training) = new VqganTrainer(resolved, device, perceptual, m => ch.Info(m))
+            .Train(data, initial is null ? null : (initial.Model, initial.Training));
+        return new VqganTokenizerTransformer(env, model, outputColumnName, inputColumnName, resizeToResolution, device, training: training);
     }
 
     /// <summary>Fills the options left at 0 (resolution, channels, seed) from the data and the MLContext.</summary>
-    private VqganOptions Resolve(IDataView input, DataViewSchema.Column column)
+    private VqganOptions Resolve(IDataView input, DataViewSchema.Column column, VqganOptions given)
     {
-        var o = options.Clone();
+        var o = given.Clone();
         var (c, h, w) = ImageColumnReader.Inspect(column);
         if (column.Type is VectorDataViewType && c == 0 && (o.Channels == 0 || o.Resolution == 0))
             throw new ArgumentOutOfRangeException(nameof(input),

@@ -3,6 +3,9 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using Taming.ML.MLNet;
 using Taming.ML.Models;
+using Taming.ML.Modules;
+using Taming.ML.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 [assembly: LoadableClass(typeof(VqganTokenizerTransformer), null, typeof(SignatureLoadModel),
@@ -23,9 +26,11 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
     private readonly Device device;
 
     internal VqganTokenizerTransformer(IHostEnvironment env, Vqgan model, string outputColumnName, string inputColumnName,
-        bool resizeToResolution, Device device, bool wholeImages = false) : base(env, nameof(VqganTokenizerTransformer))
+        bool resizeToResolution, Device device, bool wholeImages = false, VqganTrainingState? training = null)
+        : base(env, nameof(VqganTokenizerTransformer))
     {
         Model = model;
+        Training = training ?? VqganTrainingState.Unknown;
         OutputColumnName = outputColumnName;
         InputColumnName = inputColumnName;
         ResizeToResolution = resizeToResolution && !wholeImages;
@@ -35,6 +40,17 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
 
     /// <summary>The trained VQGAN (encoder, codebook, decoder), for direct TorchSharp use.</summary>
     public Vqgan Model { get; }
+
+    /// <summary>Training steps the model has made, over every fit that trained it (0 for models saved before this was
+    /// recorded). A fit that continues the model (<see cref="VqganTokenizerEstimator.Fit(IDataView, VqganTokenizerTransformer)"/>)
+    /// counts on from here.</summary>
+    public int TrainedSteps => Training.Steps;
+
+    /// <summary>Of <see cref="TrainedSteps"/>, the steps that trained the GAN (and its discriminator, which the model zip
+    /// then holds too).</summary>
+    public int GanSteps => Training.GanSteps;
+
+    internal VqganTrainingState Training { get; }
 
     /// <summary>The token column this transformer adds.</summary>
     public string OutputColumnName { get; }
@@ -136,15 +152,21 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
 
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
-    // 1.2 adds the whole-images flag; 1.1 files read as fixed-resolution tokenizers.
-    private const uint WholeImagesVersion = 0x00010002;
-    private static readonly VersionInfo Version = ModelFile.Version("TAMVQTOK", LoaderSignature, WholeImagesVersion);
+    // 1.2 adds the whole-images flag (1.1 files read as fixed-resolution tokenizers), 1.3 the training state (older files
+    // read as of unknown history, without a discriminator).
+    private const uint WholeImagesVersion = 0x00010002, TrainingStateVersion = 0x00010003;
+    private static readonly VersionInfo Version = ModelFile.Version("TAMVQTOK", LoaderSignature, TrainingStateVersion);
+    private const string DiscriminatorEntry = "VqganDiscriminator";
 
     private protected override void SaveModel(ModelSaveContext ctx)
     {
         VqganModelFile.Save(ctx, Version, Model, OutputColumnName, InputColumnName);
         ctx.Writer.Write(ResizeToResolution);
         ctx.Writer.Write(WholeImages);
+        ctx.Writer.Write(Training.Steps);
+        ctx.Writer.Write(Training.GanSteps);
+        ctx.Writer.Write(Training.Discriminator is not null);
+        if (Training.Discriminator is { } critic) ctx.SaveBinaryStream(DiscriminatorEntry, w => critic.save(w));
     }
 
     // Factory for SignatureLoadModel, called by mlContext.Model.Load.
@@ -153,7 +175,23 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
         var (model, device, columns) = VqganModelFile.Load(env, ctx, Version, columnCount: 2);
         bool resize = ctx.Reader.ReadBoolean();
         bool whole = ctx.Header.ModelVerWritten >= WholeImagesVersion && ctx.Reader.ReadBoolean();
-        return new VqganTokenizerTransformer(env, model, columns[0], columns[1], resize, device, whole);
+        var training = VqganTrainingState.Unknown;
+        if (ctx.Header.ModelVerWritten >= TrainingStateVersion)
+        {
+            int steps = ctx.Reader.ReadInt32(), ganSteps = ctx.Reader.ReadInt32();
+            if (steps < 0 || ganSteps < 0 || ganSteps > steps)
+                throw new InvalidDataException($"The model file's training state is corrupt: {ganSteps} GAN steps of {steps}.");
+            NLayerDiscriminator? critic = null;
+            if (ctx.Reader.ReadBoolean())
+            {
+                var o = model.Options;
+                critic = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
+                ModelFile.LoadWeights(ctx, DiscriminatorEntry, critic, "discriminator");
+                critic.to(device);
+            }
+            training = new VqganTrainingState(steps, ganSteps, critic);
+        }
+        return new VqganTokenizerTransformer(env, model, columns[0], columns[1], resize, device, whole, training);
     }
 
     private sealed class Mapper : IBatchMapper

@@ -19,5 +19,6 @@ public sealed class WholeImageTokenizerEstimator : TokenizerStageEstimator<Vqgan
         new(OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.UInt32, isKey: true);
 
     private protected override VqganTokenizerTransformer Create() =>
-        new(Env, Tokenizer.Model, OutputColumnName, InputColumnName, resizeToResolution: false, Tokenizer.Device, wholeImages: true);
+        new(Env, Tokenizer.Model, OutputColumnName, InputColumnName, resizeToResolution: false, Tokenizer.Device, wholeImages: true,
+            Tokenizer.Training);
 }

@@ -93,8 +93,25 @@ public sealed class GptOptions
     /// <summary>Cancels training (an <see cref="OperationCanceledException"/> is thrown).</summary>
     [JsonIgnore] public CancellationToken CancellationToken { get; set; }
 
+    /// <summary>Ends training after the step in progress, as the time budget does: the fit reports, validates and returns
+    /// the prior trained so far (the best weights, with early stopping; the sample's Ctrl+C). <see cref="CancellationToken"/>
+    /// abandons the fit instead.</summary>
+    [JsonIgnore] public CancellationToken StopToken { get; set; }
+
     /// <summary>A copy (callbacks included).</summary>
     public GptOptions Clone() => (GptOptions)MemberwiseClone();
+
+    // What shapes the network and how it runs once fitted: a fit that continues a prior takes these from its options.
+    private static readonly string[] ModelSettings = { nameof(Layers), nameof(Heads), nameof(Width), nameof(Window), nameof(InferenceBatchSize) };
+
+    /// <summary>A copy whose network settings are <paramref name="trained"/>'s (a continued fit's options); logs each that
+    /// these options set otherwise to <paramref name="log"/>.</summary>
+    internal GptOptions WithArchitectureOf(GptOptions trained, Action<string> log)
+    {
+        var copy = Clone();
+        Models.ModelSettings.Take(copy, trained, ModelSettings, log);
+        return copy;
+    }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad option.</summary>
     public void Validate()

@@ -177,6 +177,10 @@ public sealed class VqganOptions
     /// <summary>Cancels training (an <see cref="OperationCanceledException"/> is thrown).</summary>
     [JsonIgnore] public CancellationToken CancellationToken { get; set; }
 
+    /// <summary>Ends training after the step in progress, as the time budget does: the fit returns the model trained so
+    /// far (the sample's Ctrl+C). <see cref="CancellationToken"/> abandons the fit instead.</summary>
+    [JsonIgnore] public CancellationToken StopToken { get; set; }
+
     /// <summary>Side of the token grid: Resolution / 2^(ChMult.Length−1).</summary>
     [JsonIgnore] public int TokenGridSide => Resolution >> (ChMult.Length - 1);
 
@@ -188,6 +192,24 @@ public sealed class VqganOptions
         L2NormalizeCodes = false, DeadCodeRestartSteps = 0, DiscLayers = 3, DiscChannels = 64, BatchSize = 8,
         InferenceBatchSize = 16, // 256² images at these widths: about 5 GB of activations per batch on a CPU
     };
+
+    // What shapes the network and its discriminator, and how it transforms once fitted: a fit that continues a model
+    // takes these from the model's options.
+    private static readonly string[] ModelSettings =
+    {
+        nameof(Resolution), nameof(Channels), nameof(Ch), nameof(ChMult), nameof(NumResBlocks), nameof(AttnResolutions),
+        nameof(MidAttention), nameof(GroupNormMinChannels), nameof(ZChannels), nameof(EmbedDim), nameof(CodebookSize),
+        nameof(L2NormalizeCodes), nameof(DiscLayers), nameof(DiscChannels), nameof(InferenceBatchSize),
+    };
+
+    /// <summary>A copy whose network settings are <paramref name="trained"/>'s (a continued fit's options); logs each that
+    /// these options set otherwise to <paramref name="log"/>.</summary>
+    internal VqganOptions WithArchitectureOf(VqganOptions trained, Action<string> log)
+    {
+        var copy = Clone();
+        Models.ModelSettings.Take(copy, trained, ModelSettings, log);
+        return copy;
+    }
 
     /// <summary>A copy (callbacks included).</summary>
     public VqganOptions Clone()

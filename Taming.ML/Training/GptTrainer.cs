@@ -31,7 +31,9 @@ internal sealed class GptTrainer
     /// Trains on sequences of vocabulary ids, each PrefixLength + ImageLength long; for a layout with a larger canvas,
     /// on canvas sequences (<see cref="TokenWindows"/>), of which every step sees random windows.
     /// </summary>
-    public Gpt Train(IReadOnlyList<long[]> sequences)
+    /// <param name="sequences">The training rows.</param>
+    /// <param name="from">A prior to continue (its weights are copied, not changed), or null for a new one.</param>
+    public Gpt Train(IReadOnlyList<long[]> sequences, Gpt? from = null)
     {
         if (sequences.Count == 0) throw new InvalidOperationException("The training data is empty: the prior needs at least one token grid.");
         int seed = o.Seed ?? 0;
@@ -49,6 +51,11 @@ internal sealed class GptTrainer
 
         var model = new Gpt(o, layout);
         model.to(device).train();
+        if (from is not null)
+        {
+            model.CopyWeightsFrom(from);
+            log?.Invoke("Continuing the given prior's weights.");
+        }
         using var precision = Modules.MixedPrecision.Enter(o.Precision); // backward passes too
         var (decay, noDecay) = model.ParameterGroups();
         using var optimizer = new FlatAdam(new[] { (decay.AsEnumerable(), o.WeightDecay), (noDecay, 0.0) }, beta1: 0.9, beta2: 0.95,
@@ -84,7 +91,8 @@ internal sealed class GptTrainer
             tokens += batchSize * (long)layout.ImageLength;
 
             // The last step reports too when the time budget ends the fit, so that its losses are shown and checked.
-            bool last = TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed) >= 1;
+            bool stop = o.StopToken.IsCancellationRequested;
+            bool last = stop || TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed) >= 1;
             if (step % o.ProgressInterval == 0 || last)
             {
                 double trainLoss = iteration.LossSum.item<float>() / windowSteps;
@@ -112,7 +120,8 @@ internal sealed class GptTrainer
                 windowSteps = 0;
                 tokens = 0;
                 windowStart = elapsed;
-                if (report.StopRequested) break;
+                if (stop) log?.Invoke($"Stopped at step {step:N0} on request (GptOptions.StopToken).");
+                if (report.StopRequested || stop) break;
                 if (o.EarlyStoppingPatience > 0 && validation.Count > 0 && reportsWithoutGain >= o.EarlyStoppingPatience)
                 {
                     log?.Invoke($"Validation loss has not improved for {reportsWithoutGain} reports: stopping early.");

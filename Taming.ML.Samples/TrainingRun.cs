@@ -1,0 +1,51 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Taming.ML.Samples;
+
+/// <summary>What train-tokenizer and train-prior share around a fit: Ctrl+C that keeps the model trained so far, and
+/// a save that never leaves a half-written zip in place of the one it replaces.</summary>
+internal static class TrainingRun
+{
+    /// <summary>
+    /// A token that the first Ctrl+C cancels (set it as the options' StopToken: the fit then ends after its current step
+    /// and returns the model trained so far, which the command saves). A second Ctrl+C ends the program at once.
+    /// </summary>
+    public static CancellationToken StopOnCtrlC()
+    {
+        var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            if (stop.IsCancellationRequested) return; // the second press: the default, which ends the process
+            e.Cancel = true;
+            stop.Cancel();
+            Console.WriteLine("  Ctrl+C: stopping after this step and saving the model trained so far (Ctrl+C again quits without saving).");
+        };
+        return stop.Token;
+    }
+
+    /// <summary><c>mlContext.Model.Save</c> to a file beside <paramref name="path"/>, then moved over it, so that a save that
+    /// fails half-way (a full disk) leaves the previous model at <paramref name="path"/> whole (--resume may read it).</summary>
+    public static void Save(MLContext ml, ITransformer model, DataViewSchema? schema, string path)
+    {
+        string partial = path + ".partial";
+        try
+        {
+            ml.Model.Save(model, schema, partial);
+            File.Move(partial, path, overwrite: true);
+        }
+        finally { File.Delete(partial); }
+    }
+
+    /// <summary>The stages of a saved model before <typeparamref name="T"/> (say, the CropAndResizeImages before a
+    /// tokenizer), which prepare its input.</summary>
+    public static ITransformer[] StagesBefore<T>(ITransformer model) where T : ITransformer =>
+        model is TransformerChain<ITransformer> chain ? chain.TakeWhile(t => t is not T).ToArray() : Array.Empty<ITransformer>();
+
+    /// <summary>Fails where a command-line option would change the shape of the model that --resume continues.</summary>
+    public static void RequireSame(string option, int? given, int model)
+    {
+        if (given is { } value && value != model)
+            throw new ArgumentException($"--{option} {value}: the model that --resume continues has {model}; leave the option out.");
+    }
+}
