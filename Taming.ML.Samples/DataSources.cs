@@ -44,8 +44,10 @@ internal static class DataSources
                 upright: args.Flag("upright"));
         }
         var data = Load(ml, images, labels, side, cover ?? (side, side), args.Flag("upright"));
-        if (args.Int("skip") is { } skip) data = ml.Data.SkipRows(data, skip);
-        if (args.Int("take") is { } take) data = ml.Data.TakeRows(data, take);
+        int? skip = args.Int("skip"), take = args.Int("take");
+        if (skip is not null) data = ml.Data.SkipRows(data, skip.Value);
+        if (take is not null) data = ml.Data.TakeRows(data, take.Value);
+        if (skip is not null || take is not null) WarnOfMissingClasses(data);
         if (args.Double("holdout") is { } fraction)
         {
             if (fraction is <= 0 or >= 1) throw new ArgumentOutOfRangeException("--holdout", $"--holdout is the held-out share of the rows, between 0 and 1; got {fraction}.");
@@ -53,6 +55,17 @@ internal static class DataSources
             data = heldOut ? split.HeldOut : split.Training;
         }
         return data;
+    }
+
+    /// <summary>--skip and --take pick rows in the order they are read, which for a folder is class by class: says so where
+    /// the rows they leave hold only some of the classes (reads the labels alone, not the images).</summary>
+    private static void WarnOfMissingClasses(IDataView data)
+    {
+        if (data.Schema.GetColumnOrNull("Label") is not { Type: KeyDataViewType { Count: > 1 } type } label) return;
+        int seen = data.GetColumn<uint>(label).Where(k => k > 0).Distinct().Count();
+        if (seen < (int)type.Count)
+            Console.WriteLine($"  warning: the rows that --skip/--take leave hold {seen} of the {type.Count} classes (a folder is read class by " +
+                              "class); --holdout F holds out a random share of every class instead.");
     }
 
     /// <summary>
