@@ -110,7 +110,7 @@ public sealed class PrecisionTests
         };
         var reports = new List<PriorProgress>();
         options.Progress = reports.Add;
-        var model = new GptTrainer(options, layout, CPU).Train(sequences);
+        var (model, _) = new GptTrainer(options, layout, CPU).Train(sequences);
         Assert.IsTrue(reports[^1].TrainLoss < 0.05, $"final loss {reports[^1].TrainLoss}");
         var prefix = tensor(new long[] { 8, 9, 10, 11 }, new long[] { 4, 1 });
         var sampled = PriorSampler.Sample(model, prefix, new[] { 1, 2, 3, 4 }, new SamplingOptions { TopK = 0 });

@@ -274,7 +274,10 @@ public sealed class PriorTests
         Assert.AreEqual(9 * 6, before.Length);
         var type = (VectorDataViewType)loaded.GetOutputSchema(data.Schema)["Generated"].Type;
         CollectionAssert.AreEqual(new[] { 2, 3 }, type.Dimensions.ToArray());
-        Assert.AreEqual(Conditioning.Class, TamingCatalog.FindPrior(loaded).Layout.Conditioning);
+        var loadedPrior = TamingCatalog.FindPrior(loaded);
+        Assert.AreEqual(Conditioning.Class, loadedPrior.Layout.Conditioning);
+        Assert.AreEqual((prior.TrainedSteps, prior.Training.LearningRate), (loadedPrior.TrainedSteps, loadedPrior.Training.LearningRate));
+        Assert.IsTrue(loadedPrior.TrainedSteps > 0 && loadedPrior.Training.LearningRate > 0, "the training state is recorded");
     }
 
     [TestMethod]
@@ -486,19 +489,24 @@ public sealed class PriorTests
         var ml = new MLContext(seed: 1);
         var rows = ml.Data.LoadFromEnumerable(RuleRows(64));
         var firstLosses = new List<double>();
+        double endRate = 0;
         var first = Tiny(steps: 60);
-        first.Progress = p => firstLosses.Add(p.TrainLoss);
+        first.Progress = p => { firstLosses.Add(p.TrainLoss); endRate = p.LearningRate; };
         first.ProgressInterval = 20;
         var prior = ml.Transforms.FitPrior("Tokens", "Label", options: first).Fit(rows);
+        Assert.AreEqual(60, prior.TrainedSteps);
         var scoresBefore = ScoresOf(prior.Transform(rows));
 
         var more = Tiny(steps: 60);
         more.ProgressInterval = 20;
         more.Layers = 3; // the continued prior keeps its own 2
         var losses = new List<double>();
-        more.Progress = p => losses.Add(p.TrainLoss);
+        var rates = new List<double>();
+        more.Progress = p => { losses.Add(p.TrainLoss); rates.Add(p.LearningRate); };
         var continued = ml.Transforms.FitPrior("Tokens", "Label", options: more).Fit(rows, prior);
         Assert.AreEqual(2, continued.Model.Options.Layers);
+        Assert.AreEqual(120, continued.TrainedSteps);
+        Assert.IsTrue(rates.Max() <= endRate * (1 + 1e-9), $"the continued fit goes no higher than the rate the first ended at ({endRate:G3}): {rates.Max():G3}");
         Assert.IsTrue(losses[0] < 0.5 * firstLosses[0], $"continued from the trained weights: loss {losses[0]:F3} at its first report, a new fit {firstLosses[0]:F3}");
         Assert.IsTrue(losses[^1] < firstLosses[^1], $"final loss {losses[^1]:F3}, the first fit's {firstLosses[^1]:F3}");
         CollectionAssert.AreEqual(scoresBefore, ScoresOf(prior.Transform(rows)), "the continued prior is left as it was");

@@ -295,16 +295,19 @@ public sealed class TokenizerTests
         var data = TinyData.ImageView(32);
         var first = TinyData.Options(steps: 20);
         first.DiscStart = 10;
-        var firstLosses = new List<double>();
-        first.Progress = p => firstLosses.Add(p.ReconstructionLoss);
+        var firstReports = new List<VqganProgress>();
+        first.Progress = firstReports.Add;
         var fresh = ml.Transforms.TokenizeImages("Tokens", "Image", first).Fit(data);
         Assert.AreEqual((20, 10), (fresh.TrainedSteps, fresh.GanSteps));
+        double endRate = firstReports[^1].LearningRate;
+        Assert.IsTrue(endRate < 0.2 * first.LearningRate, $"the schedule decays to a tenth of the peak: {endRate:G3}");
 
         Directory.CreateDirectory(Temp);
         string path = Path.Combine(Temp, "continued.zip");
         ml.Model.Save(fresh, null, path);
         var loaded = (VqganTokenizerTransformer)new MLContext().Model.Load(path, out _);
         Assert.AreEqual((20, 10), (loaded.TrainedSteps, loaded.GanSteps));
+        Assert.AreEqual(endRate, loaded.Training.LearningRate, "the rate the fit ended at, saved with the model");
         var savedCritic = loaded.Training.Discriminator!.state_dict();
         foreach (var (name, weight) in fresh.Training.Discriminator!.state_dict())
             Assert.IsTrue(weight.allclose(savedCritic[name], 0, 0), $"discriminator {name} after save and load");
@@ -319,8 +322,10 @@ public sealed class TokenizerTests
         Assert.AreEqual((40, 30), (continued.TrainedSteps, continued.GanSteps));
         Assert.AreEqual(16, continued.CodebookSize);
         Assert.AreNotEqual(0, reports[0].GeneratorLoss, "the GAN trained from the continued fit's first step");
-        Assert.IsTrue(reports[0].ReconstructionLoss < 0.8 * firstLosses[0],
-            $"continued from the trained weights: L1 {reports[0].ReconstructionLoss:F4} at its first report, a new fit {firstLosses[0]:F4}");
+        Assert.IsTrue(reports[0].ReconstructionLoss < 0.8 * firstReports[0].ReconstructionLoss,
+            $"continued from the trained weights: L1 {reports[0].ReconstructionLoss:F4} at its first report, a new fit {firstReports[0].ReconstructionLoss:F4}");
+        Assert.IsTrue(reports.Max(r => r.LearningRate) <= endRate * (1 + 1e-9),
+            $"the continued fit goes no higher than the rate the first ended at ({endRate:G3}): {reports.Max(r => r.LearningRate):G3}");
         CollectionAssert.AreEqual(tokensBefore, TinyData.Tokens(loaded.Transform(data)), "the continued model is left as it was");
 
         var wrongSize = Assert.ThrowsExactly<InvalidDataException>(() =>

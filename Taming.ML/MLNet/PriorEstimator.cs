@@ -53,8 +53,9 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
     /// the same codebook and grid size (any canvas size for a prior fitted on windows, whose default canvas becomes the
     /// new rows'), and the same conditioning (class count and names, or condition grid); a mismatch is an error that names
     /// it. The network's shape and weights come from <paramref name="initial"/> (options that would shape it otherwise are
-    /// logged and not used); this estimator's options give everything else. AdamW's moments are not saved with a model, so
-    /// the learning rate warms up again and decays over this fit's steps, as in any fit.
+    /// logged and not used); this estimator's options give everything else. AdamW's moments are not saved with a model: the
+    /// learning rate warms up again, to the rate at which the prior's last fit ended (or the options' rate where that is
+    /// lower), and decays to a tenth of it over this fit's steps.
     /// </summary>
     public PriorTransformer Fit(IDataView input, PriorTransformer initial) =>
         Train(input, initial ?? throw new ArgumentNullException(nameof(initial)));
@@ -76,8 +77,9 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         string windows = (canvasHeight, canvasWidth) == (layout.GridHeight, layout.GridWidth) ? "" : $" in random {layout.GridHeight}×{layout.GridWidth} windows";
         ch.Info($"Training a {layout.Conditioning.ToString().ToLowerInvariant()}-conditioned prior on {sequences.Count} grids of " +
                 $"{canvasHeight}×{canvasWidth} tokens{windows} ({layout.CodebookSize} codes), {o.Layers} layers × {o.Width} wide, on {device}.");
-        var model = new GptTrainer(o, layout, device, m => ch.Info(m)).Train(sequences, initial?.Model);
-        return new PriorTransformer(env, model, device, scoreColumnName, tokenColumnName, labelColumnName, conditionColumnName);
+        var (model, training) = new GptTrainer(o, layout, device, m => ch.Info(m))
+            .Train(sequences, initial is null ? null : (initial.Model, initial.Training));
+        return new PriorTransformer(env, model, device, scoreColumnName, tokenColumnName, labelColumnName, conditionColumnName, training);
     }
 
     /// <summary>The layout of the rows, with the codebooks that their token columns name.</summary>

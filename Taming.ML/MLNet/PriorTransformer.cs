@@ -4,6 +4,7 @@ using Microsoft.ML.Runtime;
 using Taming.ML.MLNet;
 using Taming.ML.Models;
 using Taming.ML.Sampling;
+using Taming.ML.Training;
 using static TorchSharp.torch;
 
 [assembly: LoadableClass(typeof(PriorTransformer), null, typeof(SignatureLoadModel),
@@ -21,12 +22,15 @@ namespace Taming.ML.MLNet;
 public sealed class PriorTransformer : BatchedTransformerBase
 {
     internal const string LoaderSignature = "TamingTransformerPrior";
-    private static readonly VersionInfo Version = ModelFile.Version("TAMPRIOR", LoaderSignature);
+    // 1.2 adds the training state; older files read as of unknown history.
+    private const uint TrainingStateVersion = 0x00010002;
+    private static readonly VersionInfo Version = ModelFile.Version("TAMPRIOR", LoaderSignature, TrainingStateVersion);
 
     internal PriorTransformer(IHostEnvironment env, Gpt model, Device device, string scoreColumnName, string tokenColumnName,
-        string? labelColumnName, string? conditionColumnName) : base(env, nameof(PriorTransformer))
+        string? labelColumnName, string? conditionColumnName, PriorTrainingState? training = null) : base(env, nameof(PriorTransformer))
     {
         Model = model;
+        Training = training ?? PriorTrainingState.Unknown;
         Device = device;
         ScoreColumnName = scoreColumnName;
         TokenColumnName = tokenColumnName;
@@ -36,6 +40,12 @@ public sealed class PriorTransformer : BatchedTransformerBase
 
     /// <summary>The trained GPT, for direct TorchSharp use.</summary>
     public Gpt Model { get; }
+
+    /// <summary>Training steps the prior has made, over every fit that trained it (0 for priors saved before this was
+    /// recorded); <see cref="PriorEstimator.Fit(IDataView, PriorTransformer)"/> continues a prior.</summary>
+    public int TrainedSteps => Training.Steps;
+
+    internal PriorTrainingState Training { get; }
 
     /// <summary>Conditioning, grid shape and vocabulary.</summary>
     public PriorLayout Layout => Model.Layout;
@@ -148,13 +158,26 @@ public sealed class PriorTransformer : BatchedTransformerBase
 
     private protected override IBatchMapper MakeMapper(DataViewSchema inputSchema) => new Mapper(this, inputSchema);
 
-    private protected override void SaveModel(ModelSaveContext ctx) =>
+    private protected override void SaveModel(ModelSaveContext ctx)
+    {
         PriorModelFile.Save(ctx, Version, Model, new[] { ScoreColumnName, TokenColumnName, LabelColumnName, ConditionColumnName }, Array.Empty<string>());
+        ctx.Writer.Write(Training.Steps);
+        ctx.Writer.Write(Training.LearningRate);
+    }
 
     private static PriorTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
         var (model, device, columns, _) = PriorModelFile.Load(env, ctx, Version, columnCount: 4, extraCount: 0);
-        return new PriorTransformer(env, model, device, columns[0]!, columns[1]!, columns[2], columns[3]);
+        var training = PriorTrainingState.Unknown;
+        if (ctx.Header.ModelVerWritten >= TrainingStateVersion)
+        {
+            int steps = ctx.Reader.ReadInt32();
+            double rate = ctx.Reader.ReadDouble();
+            if (steps < 0 || !(rate >= 0 && double.IsFinite(rate)))
+                throw new InvalidDataException($"The model file's training state is corrupt: {steps} steps, learning rate {rate}.");
+            training = new PriorTrainingState(steps, rate);
+        }
+        return new PriorTransformer(env, model, device, columns[0]!, columns[1]!, columns[2], columns[3], training);
     }
 
     private sealed class Mapper : IBatchMapper

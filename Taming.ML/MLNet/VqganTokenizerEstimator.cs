@@ -62,8 +62,9 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
     /// used), and so does its discriminator once its GAN has trained; this estimator's options give everything else: steps,
     /// learning rate, time budget, loss weights, device, precision, progress. Step numbers count on from its
     /// <see cref="VqganTokenizerTransformer.TrainedSteps"/> (<see cref="VqganOptions.DiscStart"/>, and the default GAN start
-    /// at step 1,000, which a model that has trained its GAN has passed). Adam's moments are not saved with a model, so the
-    /// learning rate warms up again, as at the start of a fit.
+    /// at step 1,000, which a model that has trained its GAN has passed). Adam's moments are not saved with a model: the
+    /// learning rate warms up again, to the rate at which the model's last fit ended (or the options' rate where that is
+    /// lower), and decays to a tenth of it over this fit's steps.
     /// </summary>
     public VqganTokenizerTransformer Fit(IDataView input, VqganTokenizerTransformer initial) =>
         Train(input, initial ?? throw new ArgumentNullException(nameof(initial)));

@@ -165,6 +165,7 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
         ctx.Writer.Write(WholeImages);
         ctx.Writer.Write(Training.Steps);
         ctx.Writer.Write(Training.GanSteps);
+        ctx.Writer.Write(Training.LearningRate);
         ctx.Writer.Write(Training.Discriminator is not null);
         if (Training.Discriminator is { } critic) ctx.SaveBinaryStream(DiscriminatorEntry, w => critic.save(w));
     }
@@ -179,8 +180,9 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
         if (ctx.Header.ModelVerWritten >= TrainingStateVersion)
         {
             int steps = ctx.Reader.ReadInt32(), ganSteps = ctx.Reader.ReadInt32();
-            if (steps < 0 || ganSteps < 0 || ganSteps > steps)
-                throw new InvalidDataException($"The model file's training state is corrupt: {ganSteps} GAN steps of {steps}.");
+            double rate = ctx.Reader.ReadDouble();
+            if (steps < 0 || ganSteps < 0 || ganSteps > steps || !(rate >= 0 && double.IsFinite(rate)))
+                throw new InvalidDataException($"The model file's training state is corrupt: {ganSteps} GAN steps of {steps}, learning rate {rate}.");
             NLayerDiscriminator? critic = null;
             if (ctx.Reader.ReadBoolean())
             {
@@ -189,7 +191,7 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
                 ModelFile.LoadWeights(ctx, DiscriminatorEntry, critic, "discriminator");
                 critic.to(device);
             }
-            training = new VqganTrainingState(steps, ganSteps, critic);
+            training = new VqganTrainingState(steps, ganSteps, rate, critic);
         }
         return new VqganTokenizerTransformer(env, model, columns[0], columns[1], resize, device, whole, training);
     }

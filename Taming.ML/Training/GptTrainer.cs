@@ -33,7 +33,7 @@ internal sealed class GptTrainer
     /// </summary>
     /// <param name="sequences">The training rows.</param>
     /// <param name="from">A prior to continue (its weights are copied, not changed), or null for a new one.</param>
-    public Gpt Train(IReadOnlyList<long[]> sequences, Gpt? from = null)
+    public (Gpt Model, PriorTrainingState State) Train(IReadOnlyList<long[]> sequences, (Gpt Model, PriorTrainingState State)? from = null)
     {
         if (sequences.Count == 0) throw new InvalidOperationException("The training data is empty: the prior needs at least one token grid.");
         int seed = o.Seed ?? 0;
@@ -51,10 +51,13 @@ internal sealed class GptTrainer
 
         var model = new Gpt(o, layout);
         model.to(device).train();
-        if (from is not null)
+        var start = from?.State ?? PriorTrainingState.Unknown;
+        var schedule = new LearningRateSchedule(LearningRateSchedule.ContinuedPeak(o.LearningRate, start.LearningRate), Math.Min(200, Math.Max(1, o.Steps / 20)));
+        if (from is { } initial)
         {
-            model.CopyWeightsFrom(from);
-            log?.Invoke("Continuing the given prior's weights.");
+            model.CopyWeightsFrom(initial.Model);
+            log?.Invoke($"Continuing a prior trained for {start.Steps:N0} steps, at a peak learning rate of {schedule.Peak:G3}" +
+                        (schedule.Peak < o.LearningRate ? ", where its last fit ended." : "."));
         }
         using var precision = Modules.MixedPrecision.Enter(o.Precision); // backward passes too
         var (decay, noDecay) = model.ParameterGroups();
@@ -69,6 +72,7 @@ internal sealed class GptTrainer
         int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0;
         double best = double.PositiveInfinity;
         long tokens = 0;
+        double rate = 0;
         TimeSpan windowStart = TimeSpan.Zero;
         Dictionary<string, Tensor>? bestWeights = null;
         while (step < o.Steps)
@@ -76,7 +80,7 @@ internal sealed class GptTrainer
             o.CancellationToken.ThrowIfCancellationRequested();
             double progress = TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed);
             if (progress >= 1) break;
-            optimizer.LearningRate = LearningRateAt(progress, step);
+            optimizer.LearningRate = rate = schedule.At(progress, step);
 
             var batch = new List<long[]>(batchSize);
             for (int i = 0; i < batchSize; i++)
@@ -97,7 +101,7 @@ internal sealed class GptTrainer
             {
                 double trainLoss = iteration.LossSum.item<float>() / windowSteps;
                 double validationLoss = validation.Count > 0 ? Evaluate(model, validation) : double.NaN;
-                TrainingDivergedException.ThrowIfNotFinite("The prior's training", step, nameof(GptOptions), o.LearningRate, ("training loss", trainLoss),
+                TrainingDivergedException.ThrowIfNotFinite("The prior's training", step, nameof(GptOptions), schedule.Peak, ("training loss", trainLoss),
                     ("validation loss", validation.Count > 0 ? validationLoss : 0));
                 double tracked = validation.Count > 0 ? validationLoss : trainLoss;
                 if (tracked < best - 1e-4)
@@ -111,7 +115,7 @@ internal sealed class GptTrainer
                 var report = new PriorProgress
                 {
                     Step = step, TotalSteps = o.Steps, TrainLoss = trainLoss, ValidationLoss = validationLoss,
-                    BitsPerToken = tracked / Math.Log(2), TokensPerSecond = tokens / Math.Max(1e-9, (elapsed - windowStart).TotalSeconds),
+                    BitsPerToken = tracked / Math.Log(2), LearningRate = rate, TokensPerSecond = tokens / Math.Max(1e-9, (elapsed - windowStart).TotalSeconds),
                     Elapsed = elapsed, Eta = TimeBudget.Eta(step, o.Steps, o.TimeBudget, elapsed),
                 };
                 log?.Invoke(report.ToString());
@@ -136,7 +140,7 @@ internal sealed class GptTrainer
             foreach (var t in bestWeights.Values) t.Dispose();
         }
         model.eval();
-        return model;
+        return (model, new PriorTrainingState(start.Steps + step, rate));
     }
 
     private static void Shuffle(List<long[]> list, Random rng)
@@ -174,12 +178,5 @@ internal sealed class GptTrainer
         if (previous != null) foreach (var t in previous.Values) t.Dispose();
         using var _ = no_grad();
         return model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone().DetachFromDisposeScope());
-    }
-
-    private double LearningRateAt(double progress, int step)
-    {
-        int warmup = Math.Min(200, Math.Max(1, o.Steps / 20));
-        if (step < warmup) return o.LearningRate * (step + 1) / warmup;
-        return o.LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress))));
     }
 }

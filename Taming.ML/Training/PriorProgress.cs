@@ -13,6 +13,8 @@ public sealed class PriorProgress
     public double ValidationLoss { get; init; }
     /// <summary>Validation loss in bits per image token (training loss where there is no split).</summary>
     public double BitsPerToken { get; init; }
+    /// <summary>The learning rate of the last step.</summary>
+    public double LearningRate { get; init; }
     /// <summary>Training throughput since the last report.</summary>
     public double TokensPerSecond { get; init; }
     /// <summary>Time since training began.</summary>
@@ -28,5 +30,5 @@ public sealed class PriorProgress
     /// <inheritdoc />
     public override string ToString() =>
         $"step {Step}/{TotalSteps}  train {TrainLoss:F4}  val {ProgressFormat.Loss(ValidationLoss)}  {BitsPerToken:F3} bits/token  " +
-        $"{TokensPerSecond:F0} tokens/s  ETA {ProgressFormat.Duration(Eta)}";
+        $"lr {LearningRate:0.0e+0}  {TokensPerSecond:F0} tokens/s  ETA {ProgressFormat.Duration(Eta)}";
 }

@@ -21,6 +21,8 @@ public sealed class VqganProgress
     public double CodebookUsage { get; init; }
     /// <summary>Perplexity of the code distribution since the last report (the number of equally likely codes it is worth).</summary>
     public double Perplexity { get; init; }
+    /// <summary>The learning rate of the last step.</summary>
+    public double LearningRate { get; init; }
     /// <summary>Training throughput since the last report.</summary>
     public double ImagesPerSecond { get; init; }
     /// <summary>Time since training began.</summary>
@@ -36,5 +38,5 @@ public sealed class VqganProgress
     /// <inheritdoc />
     public override string ToString() =>
         $"step {Step}/{TotalSteps}  L1 {ReconstructionLoss:F4}  vq {QuantizerLoss:F4}  g {GeneratorLoss:F3}  d {DiscriminatorLoss:F3}  " +
-        $"λ {Lambda:F3}  usage {CodebookUsage:P0}  ppl {Perplexity:F0}  {ImagesPerSecond:F0} img/s  ETA {ProgressFormat.Duration(Eta)}";
+        $"λ {Lambda:F3}  usage {CodebookUsage:P0}  ppl {Perplexity:F0}  lr {LearningRate:0.0e+0}  {ImagesPerSecond:F0} img/s  ETA {ProgressFormat.Duration(Eta)}";
 }

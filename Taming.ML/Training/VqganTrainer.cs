@@ -54,9 +54,11 @@ internal sealed class VqganTrainer
         var discriminator = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
         discriminator.to(device).train();
         if (start.Discriminator is { } critic) discriminator.CopyWeightsFrom(critic);
+        var schedule = new LearningRateSchedule(LearningRateSchedule.ContinuedPeak(o.LearningRate, start.LearningRate), Math.Min(100, o.Steps / 50));
         if (from is not null)
             log?.Invoke($"Continuing a tokenizer trained for {start.Steps:N0} steps ({start.GanSteps:N0} with the GAN" +
-                        (start.Discriminator is null ? ")." : ", whose discriminator goes on training)."));
+                        (start.Discriminator is null ? "" : ", whose discriminator goes on training") +
+                        $"), at a peak learning rate of {schedule.Peak:G3}" + (schedule.Peak < o.LearningRate ? ", where its last fit ended." : "."));
         using var optAe = new FlatAdam(new[] { (model.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9, computeDtype: MixedPrecision.ComputeDtype);
         using var optD = new FlatAdam(new[] { (discriminator.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9, computeDtype: MixedPrecision.ComputeDtype);
         using var computeCopies = MixedPrecision.Training(optAe.ComputeCopies, optD.ComputeCopies); // no per-step weight casts
@@ -75,12 +77,13 @@ internal sealed class VqganTrainer
         var order = new BatchOrder(data.Count, (int)batchSize, rng);
         var clock = Stopwatch.StartNew();
         int step = 0, ganSteps = 0;
+        double rate = 0;
         while (step < o.Steps)
         {
             o.CancellationToken.ThrowIfCancellationRequested();
             double progress = TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed);
             if (progress >= 1) break;
-            optAe.LearningRate = optD.LearningRate = LearningRateAt(progress, step);
+            optAe.LearningRate = optD.LearningRate = rate = schedule.At(progress, step);
             int total = start.Steps + step; // steps count on from the model a fit continues
             bool gan = o.DiscWeight > 0 && o.DiscStart switch
             {
@@ -105,9 +108,9 @@ internal sealed class VqganTrainer
             bool last = stop || TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed) >= 1;
             if (step % o.ProgressInterval == 0 || last)
             {
-                var report = window.Report(step, o, usage, clock.Elapsed);
+                var report = window.Report(step, o, usage, rate, clock.Elapsed);
                 log?.Invoke(report.ToString());
-                TrainingDivergedException.ThrowIfNotFinite("The tokenizer's training", step, nameof(VqganOptions), o.LearningRate,
+                TrainingDivergedException.ThrowIfNotFinite("The tokenizer's training", step, nameof(VqganOptions), schedule.Peak,
                     ("L1 reconstruction loss", report.ReconstructionLoss), ("quantizer loss", report.QuantizerLoss),
                     ("generator loss", report.GeneratorLoss), ("discriminator loss", report.DiscriminatorLoss), ("λ", report.Lambda));
                 o.Progress?.Invoke(report);
@@ -115,7 +118,7 @@ internal sealed class VqganTrainer
                 if (report.StopRequested || stop) break;
             }
         }
-        var state = new VqganTrainingState(start.Steps + step, start.GanSteps + ganSteps, null);
+        var state = new VqganTrainingState(start.Steps + step, start.GanSteps + ganSteps, rate, null);
         if (state.GanSteps == 0 && o.DiscStart is null && o.DiscWeight > 0)
             log?.Invoke($"The GAN did not start: by default it starts at 60 % of training once {DefaultDiscStartMinimum:N0} steps are made, " +
                         $"and {(from is null ? "this run" : "the model")} made {state.Steps:N0}. Set VqganOptions.DiscStart to start it at a given step.");
@@ -133,14 +136,6 @@ internal sealed class VqganTrainer
     /// (64×64 photos, 76 steps in 3 CPU minutes: held-out 21.1 dB and rKID 107 with the GAN from step 46, 23.3 dB and 74 without).
     /// </summary>
     internal const int DefaultDiscStartMinimum = 1000;
-
-    /// <summary>Linear warm-up over the first 2% (at most 100 steps), then a cosine from the peak to a tenth.</summary>
-    private double LearningRateAt(double progress, int step)
-    {
-        int warmup = Math.Min(100, o.Steps / 50);
-        if (step < warmup) return o.LearningRate * (step + 1) / warmup;
-        return o.LearningRate * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress))));
-    }
 
     /// <summary>Shuffled batches, reshuffled every epoch.</summary>
     private sealed class BatchOrder(int count, int batchSize, Random rng)
@@ -181,7 +176,7 @@ internal sealed class VqganTrainer
             images += (int)batch;
         }
 
-        public VqganProgress Report(int step, VqganOptions o, CodebookUsage usage, TimeSpan elapsed)
+        public VqganProgress Report(int step, VqganOptions o, CodebookUsage usage, double learningRate, TimeSpan elapsed)
         {
             var (use, ppl) = usage.TakeWindow();
             var mean = sums.cpu().data<float>().Select(v => v / (double)Math.Max(1, steps)).ToArray();
@@ -190,7 +185,7 @@ internal sealed class VqganTrainer
             {
                 Step = step, TotalSteps = o.Steps,
                 ReconstructionLoss = mean[0], QuantizerLoss = mean[1], GeneratorLoss = mean[2], DiscriminatorLoss = mean[3],
-                Lambda = lambda.cpu().item<float>(), CodebookUsage = use, Perplexity = ppl, ImagesPerSecond = images / seconds,
+                Lambda = lambda.cpu().item<float>(), CodebookUsage = use, Perplexity = ppl, LearningRate = learningRate, ImagesPerSecond = images / seconds,
                 Elapsed = elapsed, Eta = TimeBudget.Eta(step, o.Steps, o.TimeBudget, elapsed),
             };
             sums.zero_();

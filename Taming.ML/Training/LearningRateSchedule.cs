@@ -1,0 +1,23 @@
+namespace Taming.ML.Training;
+
+/// <summary>
+/// The learning rate of both trainers: a linear warm-up over <paramref name="warmupSteps"/>, then a cosine from the peak to
+/// a tenth of it by the end of the fit (of its steps, or of its time budget when that runs out first).
+/// </summary>
+internal sealed class LearningRateSchedule(double peak, int warmupSteps)
+{
+    public double Peak => peak;
+
+    /// <summary>The rate of step <paramref name="step"/> (0-based) at <paramref name="progress"/> (0–1) through the fit.</summary>
+    public double At(double progress, int step) => step < warmupSteps
+        ? peak * (step + 1) / warmupSteps
+        : peak * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress))));
+
+    /// <summary>
+    /// The peak of a fit that continues a model: the rate its last fit ended at, where that is known and lower than
+    /// <paramref name="rate"/>. Going back to the first fit's peak, with Adam's moments starting afresh, undoes much of what
+    /// the decay had gained (MNIST tokenizer of 1,300 steps, 300 more with its GAN: held-out 23.96 dB and rFID 11.12
+    /// from 24.07 and 10.16 when restarted at the peak; 26.32 dB and 8.51 when continued at the rate it ended at).
+    /// </summary>
+    public static double ContinuedPeak(double rate, double ended) => ended > 0 ? Math.Min(rate, ended) : rate;
+}
