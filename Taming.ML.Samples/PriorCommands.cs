@@ -32,6 +32,7 @@ internal static class PriorCommands
         options.Width = args.Int("width") ?? options.Width;
         options.Steps = args.Int("steps") ?? options.Steps;
         options.LearningRate = args.Double("learning-rate") ?? options.LearningRate;
+        options.RestartLearningRate = args.Flag("restart-learning-rate");
         options.Dropout = args.Double("dropout") ?? options.Dropout;
         options.PKeep = args.Double("pkeep") ?? options.PKeep;
         options.Seed = args.Int("seed");
@@ -55,7 +56,7 @@ internal static class PriorCommands
             (options.Layers, options.Heads, options.Width, options.Window) = (shape.Layers, shape.Heads, shape.Width, shape.Window);
             unconditional = initial.Layout.Conditioning == Conditioning.None;
             Console.WriteLine($"  Continuing {resume}: a {initial.Layout.Conditioning.ToString().ToLowerInvariant()}-conditioned prior, " +
-                              $"{shape.Layers} layers × {shape.Width} wide.");
+                              $"{shape.Layers} layers × {shape.Width} wide, {initial.TrainedSteps:N0} steps trained{TrainingRun.EndRate(initial.FinalLearningRate, options.RestartLearningRate)}.");
         }
         var tokenizerModel = ml.Taming().LoadModel(tokenizerPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(tokenizerModel);

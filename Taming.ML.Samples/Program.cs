@@ -48,7 +48,8 @@ static int Usage(int code, string? problem = null)
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--resolution N (64, or less for smaller images)] [--codebook-size K] [--steps N] [--batch-size B] [--learning-rate r] [--seed S] [--minutes M]
                                [--perceptual-weight w] [--disc-weight w] [--device cpu|cuda] [--precision p] [--eager-training]
-                               [--resume <zip>]: continue a saved tokenizer (also train-prior, with a saved prior);
+                               [--resume <zip> [--restart-learning-rate]]: continue a saved tokenizer (also train-prior, with a
+                               saved prior), from the learning rate its last fit ended at, or from --learning-rate;
                                Ctrl+C: stop after the current step and save (both commands)
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
                                both: [--skip N] [--take N] [--holdout F] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder;

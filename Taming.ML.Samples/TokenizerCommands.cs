@@ -36,6 +36,7 @@ internal static class TokenizerCommands
         };
         options.DiscWeight = args.Double("disc-weight") ?? options.DiscWeight;
         options.LearningRate = args.Double("learning-rate") ?? options.LearningRate;
+        options.RestartLearningRate = args.Flag("restart-learning-rate");
         options.PerceptualWeight = args.Double("perceptual-weight") ?? options.PerceptualWeight;
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
         bool crops = args.Int("random-crops") is not null;
@@ -52,7 +53,7 @@ internal static class TokenizerCommands
             TrainingRun.RequireSame("codebook-size", args.Int("codebook-size"), initial.CodebookSize);
             (options.Resolution, options.Channels, options.CodebookSize) = (initial.Resolution, initial.Channels, initial.CodebookSize);
             Console.WriteLine($"  Continuing {resume}: {initial.Resolution}×{initial.Resolution}, {initial.CodebookSize} codes, " +
-                              $"{initial.TrainedSteps:N0} steps trained ({initial.GanSteps:N0} with the GAN).");
+                              $"{initial.TrainedSteps:N0} steps trained ({initial.GanSteps:N0} with the GAN){TrainingRun.EndRate(initial.FinalLearningRate, options.RestartLearningRate)}.");
         }
         bool idx = DataSources.IsIdx(images);
         if (idx) options.Channels = 1;

@@ -9,13 +9,21 @@ internal static class TrainingRun
 {
     /// <summary>
     /// A token that the first Ctrl+C cancels (set it as the options' StopToken: the fit then ends after its current step
-    /// and returns the model trained so far, which the command saves). A second Ctrl+C ends the program at once.
+    /// and returns the model trained so far, which the command saves). A second Ctrl+C ends the program at once, except
+    /// while a model is being written, which it lets finish (rather than leave a half-written file beside the output).
     /// </summary>
     public static CancellationToken StopOnCtrlC()
     {
         var stop = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
         {
+            if (saving)
+            {
+                e.Cancel = true;
+                Console.WriteLine("  Ctrl+C: the model is being written; the program ends once it is.");
+                quitAfterSave = true;
+                return;
+            }
             if (stop.IsCancellationRequested) return; // the second press: the default, which ends the process
             e.Cancel = true;
             stop.Cancel();
@@ -29,18 +37,35 @@ internal static class TrainingRun
     public static void Save(MLContext ml, ITransformer model, DataViewSchema? schema, string path)
     {
         string partial = path + ".partial";
+        saving = true;
         try
         {
             ml.Model.Save(model, schema, partial);
             File.Move(partial, path, overwrite: true);
         }
-        finally { File.Delete(partial); }
+        finally
+        {
+            File.Delete(partial);
+            saving = false;
+        }
+        if (quitAfterSave)
+        {
+            Console.WriteLine($"  Saved {path}; ending on Ctrl+C.");
+            Environment.Exit(130); // the status of a process ended by SIGINT
+        }
     }
+
+    private static volatile bool saving, quitAfterSave;
 
     /// <summary>The stages of a saved model before <typeparamref name="T"/> (say, the CropAndResizeImages before a
     /// tokenizer), which prepare its input.</summary>
     public static ITransformer[] StagesBefore<T>(ITransformer model) where T : ITransformer =>
         model is TransformerChain<ITransformer> chain ? chain.TakeWhile(t => t is not T).ToArray() : Array.Empty<ITransformer>();
+
+    /// <summary>", ending at learning rate r, ..." for the model that --resume continues, where its rate is known: where
+    /// this fit's learning rate goes (the options' rate where lower), unless --restart-learning-rate.</summary>
+    public static string EndRate(double rate, bool restart) => rate <= 0 ? "" :
+        $", its last fit ending at learning rate {rate:0.0e+0}" + (restart ? " (this one starts again at --learning-rate)" : ", where this one goes on");
 
     /// <summary>Fails where a command-line option would change the shape of the model that --resume continues.</summary>
     public static void RequireSame(string option, int? given, int model)

@@ -86,6 +86,7 @@ public sealed class PriorTests
         ml.Model.Save(prior, mapping.Transform(named).Schema, path);
         var reloaded = TamingCatalog.FindPrior(new MLContext().Model.Load(path, out _));
         CollectionAssert.AreEqual(new[] { "c0", "c1", "c2", "c3" }, reloaded.Layout.ClassNames!.ToArray());
+        StringAssert.Contains(reloaded.Layout.ToString(), "ClassNames = [c0, c1, c2, c3]");
         Assert.AreEqual(prior.Layout, reloaded.Layout, "layouts compare their class names name for name");
         Assert.AreNotEqual(prior.Layout, prior.Layout with { ClassNames = new[] { "c0", "c1", "c3", "c2" } });
 
@@ -510,6 +511,12 @@ public sealed class PriorTests
         Assert.IsTrue(losses[0] < 0.5 * firstLosses[0], $"continued from the trained weights: loss {losses[0]:F3} at its first report, a new fit {firstLosses[0]:F3}");
         Assert.IsTrue(losses[^1] < firstLosses[^1], $"final loss {losses[^1]:F3}, the first fit's {firstLosses[^1]:F3}");
         CollectionAssert.AreEqual(scoresBefore, ScoresOf(prior.Transform(rows)), "the continued prior is left as it was");
+
+        var restarted = new List<double>();
+        more.RestartLearningRate = true;
+        more.Progress = p => restarted.Add(p.LearningRate);
+        ml.Transforms.FitPrior("Tokens", "Label", options: more).Fit(rows, prior);
+        Assert.IsTrue(restarted.Max() > 0.5 * more.LearningRate, $"RestartLearningRate warms up to the options' rate: {restarted.Max():G3}");
 
         var unconditional = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.FitPrior("Tokens", options: more).Fit(rows, prior));
         StringAssert.Contains(unconditional.Message, "conditioning None (the prior's: Class)");

@@ -55,7 +55,7 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
     /// it. The network's shape and weights come from <paramref name="initial"/> (options that would shape it otherwise are
     /// logged and not used); this estimator's options give everything else. AdamW's moments are not saved with a model: the
     /// learning rate warms up again, to the rate at which the prior's last fit ended (or the options' rate where that is
-    /// lower), and decays to a tenth of it over this fit's steps.
+    /// lower), and decays to a tenth of it over this fit's steps (<c>RestartLearningRate</c>: to the options' rate).
     /// </summary>
     public PriorTransformer Fit(IDataView input, PriorTransformer initial) =>
         Train(input, initial ?? throw new ArgumentNullException(nameof(initial)));

@@ -45,6 +45,10 @@ public sealed class PriorTransformer : BatchedTransformerBase
     /// recorded); <see cref="PriorEstimator.Fit(IDataView, PriorTransformer)"/> continues a prior.</summary>
     public int TrainedSteps => Training.Steps;
 
+    /// <summary>The learning rate of the last training step (0 where unknown: priors saved before this was recorded). A fit
+    /// that continues the prior warms up to it, unless its options say <c>RestartLearningRate</c>.</summary>
+    public double FinalLearningRate => Training.LearningRate;
+
     internal PriorTrainingState Training { get; }
 
     /// <summary>Conditioning, grid shape and vocabulary.</summary>

@@ -50,6 +50,10 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
     /// then holds too).</summary>
     public int GanSteps => Training.GanSteps;
 
+    /// <summary>The learning rate of the last training step (0 where unknown: models saved before this was recorded). A fit
+    /// that continues the model warms up to it, unless its options say <c>RestartLearningRate</c>.</summary>
+    public double FinalLearningRate => Training.LearningRate;
+
     internal VqganTrainingState Training { get; }
 
     /// <summary>The token column this transformer adds.</summary>

@@ -87,6 +87,14 @@ public sealed class GptOptions
     /// <summary>Steps between progress reports (and validation). Default 100.</summary>
     public int ProgressInterval { get; set; } = 100;
 
+    /// <summary>
+    /// How a fit that continues a model (<c>Fit(data, initial)</c>) sets its learning rate. Default false: it warms up to
+    /// the rate at which the model's last fit ended (or <see cref="LearningRate"/> where that is lower) and decays to a
+    /// tenth of that, as suits a model trained to the end of its schedule or stopped part-way. True: to
+    /// <see cref="LearningRate"/>, as a new fit does, as suits a model whose first fit was short.
+    /// </summary>
+    public bool RestartLearningRate { get; set; }
+
     /// <summary>Called every <see cref="ProgressInterval"/> steps and at the last step; <see cref="Training.PriorProgress.RequestStop"/> ends training early.</summary>
     [JsonIgnore] public Action<Training.PriorProgress>? Progress { get; set; }
 

@@ -42,6 +42,17 @@ public sealed record PriorLayout(Conditioning Conditioning, int CodebookSize, in
         (Conditioning, CodebookSize, GridHeight, GridWidth, ClassCount, ConditionCodebookSize, ConditionHeight, ConditionWidth,
          CanvasHeight, CanvasWidth, Codebook, ConditionCodebook);
 
+    // The record's own printing, with the class names listed rather than as their type ("System.String[]").
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"Conditioning = {Conditioning}, CodebookSize = {CodebookSize}, GridHeight = {GridHeight}, GridWidth = {GridWidth}, ")
+            .Append($"ClassCount = {ClassCount}, ConditionCodebookSize = {ConditionCodebookSize}, ConditionHeight = {ConditionHeight}, ")
+            .Append($"ConditionWidth = {ConditionWidth}, CanvasHeight = {CanvasHeight}, CanvasWidth = {CanvasWidth}, ")
+            .Append($"Codebook = {Codebook}, ConditionCodebook = {ConditionCodebook}, ")
+            .Append($"ClassNames = {(ClassNames is null ? "" : $"[{string.Join(", ", ClassNames)}]")}");
+        return true;
+    }
+
     /// <summary>Image tokens per sequence.</summary>
     public int ImageLength => GridHeight * GridWidth;
 

@@ -167,6 +167,14 @@ public sealed class VqganOptions
     internal int InferenceRows(long height, long width) =>
         (int)Math.Clamp((long)InferenceBatchSize * Resolution * Resolution / (height * width), 1, int.MaxValue);
 
+    /// <summary>
+    /// How a fit that continues a model (<c>Fit(data, initial)</c>) sets its learning rate. Default false: it warms up to
+    /// the rate at which the model's last fit ended (or <see cref="LearningRate"/> where that is lower) and decays to a
+    /// tenth of that, as suits a model trained to the end of its schedule or stopped part-way. True: to
+    /// <see cref="LearningRate"/>, as a new fit does, as suits a model whose first fit was short.
+    /// </summary>
+    public bool RestartLearningRate { get; set; }
+
     /// <summary>Steps between progress reports. Default 50.</summary>
     public int ProgressInterval { get; set; } = 50;
 
