@@ -169,4 +169,29 @@ public sealed class OptimizerTests
         Assert.IsTrue(flat.ComputeCopies[weight].to(ScalarType.Float32).eq(weight.to(ScalarType.BFloat16).to(ScalarType.Float32)).all().item<bool>(),
             "the copy does not hold the parameter's current value");
     }
+
+    [TestMethod]
+    public void ContinuedFitsStartWhereTheLastEndedAndNeverDecayBelowAHundredth()
+    {
+        const double rate = 1e-3;
+        var fresh = LearningRateSchedule.For(rate, warmupSteps: 10);
+        Assert.AreEqual(rate / 10, fresh.At(0, 0), 1e-12, "the warm-up's first step");
+        Assert.AreEqual(rate, fresh.At(0.02, 9), 1e-12, "the warm-up's last step reaches the peak");
+        Assert.AreEqual(rate / 10, fresh.At(1, 500), 1e-12, "a tenth by the end");
+
+        // Continued again and again, each fit from where the last ended: a tenth of that, then held at a hundredth.
+        double ended = fresh.At(1, 500);
+        var ends = new List<double>();
+        for (int fit = 0; fit < 3; fit++)
+        {
+            var continued = LearningRateSchedule.For(rate, warmupSteps: 10, ended);
+            Assert.AreEqual(ended, continued.Peak, 1e-12, $"fit {fit} warms up to where the last ended");
+            ended = continued.At(1, 500);
+            ends.Add(ended);
+        }
+        CollectionAssert.AreEqual(new[] { 1e-5, 1e-5, 1e-5 }, ends.Select(e => Math.Round(e, 12)).ToArray());
+
+        Assert.AreEqual(rate, LearningRateSchedule.For(rate, 10, ended, restart: true).Peak, "RestartLearningRate starts at the options' rate");
+        Assert.AreEqual(5e-4, LearningRateSchedule.For(5e-4, 10, ended: 8e-4).Peak, "never above the options' rate");
+    }
 }

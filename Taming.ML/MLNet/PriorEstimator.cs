@@ -55,7 +55,8 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
     /// it. The network's shape and weights come from <paramref name="initial"/> (options that would shape it otherwise are
     /// logged and not used); this estimator's options give everything else. AdamW's moments are not saved with a model: the
     /// learning rate warms up again, to the rate at which the prior's last fit ended (or the options' rate where that is
-    /// lower), and decays to a tenth of it over this fit's steps (<c>RestartLearningRate</c>: to the options' rate).
+    /// lower), and decays to a tenth of it over this fit's steps, no lower than a hundredth of the options' rate
+    /// (<c>RestartLearningRate</c>: to the options' rate, as a new fit).
     /// </summary>
     public PriorTransformer Fit(IDataView input, PriorTransformer initial) =>
         Train(input, initial ?? throw new ArgumentNullException(nameof(initial)));

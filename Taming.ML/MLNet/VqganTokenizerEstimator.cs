@@ -64,7 +64,8 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
     /// <see cref="VqganTokenizerTransformer.TrainedSteps"/> (<see cref="VqganOptions.DiscStart"/>, and the default GAN start
     /// at step 1,000, which a model that has trained its GAN has passed). Adam's moments are not saved with a model: the
     /// learning rate warms up again, to the rate at which the model's last fit ended (or the options' rate where that is
-    /// lower), and decays to a tenth of it over this fit's steps (<c>RestartLearningRate</c>: to the options' rate).
+    /// lower), and decays to a tenth of it over this fit's steps, no lower than a hundredth of the options' rate
+    /// (<c>RestartLearningRate</c>: to the options' rate, as a new fit).
     /// </summary>
     public VqganTokenizerTransformer Fit(IDataView input, VqganTokenizerTransformer initial) =>
         Train(input, initial ?? throw new ArgumentNullException(nameof(initial)));

@@ -170,8 +170,9 @@ public sealed class VqganOptions
     /// <summary>
     /// How a fit that continues a model (<c>Fit(data, initial)</c>) sets its learning rate. Default false: it warms up to
     /// the rate at which the model's last fit ended (or <see cref="LearningRate"/> where that is lower) and decays to a
-    /// tenth of that, as suits a model trained to the end of its schedule or stopped part-way. True: to
-    /// <see cref="LearningRate"/>, as a new fit does, as suits a model whose first fit was short.
+    /// tenth of that (no lower than a hundredth of <see cref="LearningRate"/>), as suits a model trained to the end of
+    /// its schedule or stopped part-way. True: to <see cref="LearningRate"/>, as a new fit does, as suits a model whose
+    /// first fit was short.
     /// </summary>
     public bool RestartLearningRate { get; set; }
 

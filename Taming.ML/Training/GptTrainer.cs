@@ -52,7 +52,7 @@ internal sealed class GptTrainer
         var model = new Gpt(o, layout);
         model.to(device).train();
         var start = from?.State ?? PriorTrainingState.Unknown;
-        var schedule = new LearningRateSchedule(LearningRateSchedule.ContinuedPeak(o.LearningRate, start.LearningRate, o.RestartLearningRate), Math.Min(200, Math.Max(1, o.Steps / 20)));
+        var schedule = LearningRateSchedule.For(o.LearningRate, Math.Min(200, Math.Max(1, o.Steps / 20)), start.LearningRate, o.RestartLearningRate);
         if (from is { } initial)
         {
             model.CopyWeightsFrom(initial.Model);

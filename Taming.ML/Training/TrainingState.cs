@@ -6,7 +6,7 @@ namespace Taming.ML.Training;
 /// What a tokenizer's training leaves for a later fit to continue from: the steps it made, how many of them trained the
 /// GAN, the learning rate of its last step (0: unknown), and, once the GAN has trained, its discriminator (a continued GAN
 /// phase then goes on against the same critic rather than an untrained one). Adam's moments are not kept: a continued
-/// fit warms its learning rate up again, to where it ended (<see cref="LearningRateSchedule.ContinuedPeak"/>).
+/// fit warms its learning rate up again, to where it ended (<see cref="LearningRateSchedule.For"/>).
 /// </summary>
 internal sealed record VqganTrainingState(int Steps, int GanSteps, double LearningRate, NLayerDiscriminator? Discriminator)
 {

@@ -54,7 +54,7 @@ internal sealed class VqganTrainer
         var discriminator = new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers);
         discriminator.to(device).train();
         if (start.Discriminator is { } critic) discriminator.CopyWeightsFrom(critic);
-        var schedule = new LearningRateSchedule(LearningRateSchedule.ContinuedPeak(o.LearningRate, start.LearningRate, o.RestartLearningRate), Math.Min(100, o.Steps / 50));
+        var schedule = LearningRateSchedule.For(o.LearningRate, Math.Min(100, o.Steps / 50), start.LearningRate, o.RestartLearningRate);
         if (from is not null)
             log?.Invoke($"Continuing a tokenizer trained for {start.Steps:N0} steps ({start.GanSteps:N0} with the GAN" +
                         (start.Discriminator is null ? "" : ", whose discriminator goes on training") +
