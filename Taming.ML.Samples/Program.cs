@@ -23,6 +23,12 @@ try
         _ => Usage(2, $"Unknown command '{command}'."),
     };
 }
+catch (OperationCanceledException)
+{
+    // The first Ctrl+C came before training began: there is nothing to save, and the output is left as it was.
+    Console.Error.WriteLine("Stopped by Ctrl+C before training began; nothing was saved.");
+    return 130;
+}
 catch (Taming.ML.Training.TrainingDivergedException e)
 {
     Console.Error.WriteLine($"error: {e.Message} (train-tokenizer and train-prior take it as --learning-rate.)");

@@ -27,7 +27,7 @@ internal static class TrainingRun
             if (stop.IsCancellationRequested) return; // the second press: the default, which ends the process
             e.Cancel = true;
             stop.Cancel();
-            Console.WriteLine("  Ctrl+C: stopping after this step and saving the model trained so far (Ctrl+C again quits without saving).");
+            Console.WriteLine("  Ctrl+C: stopping after this training step and saving the model trained so far (before training begins: without saving; Ctrl+C again quits without saving).");
         };
         return stop.Token;
     }

@@ -527,13 +527,17 @@ public sealed class PriorTests
     {
         var ml = new MLContext(seed: 1);
         using var stop = new CancellationTokenSource();
-        stop.Cancel();
         var options = Tiny(steps: 1000);
         options.StopToken = stop.Token;
         var reports = new List<int>();
-        options.Progress = p => reports.Add(p.Step);
-        ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(ml.Data.LoadFromEnumerable(RuleRows(16)));
-        CollectionAssert.AreEqual(new[] { 1 }, reports);
+        options.Progress = p => { reports.Add(p.Step); stop.Cancel(); }; // set at step 50: step 51 ends the fit
+        var rows = ml.Data.LoadFromEnumerable(RuleRows(16));
+        var prior = ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows);
+        CollectionAssert.AreEqual(new[] { 50, 51 }, reports);
+        Assert.AreEqual(51, prior.TrainedSteps);
+
+        var early = Assert.ThrowsExactly<OperationCanceledException>(() => ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows));
+        StringAssert.Contains(early.Message, "GptOptions.StopToken was set before the first training step");
     }
 
     private sealed class TokenRow

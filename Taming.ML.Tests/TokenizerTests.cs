@@ -278,14 +278,18 @@ public sealed class TokenizerTests
     {
         var options = TinyData.Options(steps: 1000);
         using var stop = new CancellationTokenSource();
-        stop.Cancel(); // already at the start: one step is made, reported and kept (progress alone reports every 5)
         options.StopToken = stop.Token;
         var reports = new List<int>();
-        options.Progress = p => reports.Add(p.Step);
+        options.Progress = p => { reports.Add(p.Step); stop.Cancel(); }; // set at step 5: step 6 ends the fit and is reported
         var tokenizer = new MLContext().Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8));
-        CollectionAssert.AreEqual(new[] { 1 }, reports);
-        Assert.AreEqual(1, tokenizer.TrainedSteps);
+        CollectionAssert.AreEqual(new[] { 5, 6 }, reports);
+        Assert.AreEqual(6, tokenizer.TrainedSteps);
         Assert.AreEqual(8 * 4 * 4, TinyData.Tokens(tokenizer.Transform(TinyData.ImageView(8))).Length);
+
+        // Set before the first step there is no model to keep: the fit is abandoned, and says why.
+        var early = Assert.ThrowsExactly<OperationCanceledException>(() =>
+            new MLContext().Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(8)));
+        StringAssert.Contains(early.Message, "VqganOptions.StopToken was set before the first training step");
     }
 
     [TestMethod]

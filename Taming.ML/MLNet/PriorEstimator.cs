@@ -205,6 +205,7 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         while (cursor.MoveNext())
         {
             options.CancellationToken.ThrowIfCancellationRequested();
+            StopRequest.ThrowIfBeforeTraining(options.StopToken, nameof(GptOptions));
             sequences.Add(inputs.Prefix().Concat(inputs.Tokens()).ToArray());
             progress.Add();
         }

@@ -120,6 +120,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         while (cursor.MoveNext())
         {
             o.CancellationToken.ThrowIfCancellationRequested();
+            StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
             reader.Read(pixels);
             set.Add(PixelScale.ToBytes(pixels));
             progress.Add();

@@ -103,8 +103,9 @@ public sealed class GptOptions
     [JsonIgnore] public CancellationToken CancellationToken { get; set; }
 
     /// <summary>Ends training after the step in progress, as the time budget does: the fit reports, validates and returns
-    /// the prior trained so far (the best weights, with early stopping; the sample's Ctrl+C). <see cref="CancellationToken"/>
-    /// abandons the fit instead.</summary>
+    /// the prior trained so far (the best weights, with early stopping; the sample's Ctrl+C). Set before the first step
+    /// (while the rows are read), it abandons the fit with an <see cref="OperationCanceledException"/>, as there is no
+    /// trained prior yet. <see cref="CancellationToken"/> abandons the fit at any time.</summary>
     [JsonIgnore] public CancellationToken StopToken { get; set; }
 
     /// <summary>A copy (callbacks included).</summary>

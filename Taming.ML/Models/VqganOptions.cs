@@ -187,7 +187,9 @@ public sealed class VqganOptions
     [JsonIgnore] public CancellationToken CancellationToken { get; set; }
 
     /// <summary>Ends training after the step in progress, as the time budget does: the fit returns the model trained so
-    /// far (the sample's Ctrl+C). <see cref="CancellationToken"/> abandons the fit instead.</summary>
+    /// far (the sample's Ctrl+C). Set before the first step (while the images are read), it abandons the fit with an
+    /// <see cref="OperationCanceledException"/>, as there is no trained model yet. <see cref="CancellationToken"/> abandons
+    /// the fit at any time.</summary>
     [JsonIgnore] public CancellationToken StopToken { get; set; }
 
     /// <summary>Side of the token grid: Resolution / 2^(ChMult.Length−1).</summary>

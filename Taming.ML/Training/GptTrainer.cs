@@ -68,6 +68,7 @@ internal sealed class GptTrainer
         // The training loss is summed on the device and read at reports: a step queues its work without waiting.
         using var iteration = new GptTrainingStep(model, optimizer, o, batchSize, device, log);
 
+        StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(GptOptions));
         var clock = Stopwatch.StartNew();
         int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0;
         double best = double.PositiveInfinity;

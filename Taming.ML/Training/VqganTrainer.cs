@@ -75,6 +75,7 @@ internal sealed class VqganTrainer
         using var window = new WindowStats(device);
 
         var order = new BatchOrder(data.Count, (int)batchSize, rng);
+        StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
         var clock = Stopwatch.StartNew();
         int step = 0, ganSteps = 0;
         double rate = 0;
