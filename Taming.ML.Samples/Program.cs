@@ -48,7 +48,7 @@ static int Usage(int code, string? problem = null)
         Usage: Taming.ML.Samples [command] [options]
           (no command)         MNIST demo: tokenizer, class-conditional prior, generated digits, class consistency
                                [--output-dir out] [--tokenizer-minutes M] [--prior-minutes M] [--steps N] [--prior-steps N] [--device cpu|cuda] [--precision float32|tf32|bf16]
-          photos               photo-sized and 5×-wide generation from random crops of the shipped photos (12–15 min)
+          photos               photo-sized and 5×-wide generation from random crops of the shipped photos (9–15 min)
                                [--output-dir out/photos] [--minutes M per model] [--window-mode exact|strided|reference] [--top-k k]
                                [--temperature t] [--reuse: sample again with the saved models] [--device cpu|cuda] [--precision p]
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
