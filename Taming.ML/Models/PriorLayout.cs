@@ -37,7 +37,7 @@ public sealed record PriorLayout(Conditioning Conditioning, int CodebookSize, in
     /// <inheritdoc/>
     public override int GetHashCode() => Members.GetHashCode();
 
-    // Every member but the class names: a member added to the record belongs here too.
+    // Every member but the class names: a member added to the record belongs here too, and in PrintMembers.
     private (Conditioning, int, int, int, int, int, int, int, int, int, string?, string?) Members =>
         (Conditioning, CodebookSize, GridHeight, GridWidth, ClassCount, ConditionCodebookSize, ConditionHeight, ConditionWidth,
          CanvasHeight, CanvasWidth, Codebook, ConditionCodebook);

@@ -56,8 +56,7 @@ internal sealed class GptTrainer
         if (from is { } initial)
         {
             model.CopyWeightsFrom(initial.Model);
-            log?.Invoke($"Continuing a prior trained for {start.Steps:N0} steps, at a peak learning rate of {schedule.Peak:G3}" +
-                        (schedule.Peak < o.LearningRate ? ", where its last fit ended." : "."));
+            log?.Invoke($"Continuing a prior trained for {start.Steps:N0} steps, at {schedule.Describe()}.");
         }
         using var precision = Modules.MixedPrecision.Enter(o.Precision); // backward passes too
         var (decay, noDecay) = model.ParameterGroups();

@@ -5,10 +5,13 @@ namespace Taming.ML.Training;
 /// <paramref name="peak"/> down to <paramref name="floor"/> by the end of the fit (of its steps, or of its time budget when
 /// that runs out first).
 /// </summary>
-internal sealed class LearningRateSchedule(double peak, double floor, int warmupSteps)
+internal sealed class LearningRateSchedule(double peak, double floor, int warmupSteps, bool fromLastFit = false)
 {
     /// <summary>The rate the warm-up reaches.</summary>
     public double Peak => peak;
+
+    /// <summary>"a peak learning rate of 5e-05, where its last fit ended", for the log of a continued fit.</summary>
+    public string Describe() => $"a peak learning rate of {peak:G3}" + (fromLastFit ? ", where its last fit ended" : "");
 
     /// <summary>The rate of step <paramref name="step"/> (0-based) at <paramref name="progress"/> (0–1) through the fit.</summary>
     public double At(double progress, int step) => step < warmupSteps
@@ -29,6 +32,6 @@ internal sealed class LearningRateSchedule(double peak, double floor, int warmup
     public static LearningRateSchedule For(double rate, int warmupSteps, double ended = 0, bool restart = false)
     {
         double start = restart || ended <= 0 ? rate : Math.Min(rate, ended);
-        return new LearningRateSchedule(start, Math.Min(start, Math.Max(0.1 * start, 0.01 * rate)), warmupSteps);
+        return new LearningRateSchedule(start, Math.Min(start, Math.Max(0.1 * start, 0.01 * rate)), warmupSteps, start < rate);
     }
 }

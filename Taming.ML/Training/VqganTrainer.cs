@@ -58,7 +58,7 @@ internal sealed class VqganTrainer
         if (from is not null)
             log?.Invoke($"Continuing a tokenizer trained for {start.Steps:N0} steps ({start.GanSteps:N0} with the GAN" +
                         (start.Discriminator is null ? "" : ", whose discriminator goes on training") +
-                        $"), at a peak learning rate of {schedule.Peak:G3}" + (schedule.Peak < o.LearningRate ? ", where its last fit ended." : "."));
+                        $"), at {schedule.Describe()}.");
         using var optAe = new FlatAdam(new[] { (model.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9, computeDtype: MixedPrecision.ComputeDtype);
         using var optD = new FlatAdam(new[] { (discriminator.parameters(), 0.0) }, beta1: 0.5, beta2: 0.9, computeDtype: MixedPrecision.ComputeDtype);
         using var computeCopies = MixedPrecision.Training(optAe.ComputeCopies, optD.ComputeCopies); // no per-step weight casts
