@@ -115,7 +115,9 @@ internal static class PhotosDemo
             CodebookSize = 512, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Precision = precision,
             DiscWeight = 0.3, Progress = Log, // the GAN starts only where the steps reach 1,000 (a GPU)
         }).Fit(crops);
-        Log(ml.Taming().EvaluateReconstruction(ml.Data.LoadRandomCrops(photos, Crop, 300, seed: 2, downscale: Downscale), imageTokenizer,
+        // Judged on other crops than the 6,000 it trained on (seed 2), as the condition tokenizer below is.
+        var testCrops = ml.Data.LoadRandomCrops(photos, Crop, 300, seed: 2, downscale: Downscale);
+        Log(ml.Taming().EvaluateReconstruction(testCrops, imageTokenizer,
             gridPath: Path.Combine(Path.GetDirectoryName(files[0])!, "crop-reconstructions.png")));
 
         Console.WriteLine($"\n2. Condition tokenizer on the blurred crops ({minutes * 0.7:F1} min)");
@@ -125,7 +127,7 @@ internal static class PhotosDemo
             CodebookSize = 256, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes * 0.7), Device = device, Precision = precision,
             DiscStart = -1, PerceptualWeight = 0, Progress = Log, // blurred images: L1 alone, and more steps in its minutes
         }).Fit(blurred);
-        Log(ml.Taming().EvaluateReconstruction(blurred, conditionTokenizer, "Condition"));
+        Log(ml.Taming().EvaluateReconstruction(blur.Fit(testCrops).Transform(testCrops), conditionTokenizer, "Condition"));
 
         // The priors learn from whole-photo token grids, the tokens that sampling conditions on and continues, in
         // random windows of the crops' grid (8×8; GptOptions.Window). The tokens of 32×32 crops would not do: they all

@@ -27,6 +27,7 @@ internal static class TokenizerCommands
             CodebookSize = args.Int("codebook-size") ?? 512,
             Steps = args.Int("steps") ?? 3000,
             BatchSize = args.Int("batch-size") ?? 0, // automatic: 32 up to 128×128, fewer for larger images
+            ShufflePoolSize = args.Int("shuffle-pool") ?? 0, // 0: in memory where the images fit, else streamed
             Seed = args.Int("seed"),
             Device = args.String("device") ?? "cpu",
             Precision = args.Precision() ?? Precision.Float32,

@@ -4,12 +4,15 @@ namespace Taming.ML.Data;
 
 /// <summary>
 /// Images held in memory as bytes (n, c, h, w), the training set of the tokenizer. Bytes keep a large set
-/// four times smaller than floats; batches become float tensors in [−1, 1] on the training device.
+/// four times smaller than floats; batches become float tensors in [−1, 1] on the training device. Drawn in a new
+/// random order every epoch.
 /// </summary>
-internal sealed class ImageSet
+internal sealed class ImageSet : ITrainingImages
 {
     private readonly List<byte[]> images = new();
     private readonly long memoryLimit;
+    private int[] order = Array.Empty<int>();
+    private int position;
 
     /// <param name="channels">Channels per image.</param>
     /// <param name="height">Image height.</param>
@@ -29,10 +32,15 @@ internal sealed class ImageSet
     public int Height { get; }
     public int Width { get; }
     public int Count => images.Count;
+    long ITrainingImages.Count => Count;
     public int PixelsPerImage => Channels * Height * Width;
+    public string Description => $"{Count:N0} images of {Width}×{Height}";
 
-    /// <summary>Three quarters of the memory the process may use.</summary>
-    public static long DefaultMemoryLimit => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
+    /// <summary>Three quarters of the memory the process may use (or <see cref="MemoryLimitOverride"/>).</summary>
+    public static long DefaultMemoryLimit => MemoryLimitOverride ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
+
+    /// <summary>Stands in for the machine's memory in tests of sets too large for it.</summary>
+    internal static long? MemoryLimitOverride { get; set; }
 
     /// <summary>Adds one planar image (c·h·w bytes).</summary>
     public void Add(byte[] planar)
@@ -42,6 +50,9 @@ internal sealed class ImageSet
         if (images.Count % 1024 == 0) CheckFits(images.Count + 1); // a count not known ahead: checked every 1,024 images
         images.Add(planar);
     }
+
+    /// <summary>Whether <paramref name="count"/> images fit within the set's memory limit.</summary>
+    public bool Fits(long count) => (double)count * PixelsPerImage <= memoryLimit;
 
     private void CheckFits(long count) => EnsureFits("training images", count, Channels, Height, Width, memoryLimit,
         "Train on fewer images (mlContext.Data.TakeRows), at a lower resolution, or on random crops (mlContext.Data.LoadRandomCrops).");
@@ -61,11 +72,30 @@ internal sealed class ImageSet
     }
 
     /// <summary>The images at <paramref name="indices"/> as a (b, c, h, w) float tensor in [−1, 1].</summary>
-    public Tensor Batch(IReadOnlyList<int> indices, Device device)
+    public Tensor Batch(IReadOnlyList<int> indices, Device device) =>
+        ToTensor(indices.Select(i => images[i]).ToArray(), Channels, Height, Width, device);
+
+    /// <summary>The next image of a random order that visits every image once per epoch, reshuffled every epoch.</summary>
+    public byte[] Draw(Random rng)
     {
-        var bytes = new byte[indices.Count * PixelsPerImage];
-        for (int i = 0; i < indices.Count; i++) images[indices[i]].CopyTo(bytes, i * PixelsPerImage);
-        using var raw = tensor(bytes, new long[] { indices.Count, Channels, Height, Width });
+        if (position == order.Length)
+        {
+            order = Enumerable.Range(0, images.Count).ToArray();
+            rng.Shuffle(order);
+            position = 0;
+        }
+        return images[order[position++]];
+    }
+
+    /// <summary>Planar byte images as a (b, c, h, w) float tensor in [−1, 1] on <paramref name="device"/>.</summary>
+    public static Tensor ToTensor(IReadOnlyList<byte[]> planar, int channels, int height, int width, Device device)
+    {
+        int pixels = channels * height * width;
+        var bytes = new byte[planar.Count * pixels];
+        for (int i = 0; i < planar.Count; i++) planar[i].CopyTo(bytes, i * pixels);
+        using var raw = tensor(bytes, new long[] { planar.Count, channels, height, width });
         return PixelScale.ToModel(Native.TorchRuntime.Upload(raw, device)); // training steps queue without waiting
     }
+
+    public void Dispose() { }
 }

@@ -11,7 +11,8 @@ using Taming.ML.Training;
 namespace Taming.ML.MLNet;
 
 /// <summary>
-/// Fits a VQGAN tokenizer on an image column. <see cref="Fit(IDataView)"/> reads the images once into memory, trains
+/// Fits a VQGAN tokenizer on an image column. <see cref="Fit(IDataView)"/> reads the images once into memory (or, where
+/// they would not fit, streams them through a shuffle pool: <see cref="VqganOptions.ShufflePoolSize"/>), trains
 /// the autoencoder, codebook and discriminator, and returns a <see cref="VqganTokenizerTransformer"/>;
 /// <see cref="Fit(IDataView, VqganTokenizerTransformer)"/> continues training a fitted one.
 /// </summary>
@@ -79,8 +80,8 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         resolved.Validate();
         TimeBudget.Check(resolved.TimeBudget, nameof(VqganOptions));
         var device = TorchRuntime.ResolveDevice(resolved.Device);
-        var data = ReadImages(input, column, resolved, m => ch.Info(m));
-        ch.Info($"Training a VQGAN tokenizer on {data.Count} images of {resolved.Resolution}×{resolved.Resolution}×{resolved.Channels} " +
+        using var data = ReadImages(input, column, resolved, m => ch.Info(m), m => ch.Warning(m));
+        ch.Info($"Training a VQGAN tokenizer on {data.Description}×{resolved.Channels} " +
                 $"({resolved.TokenGridSide}×{resolved.TokenGridSide} tokens, {resolved.CodebookSize} codes) for {resolved.Steps} steps on {device}.");
         var (model, training) = new VqganTrainer(resolved, device, perceptual, m => ch.Info(m))
             .Train(data, initial is null ? null : (initial.Model, initial.Training));
@@ -110,23 +111,73 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         return o;
     }
 
-    private ImageSet ReadImages(IDataView input, DataViewSchema.Column column, VqganOptions o, Action<string> log)
+    /// <summary>
+    /// The training images: read into memory where they fit (<see cref="VqganOptions.ShufflePoolSize"/> 0), else streamed
+    /// through a shuffle pool, which is filled before training starts. Either way the first pass reports its progress.
+    /// </summary>
+    private ITrainingImages ReadImages(IDataView input, DataViewSchema.Column column, VqganOptions o, Action<string> log, Action<string> warn)
     {
-        var progress = new ReadProgress(log, "images", input.GetRowCount());
-        var set = new ImageSet(o.Channels, o.Resolution, o.Resolution, input.GetRowCount());
+        long? rows = input.GetRowCount();
+        long bytesPerImage = (long)o.Channels * o.Resolution * o.Resolution;
+        long memory = ImageSet.DefaultMemoryLimit;
+        int poolSize = o.ShufflePoolSize;
+        if (poolSize == 0)
+        {
+            var progress = new ReadProgress(log, "images", rows);
+            if (rows is not { } n || n * (double)bytesPerImage <= memory)
+            {
+                var set = new ImageSet(o.Channels, o.Resolution, o.Resolution);
+                foreach (var image in ReadPass(input, column, o, CancellationToken.None))
+                {
+                    StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
+                    if (set.Count % 1024 == 0 && !set.Fits(set.Count + 1024)) { set = null; break; }
+                    set.Add(image);
+                    progress.Add();
+                }
+                if (set is not null)
+                {
+                    if (set.Count == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
+                    progress.Done();
+                    return set;
+                }
+            }
+            poolSize = (int)Math.Clamp(memory / 4 / bytesPerImage, 1, 20_000);
+            warn($"The training images of {o.Resolution}×{o.Resolution}×{o.Channels} take more than three quarters of the memory " +
+                $"available ({memory / (double)(1L << 30):F1} GB){(rows is { } count ? $" ({count:N0} of them)" : "")}, so they are streamed from the " +
+                $"input through a shuffle pool of {poolSize:N0} (VqganOptions.ShufflePoolSize), decoded again every pass.");
+        }
+        poolSize = Math.Max(poolSize, o.TrainingBatchSize);
+        var filling = new ReadProgress(log, "images into the shuffle pool", Math.Min(poolSize, rows ?? long.MaxValue));
+        var stream = new ImageStream(token => ReadPass(input, column, o, token), o.Channels, o.Resolution, o.Resolution, poolSize, rows, log);
+        try
+        {
+            stream.Fill(() =>
+            {
+                StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
+                filling.Add();
+            });
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+        filling.Done();
+        return stream;
+    }
+
+    /// <summary>One pass over the input's images, each as planar bytes at the trained resolution.</summary>
+    private IEnumerable<byte[]> ReadPass(IDataView input, DataViewSchema.Column column, VqganOptions o, CancellationToken token)
+    {
         using var cursor = input.GetRowCursor(new[] { column });
         var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, o.Resolution, resizeToResolution);
-        var pixels = new float[set.PixelsPerImage];
+        var pixels = new float[o.Channels * o.Resolution * o.Resolution];
         while (cursor.MoveNext())
         {
             o.CancellationToken.ThrowIfCancellationRequested();
-            StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
+            token.ThrowIfCancellationRequested();
             reader.Read(pixels);
-            set.Add(PixelScale.ToBytes(pixels));
-            progress.Add();
+            yield return PixelScale.ToBytes(pixels);
         }
-        if (set.Count == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
-        progress.Done();
-        return set;
     }
 }

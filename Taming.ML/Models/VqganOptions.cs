@@ -123,6 +123,16 @@ public sealed class VqganOptions
     /// <summary>The batch size a fit uses: <see cref="BatchSize"/>, or the automatic one for <see cref="Resolution"/>.</summary>
     internal int TrainingBatchSize => BatchSize > 0 ? BatchSize : (int)Math.Clamp(32L * 128 * 128 / ((long)Resolution * Resolution), 1, 32);
 
+    /// <summary>
+    /// Where the training images are held. 0 (the default): in memory, as bytes, where they all fit in three quarters of
+    /// the memory the process may use; otherwise streamed from the input (each pass decodes them again, on a thread of its
+    /// own while training runs), with batches drawn from a shuffle pool of as many images as fit in a quarter of that
+    /// memory, at most 20,000 (ML.NET's <c>ShuffleRows</c> pool). A positive number streams through a pool of that many
+    /// images (at least one batch) whatever the set's size; an input no larger than the pool is held whole. A stream
+    /// draws from a mixed subset rather than a full permutation of each epoch, so a larger pool shuffles better.
+    /// </summary>
+    public int ShufflePoolSize { get; set; }
+
     /// <summary>Peak Adam learning rate for both networks (betas 0.5, 0.9 as the reference); it decays along a
     /// cosine to a tenth by the last step. Default 5e-4.</summary>
     public double LearningRate { get; set; } = 5e-4;
@@ -256,6 +266,7 @@ public sealed class VqganOptions
         Require(DiscChannels > 0, nameof(DiscChannels), "must be positive.");
         Require(Steps > 0, nameof(Steps), "must be positive.");
         Require(BatchSize >= 0, nameof(BatchSize), "must be positive, or 0 for the automatic size.");
+        Require(ShufflePoolSize >= 0, nameof(ShufflePoolSize), "must be 0 (automatic) or positive.");
         Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");
         Require(ProgressInterval > 0, nameof(ProgressInterval), "must be positive.");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");

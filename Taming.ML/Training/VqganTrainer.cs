@@ -32,7 +32,7 @@ internal sealed class VqganTrainer
 
     /// <summary>Trains a new model, or continues <paramref name="from"/> (its weights are copied, not changed): step numbers
     /// (<see cref="VqganOptions.DiscStart"/>, the default GAN start) then count on from its steps.</summary>
-    public (Vqgan Model, VqganTrainingState State) Train(ImageSet data, (Vqgan Model, VqganTrainingState State)? from = null)
+    public (Vqgan Model, VqganTrainingState State) Train(ITrainingImages data, (Vqgan Model, VqganTrainingState State)? from = null)
     {
         if (data.Count == 0) throw new InvalidOperationException("The training data has no images.");
         int seed = o.Seed ?? 0;
@@ -64,7 +64,7 @@ internal sealed class VqganTrainer
         using var computeCopies = MixedPrecision.Training(optAe.ComputeCopies, optD.ComputeCopies); // no per-step weight casts
         var lastLayer = MixedPrecision.Differentiated(model.LastLayerWeight); // G_L as the decoder's last layer uses it
         long batchSize = Math.Min(o.TrainingBatchSize, data.Count);
-        log?.Invoke($"Training on {data.Count:N0} images of {data.Width}×{data.Height}, {batchSize} per step" +
+        log?.Invoke($"Training on {data.Description}, {batchSize} per step" +
                     (o.BatchSize == 0 ? " (automatic for the resolution; VqganOptions.BatchSize sets it)." : "."));
         if (device.type == DeviceType.CPU && Native.OneDnnCheck.Finding is { } finding)
             log?.Invoke($"CPU convolutions: {finding}.");
@@ -74,7 +74,6 @@ internal sealed class VqganTrainer
         using var usage = new CodebookUsage(o.CodebookSize, device);
         using var window = new WindowStats(device);
 
-        var order = new BatchOrder(data.Count, (int)batchSize, rng);
         StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
         var clock = Stopwatch.StartNew();
         int step = 0, ganSteps = 0;
@@ -92,7 +91,7 @@ internal sealed class VqganTrainer
             };
             ganSteps += gan ? 1 : 0;
 
-            using (NewDisposeScope()) iteration.Input.copy_(data.Batch(order.Next(), device));
+            using (NewDisposeScope()) iteration.Input.copy_(data.Batch((int)batchSize, rng, device));
             iteration.Run(gan);
             step++;
             usage.Add(iteration.Indices, step);
@@ -137,29 +136,6 @@ internal sealed class VqganTrainer
     /// (64×64 photos, 76 steps in 3 CPU minutes: held-out 21.1 dB and rKID 107 with the GAN from step 46, 23.3 dB and 74 without).
     /// </summary>
     internal const int DefaultDiscStartMinimum = 1000;
-
-    /// <summary>Shuffled batches, reshuffled every epoch.</summary>
-    private sealed class BatchOrder(int count, int batchSize, Random rng)
-    {
-        private int[] permutation = Array.Empty<int>();
-        private int position;
-
-        public int[] Next()
-        {
-            var batch = new int[batchSize]; // at most the image count (the trainer caps it)
-            for (int i = 0; i < batch.Length; i++)
-            {
-                if (position == permutation.Length)
-                {
-                    permutation = Enumerable.Range(0, count).ToArray();
-                    rng.Shuffle(permutation);
-                    position = 0;
-                }
-                batch[i] = permutation[position++];
-            }
-            return batch;
-        }
-    }
 
     /// <summary>Loss sums (on the device) and timing since the last report.</summary>
     private sealed class WindowStats(Device device) : IDisposable
