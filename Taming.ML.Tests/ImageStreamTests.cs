@@ -99,6 +99,55 @@ public sealed class ImageStreamTests
     }
 
     [TestMethod]
+    public void AnInputOfUnknownLengthIsCountedWithoutDecodingSoALargeOneIsStreamedFromTheStart()
+    {
+        var rows = new CountedRows(TinyData.Images(2000));
+        var ml = new MLContext(seed: 1);
+        var schema = SchemaDefinition.Create(typeof(CountedRows.CountedRow));
+        schema[nameof(CountedRows.CountedRow.Pixels)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 1, TinyData.Side, TinyData.Side);
+        var input = ml.Data.LoadFromEnumerable(rows.Enumerate(), schema);
+        Assert.IsNull(input.GetRowCount(), "a lazily enumerated input does not know its length");
+        var warnings = new List<string>();
+        ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) lock (warnings) warnings.Add(e.RawMessage); };
+        ImageSet.MemoryLimitOverride = 1500 * 64; // 1,500 of the 2,000 images; a pool of 375
+        try
+        {
+            ml.Transforms.TokenizeImages("Tokens", "Pixels", TinyData.Options(steps: 1)).Fit(input);
+        }
+        finally
+        {
+            ImageSet.MemoryLimitOverride = null;
+        }
+        Assert.IsTrue(warnings.Any(w => w.Contains("(2,000 of them)") && w.Contains("shuffle pool of 375")), string.Join("\n", warnings));
+        // The pool, the reading thread's queue and a batch; reading into memory first would have decoded 1,024 and more.
+        Assert.IsTrue(rows.Decoded < 500, $"{rows.Decoded} images were decoded");
+    }
+
+    private sealed class CountedRows(byte[][] images)
+    {
+        private int decoded;
+        public int Decoded => Volatile.Read(ref decoded);
+
+        public IEnumerable<CountedRow> Enumerate()
+        {
+            foreach (var image in images) yield return new CountedRow(this, image);
+        }
+
+        public sealed class CountedRow(CountedRows owner, byte[] image)
+        {
+            /// <summary>Read only when the column is: every read is a "decode".</summary>
+            public float[] Pixels
+            {
+                get
+                {
+                    Interlocked.Increment(ref owner.decoded);
+                    return image.Select(b => (float)b).ToArray();
+                }
+            }
+        }
+    }
+
+    [TestMethod]
     public void ImagesTooManyForMemoryAreStreamedWhetherOrNotTheirCountIsKnown()
     {
         var data = TinyData.ImageView(40); // 64 bytes an image

@@ -113,41 +113,40 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
 
     /// <summary>
     /// The training images: read into memory where they fit (<see cref="VqganOptions.ShufflePoolSize"/> 0), else streamed
-    /// through a shuffle pool, which is filled before training starts. Either way the first pass reports its progress.
+    /// through a shuffle pool, which is filled before training starts. Either way the first pass reports its progress. An
+    /// input that does not know its row count (a text file of paths, a filter) is counted first, on no columns, which
+    /// decodes no image: so a set too large for memory is streamed from the start, not found so after reading most of it.
     /// </summary>
     private ITrainingImages ReadImages(IDataView input, DataViewSchema.Column column, VqganOptions o, Action<string> log, Action<string> warn)
     {
-        long? rows = input.GetRowCount();
+        long rows = input.GetRowCount() ?? CountRows(input, o);
+        if (rows == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
         long bytesPerImage = (long)o.Channels * o.Resolution * o.Resolution;
         long memory = ImageSet.DefaultMemoryLimit;
         int poolSize = o.ShufflePoolSize;
         if (poolSize == 0)
         {
-            var progress = new ReadProgress(log, "images", rows);
-            if (rows is not { } n || n * (double)bytesPerImage <= memory)
+            if (rows * (double)bytesPerImage <= memory)
             {
+                var progress = new ReadProgress(log, "images", rows);
                 var set = new ImageSet(o.Channels, o.Resolution, o.Resolution);
                 foreach (var image in ReadPass(input, column, o, CancellationToken.None))
                 {
                     StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
-                    if (set.Count % 1024 == 0 && !set.Fits(set.Count + 1024)) { set = null; break; }
-                    set.Add(image);
+                    set.Add(image); // refuses a set that outgrows its memory after all (an input whose passes differ)
                     progress.Add();
                 }
-                if (set is not null)
-                {
-                    if (set.Count == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
-                    progress.Done();
-                    return set;
-                }
+                if (set.Count == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
+                progress.Done();
+                return set;
             }
             poolSize = (int)Math.Clamp(memory / 4 / bytesPerImage, 1, 20_000);
             warn($"The training images of {o.Resolution}×{o.Resolution}×{o.Channels} take more than three quarters of the memory " +
-                $"available ({memory / (double)(1L << 30):F1} GB){(rows is { } count ? $" ({count:N0} of them)" : "")}, so they are streamed from the " +
-                $"input through a shuffle pool of {poolSize:N0} (VqganOptions.ShufflePoolSize), decoded again every pass.");
+                $"available ({memory / (double)(1L << 30):F1} GB) ({rows:N0} of them), so they are streamed from the input through a " +
+                $"shuffle pool of {poolSize:N0} (VqganOptions.ShufflePoolSize), decoded again every pass.");
         }
         poolSize = Math.Max(poolSize, o.TrainingBatchSize);
-        var filling = new ReadProgress(log, "images into the shuffle pool", Math.Min(poolSize, rows ?? long.MaxValue));
+        var filling = new ReadProgress(log, "images into the shuffle pool", Math.Min(poolSize, rows));
         var stream = new ImageStream(token => ReadPass(input, column, o, token), o.Channels, o.Resolution, o.Resolution, poolSize, rows, log);
         try
         {
@@ -164,6 +163,23 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         }
         filling.Done();
         return stream;
+    }
+
+    /// <summary>The input's rows, counted on a cursor of no columns (which computes no image).</summary>
+    private static long CountRows(IDataView input, VqganOptions o)
+    {
+        using var cursor = input.GetRowCursor(Array.Empty<DataViewSchema.Column>());
+        long rows = 0;
+        while (cursor.MoveNext())
+        {
+            if (rows % 4096 == 0)
+            {
+                o.CancellationToken.ThrowIfCancellationRequested();
+                StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
+            }
+            rows++;
+        }
+        return rows;
     }
 
     /// <summary>One pass over the input's images, each as planar bytes at the trained resolution.</summary>
