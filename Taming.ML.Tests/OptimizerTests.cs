@@ -178,6 +178,13 @@ public sealed class OptimizerTests
         Assert.AreEqual(rate / 10, fresh.At(0, 0), 1e-12, "the warm-up's first step");
         Assert.AreEqual(rate, fresh.At(0.02, 9), 1e-12, "the warm-up's last step reaches the peak");
         Assert.AreEqual(rate / 10, fresh.At(1, 500), 1e-12, "a tenth by the end");
+        // A time budget that ends before the warm-up's steps do: the warm-up takes a tenth of the time, then it decays.
+        var budgeted = LearningRateSchedule.For(rate, warmupSteps: 100);
+        Assert.AreEqual(rate / 2, budgeted.At(0.05, 3), 1e-12, "halfway through a tenth of the budget");
+        Assert.AreEqual(rate * 0.999, budgeted.At(0.0999, 6), 1e-12, "near the peak by a tenth of the budget, at step 6 of 100");
+        Assert.IsTrue(budgeted.At(0.1, 6) is < rate and > rate * 0.97, "past a tenth, on down the cosine");
+        Assert.AreEqual(rate * 0.55, budgeted.At(0.5, 30), 1e-12, "halfway down the cosine");
+        Assert.AreEqual(rate / 10, budgeted.At(1, 58), 1e-12, "a tenth by the end of the budget, 58 steps in");
 
         // Continued again and again, each fit from where the last ended: a tenth of that, then held at a hundredth.
         double ended = fresh.At(1, 500);

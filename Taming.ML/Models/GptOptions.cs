@@ -60,7 +60,8 @@ public sealed class GptOptions
     public int EarlyStoppingPatience { get; set; } = 5;
 
     /// <summary>Stop after this much wall-clock time; the learning-rate schedule follows whichever of
-    /// steps and time runs out first. Null (default): no limit.</summary>
+    /// steps and time runs out first (its warm-up takes at most a tenth of the budget, so a budget shorter than the
+    /// warm-up's steps still decays). Null (default): no limit.</summary>
     public TimeSpan? TimeBudget { get; set; }
 
     /// <summary>Random seed. Null (default): the MLContext's seed, if any.</summary>

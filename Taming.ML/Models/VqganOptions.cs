@@ -138,7 +138,8 @@ public sealed class VqganOptions
     public double LearningRate { get; set; } = 5e-4;
 
     /// <summary>Stop training after this much wall-clock time even if <see cref="Steps"/> is not reached; the
-    /// learning-rate schedule follows whichever runs out first. Null (default): no limit.</summary>
+    /// learning-rate schedule follows whichever runs out first (its warm-up takes at most a tenth of the budget, so a
+    /// budget shorter than the warm-up's steps still decays). Null (default): no limit.</summary>
     public TimeSpan? TimeBudget { get; set; }
 
     /// <summary>Random seed for initialisation and batch order. Null (default): the MLContext's seed, if any.</summary>

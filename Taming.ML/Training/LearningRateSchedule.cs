@@ -1,9 +1,10 @@
 namespace Taming.ML.Training;
 
 /// <summary>
-/// The learning rate of both trainers: a linear warm-up over <paramref name="warmupSteps"/>, then a cosine from
-/// <paramref name="peak"/> down to <paramref name="floor"/> by the end of the fit (of its steps, or of its time budget when
-/// that runs out first).
+/// The learning rate of both trainers: a linear warm-up over <paramref name="warmupSteps"/>, but over no more than a tenth
+/// of the fit, then a cosine from <paramref name="peak"/> down to <paramref name="floor"/> by the end of the fit (of its
+/// steps, or of its time budget when that runs out first). The tenth matters under a time budget that allows fewer steps
+/// than the warm-up's: the fit would otherwise end at its peak rate, never having decayed.
 /// </summary>
 internal sealed class LearningRateSchedule(double peak, double floor, int warmupSteps, bool fromLastFit = false)
 {
@@ -13,10 +14,16 @@ internal sealed class LearningRateSchedule(double peak, double floor, int warmup
     /// <summary>"a peak learning rate of 5e-05, where its last fit ended", for the log of a continued fit.</summary>
     public string Describe() => $"a peak learning rate of {peak:G3}" + (fromLastFit ? ", where its last fit ended" : "");
 
+    /// <summary>The largest share of a fit that the warm-up takes.</summary>
+    public const double MaxWarmupShare = 0.1;
+
     /// <summary>The rate of step <paramref name="step"/> (0-based) at <paramref name="progress"/> (0–1) through the fit.</summary>
-    public double At(double progress, int step) => step < warmupSteps
-        ? peak * (step + 1) / warmupSteps
-        : floor + (peak - floor) * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress)));
+    public double At(double progress, int step)
+    {
+        if (step < warmupSteps && progress < MaxWarmupShare)
+            return peak * Math.Min(1, Math.Max((step + 1.0) / warmupSteps, progress / MaxWarmupShare));
+        return floor + (peak - floor) * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress)));
+    }
 
     /// <summary>
     /// The schedule of a fit at learning rate <paramref name="rate"/>: from it down to a tenth of it. A fit that continues
