@@ -118,7 +118,7 @@ public sealed class ImageStreamTests
         {
             ImageSet.MemoryLimitOverride = null;
         }
-        Assert.IsTrue(warnings.Any(w => w.Contains("(2,000 of them)") && w.Contains("shuffle pool of 375")), string.Join("\n", warnings));
+        Assert.IsTrue(warnings.Any(w => w.Contains("The 2,000 training images") && w.Contains("shuffle pool of 375")), string.Join("\n", warnings));
         // The pool, the reading thread's queue and a batch; reading into memory first would have decoded 1,024 and more.
         Assert.IsTrue(rows.Decoded < 500, $"{rows.Decoded} images were decoded");
     }

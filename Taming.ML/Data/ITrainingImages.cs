@@ -25,6 +25,9 @@ internal interface ITrainingImages : IDisposable
 
 internal static class TrainingImages
 {
+    /// <summary>What a fit on no images says.</summary>
+    public const string EmptyMessage = "The training data is empty: the tokenizer needs at least one image.";
+
     /// <summary>The next <paramref name="size"/> images of the shuffled order as a (b, c, h, w) float tensor in [−1, 1].</summary>
     public static Tensor Batch(this ITrainingImages images, int size, Random rng, Device device)
     {

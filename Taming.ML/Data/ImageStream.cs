@@ -71,7 +71,7 @@ internal sealed class ImageStream : ITrainingImages
                     queue.Add(image, stop.Token);
                     count++;
                 }
-                if (count == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
+                if (count == 0) throw new InvalidOperationException(TrainingImages.EmptyMessage);
                 queue.Add(EndOfPass, stop.Token);
             }
         }

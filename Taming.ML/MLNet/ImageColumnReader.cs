@@ -85,7 +85,7 @@ internal sealed class ImageColumnReader
     public static (int H, int W) FirstImageSize(IDataView input, DataViewSchema.Column column)
     {
         using var cursor = input.GetRowCursor(new[] { column });
-        if (!cursor.MoveNext()) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
+        if (!cursor.MoveNext()) throw new InvalidOperationException(Data.TrainingImages.EmptyMessage);
         MLImage image = null!;
         GetImage(cursor.GetGetter<MLImage>(column), ref image, column.Name, cursor.Position);
         return (image.Height, image.Width);

@@ -120,7 +120,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
     private ITrainingImages ReadImages(IDataView input, DataViewSchema.Column column, VqganOptions o, Action<string> log, Action<string> warn)
     {
         long rows = input.GetRowCount() ?? CountRows(input, o);
-        if (rows == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
+        if (rows == 0) throw new InvalidOperationException(TrainingImages.EmptyMessage);
         long bytesPerImage = (long)o.Channels * o.Resolution * o.Resolution;
         long memory = ImageSet.DefaultMemoryLimit;
         int poolSize = o.ShufflePoolSize;
@@ -136,13 +136,13 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
                     set.Add(image); // refuses a set that outgrows its memory after all (an input whose passes differ)
                     progress.Add();
                 }
-                if (set.Count == 0) throw new InvalidOperationException("The training data is empty: the tokenizer needs at least one image.");
+                if (set.Count == 0) throw new InvalidOperationException(TrainingImages.EmptyMessage);
                 progress.Done();
                 return set;
             }
             poolSize = (int)Math.Clamp(memory / 4 / bytesPerImage, 1, 20_000);
-            warn($"The training images of {o.Resolution}×{o.Resolution}×{o.Channels} take more than three quarters of the memory " +
-                $"available ({memory / (double)(1L << 30):F1} GB) ({rows:N0} of them), so they are streamed from the input through a " +
+            warn($"The {rows:N0} training images of {o.Resolution}×{o.Resolution}×{o.Channels} take more than three quarters of the " +
+                $"memory available ({memory / (double)(1L << 30):F1} GB), so they are streamed from the input through a " +
                 $"shuffle pool of {poolSize:N0} (VqganOptions.ShufflePoolSize), decoded again every pass.");
         }
         poolSize = Math.Max(poolSize, o.TrainingBatchSize);

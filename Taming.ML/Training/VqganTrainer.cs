@@ -34,7 +34,7 @@ internal sealed class VqganTrainer
     /// (<see cref="VqganOptions.DiscStart"/>, the default GAN start) then count on from its steps.</summary>
     public (Vqgan Model, VqganTrainingState State) Train(ITrainingImages data, (Vqgan Model, VqganTrainingState State)? from = null)
     {
-        if (data.Count == 0) throw new InvalidOperationException("The training data has no images.");
+        if (data.Count == 0) throw new InvalidOperationException(TrainingImages.EmptyMessage);
         int seed = o.Seed ?? 0;
         random.manual_seed(seed);
         using var generator = new Generator((ulong)seed); // CPU draws: restarts do not depend on the device
