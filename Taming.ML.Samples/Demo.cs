@@ -35,19 +35,21 @@ internal static class Demo
 
         // 1. The tokenizer: Fit trains the VQGAN.
         Console.WriteLine($"\n1. VQGAN tokenizer (8×8 tokens, 512 codes, up to {tokenizerMinutes} min)");
+        var tokenizerCurves = new TrainingCurves();
         var tokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", new VqganOptions
         {
             Channels = 1, CodebookSize = 512, Steps = tokenizerSteps ?? 3000, TimeBudget = TimeSpan.FromMinutes(tokenizerMinutes),
             DiscWeight = 0.1, // where the steps reach 1,000 (a GPU), the GAN starts at 60 %; digits gain little from it, so a light touch
             PerceptualWeight = 0.1, // the shipped ResNet18 distance: lower rFID for a little PSNR
-            Device = device, Precision = precision, Progress = p => Console.WriteLine("   " + p),
+            Device = device, Precision = precision, Progress = p => { Console.WriteLine("   " + p); tokenizerCurves.Add(p); },
         }).Fit(train);
+        string tokenizerZip = Path.Combine(output, "mnist-tokenizer.zip");
+        TrainingRun.SaveCurves(tokenizerCurves, tokenizerZip, "   ");
         string reconstructions = Path.Combine(output, "mnist-reconstructions.png");
         var metrics = ml.Taming().EvaluateReconstruction(test, tokenizer, "Image", reconstructions, gridImages: 64);
         Console.WriteLine($"   Held-out reconstruction: {metrics}");
         Console.WriteLine($"   Originals (odd rows) over reconstructions (even rows): {reconstructions}");
 
-        string tokenizerZip = Path.Combine(output, "mnist-tokenizer.zip");
         ml.Model.Save(tokenizer, train.Schema, tokenizerZip);
         var reloaded = new MLContext(seed: 1).Taming().LoadModel(tokenizerZip, out _);
         bool same = TokensOf(tokenizer.Transform(test)).SequenceEqual(TokensOf(reloaded.Transform(test)));
@@ -56,14 +58,16 @@ internal static class Demo
         // 2. The prior: a GPT on the token grids, conditioned on the digit's label.
         Console.WriteLine($"\n2. Class-conditional transformer prior on the tokens (up to {priorMinutes} min)");
         var tokens = tokenizer.Transform(train);
+        var priorCurves = new TrainingCurves();
         var prior = ml.Transforms.FitPrior("Tokens", labelColumnName: "Label", options: new GptOptions
         {
             Steps = priorSteps ?? 4000, TimeBudget = TimeSpan.FromMinutes(priorMinutes), Device = device, Precision = precision,
-            Progress = p => Console.WriteLine("   " + p),
+            Progress = p => { Console.WriteLine("   " + p); priorCurves.Add(p); },
         }).Fit(tokens);
+        string priorZip = Path.Combine(output, "mnist-prior.zip");
+        TrainingRun.SaveCurves(priorCurves, priorZip, "   ");
         var heldOutBits = ml.Data.CreateEnumerable<ScoreRow>(prior.Transform(tokenizer.Transform(test)), false).Average(r => r.BitsPerToken);
         Console.WriteLine($"   Held-out negative log-likelihood: {heldOutBits:F3} bits per token (uniform over 512 codes: 9).");
-        string priorZip = Path.Combine(output, "mnist-prior.zip");
         ml.Model.Save(prior, tokens.Schema, priorZip);
         Console.WriteLine($"   Saved {priorZip}.");
 

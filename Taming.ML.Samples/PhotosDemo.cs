@@ -108,12 +108,13 @@ internal static class PhotosDemo
         var blur = ml.Transforms.ResizeImages("Small", Crop / ConditionFactor, Crop / ConditionFactor, "Image")
             .Append(ml.Transforms.ResizeImages("Condition", Crop, Crop, "Small"));
 
+        var curves = files.Select(_ => new TrainingCurves()).ToArray(); // one per model, saved beside it
         Console.WriteLine($"\n1. Image tokenizer on the crops ({minutes} min)");
         var imageTokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", new VqganOptions
         {
             // Fully convolutional, so that whole photos decode as their crops do.
             CodebookSize = 512, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Precision = precision,
-            DiscWeight = 0.3, Progress = Log, // the GAN starts only where the steps reach 1,000 (a GPU)
+            DiscWeight = 0.3, Progress = p => { Log(p); curves[0].Add(p); }, // the GAN starts only where the steps reach 1,000 (a GPU)
         }).Fit(crops);
         // Judged on other crops than the 6,000 it trained on (seed 2), as the condition tokenizer below is.
         var testCrops = ml.Data.LoadRandomCrops(photos, Crop, 300, seed: 2, downscale: Downscale);
@@ -125,7 +126,7 @@ internal static class PhotosDemo
         var conditionTokenizer = ml.Transforms.TokenizeImages("ConditionTokens", "Condition", new VqganOptions
         {
             CodebookSize = 256, MidAttention = false, Steps = 5000, TimeBudget = TimeSpan.FromMinutes(minutes * 0.7), Device = device, Precision = precision,
-            DiscStart = -1, PerceptualWeight = 0, Progress = Log, // blurred images: L1 alone, and more steps in its minutes
+            DiscStart = -1, PerceptualWeight = 0, Progress = p => { Log(p); curves[1].Add(p); }, // blurred images: L1 alone, and more steps in its minutes
         }).Fit(blurred);
         Log(ml.Taming().EvaluateReconstruction(blur.Fit(testCrops).Transform(testCrops), conditionTokenizer, "Condition"));
 
@@ -143,14 +144,16 @@ internal static class PhotosDemo
         Console.WriteLine($"\n3. Prior of image tokens given condition tokens, in {window}×{window} windows of the whole photos ({minutes * 2.2:F1} min)");
         var conditional = ml.Transforms.FitPrior("Tokens", conditionColumnName: "ConditionTokens", options: new GptOptions
         {
-            Window = window, Steps = 8000, TimeBudget = TimeSpan.FromMinutes(minutes * 2.2), Device = device, Precision = precision, Progress = Log,
+            Window = window, Steps = 8000, TimeBudget = TimeSpan.FromMinutes(minutes * 2.2), Device = device, Precision = precision,
+            Progress = p => { Log(p); curves[2].Add(p); },
         }).Fit(tokens);
 
         Console.WriteLine($"\n4. Unconditional prior of the moss texture, in {window}×{window} windows ({minutes:F1} min)");
         var mossTokens = grids.Transform(Photos(ml, new[] { moss }, out _, out _));
         var texture = ml.Transforms.FitPrior("Tokens", options: new GptOptions
         {
-            Window = window, Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Precision = precision, Progress = Log,
+            Window = window, Steps = 6000, TimeBudget = TimeSpan.FromMinutes(minutes), Device = device, Precision = precision,
+            Progress = p => { Log(p); curves[3].Add(p); },
         }).Fit(mossTokens);
 
         // ML.NET cannot store an input schema of image columns only, so the tokenizers are saved without one.
@@ -159,6 +162,7 @@ internal static class PhotosDemo
         ml.Model.Save(conditional, tokens.Schema, files[2]);
         ml.Model.Save(texture, mossTokens.Schema, files[3]);
         Log($"Saved the tokenizers and priors in {Path.GetDirectoryName(files[0])} (generate --condition and photos --reuse use them).");
+        for (int i = 0; i < files.Length; i++) TrainingRun.SaveCurves(curves[i], files[i], "   ");
         return (imageTokenizer, conditionTokenizer, conditional, texture);
     }
 

@@ -26,7 +26,8 @@ internal static class PriorCommands
         string output = args.OutputFile();
         bool unconditional = args.Flag("unconditional");
         string? resume = args.String("resume");
-        var options = new GptOptions { Progress = p => Console.WriteLine("  " + p), StopToken = TrainingRun.StopOnCtrlC() };
+        var curves = new TrainingCurves();
+        var options = new GptOptions { Progress = p => { Console.WriteLine("  " + p); curves.Add(p); }, StopToken = TrainingRun.StopOnCtrlC() };
         options.Layers = args.Int("layers") ?? options.Layers;
         options.Heads = args.Int("heads") ?? options.Heads;
         options.Width = args.Int("width") ?? options.Width;
@@ -73,6 +74,7 @@ internal static class PriorCommands
         TrainingRun.Save(ml, prior, tokens.Schema, output);
         var kind = prior.Layout.Conditioning == Conditioning.None ? "unconditional" : prior.Layout.Conditioning.ToString().ToLowerInvariant() + "-conditioned";
         Console.WriteLine($"Saved the {kind} prior to {output}" + (prior.Layout.ClassNames is { } classNames ? $" (classes {string.Join(", ", classNames)})." : "."));
+        TrainingRun.SaveCurves(curves, output);
         return 0;
     }
 

@@ -20,6 +20,7 @@ internal static class TokenizerCommands
         string? labels = args.String("labels");
         string output = args.OutputFile();
         string? resume = args.String("resume");
+        var curves = new TrainingCurves();
         var options = new VqganOptions
         {
             Resolution = args.Int("resolution") ?? 0,
@@ -32,7 +33,7 @@ internal static class TokenizerCommands
             Device = args.String("device") ?? "cpu",
             Precision = args.Precision() ?? Precision.Float32,
             CudaGraphs = !args.Flag("eager-training"),
-            Progress = p => Console.WriteLine("  " + p),
+            Progress = p => { Console.WriteLine("  " + p); curves.Add(p); },
             StopToken = TrainingRun.StopOnCtrlC(),
         };
         options.DiscWeight = args.Double("disc-weight") ?? options.DiscWeight;
@@ -87,6 +88,7 @@ internal static class TokenizerCommands
         TrainingRun.Save(ml, model, data.Schema.Any(c => c.Type is not ImageDataViewType) ? data.Schema : null, output);
         var trained = TamingCatalog.FindTokenizer(model);
         Console.WriteLine($"Saved the tokenizer to {output} ({trained.TrainedSteps:N0} steps trained, {trained.GanSteps:N0} with the GAN).");
+        TrainingRun.SaveCurves(curves, output);
         return 0;
     }
 

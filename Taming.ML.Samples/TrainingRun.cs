@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Taming.ML.Evaluation;
 
 namespace Taming.ML.Samples;
 
@@ -56,6 +57,15 @@ internal static class TrainingRun
     }
 
     private static volatile bool saving, quitAfterSave;
+
+    /// <summary>Writes a fit's loss curves beside its model: tokenizer.zip → tokenizer-curves.png.</summary>
+    public static void SaveCurves(TrainingCurves curves, string modelPath, string indent = "")
+    {
+        if (curves.Count == 0) return; // a fit stopped before its first report
+        string path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath))!, Path.GetFileNameWithoutExtension(modelPath) + "-curves.png");
+        curves.SavePng(path);
+        Console.WriteLine($"{indent}Loss curves: {Path.GetRelativePath(Environment.CurrentDirectory, path)}");
+    }
 
     /// <summary>The stages of a saved model before <typeparamref name="T"/> (say, the CropAndResizeImages before a
     /// tokenizer), which prepare its input.</summary>
