@@ -56,6 +56,7 @@ internal static class LineChart
             PixelFont.Draw(image, "no finite values", x0 + 12, y0 + 12, Ink, Scale);
             return;
         }
+        PixelFont.Draw(image, "step", x0 - 8 - PixelFont.Width("step", Scale), y1 + 6, Frame, Scale); // what the x axis counts
         var xAxis = Axis.For(points.Select(p => p.X), logarithmic: false);
         var yAxis = Axis.For(points.Select(p => p.Y), logarithmic: points.All(p => p.Y > 0) && points.Max(p => p.Y) >= 10 * points.Min(p => p.Y), margin: 0.05);
         for (int t = 0; t < 3; t++)
@@ -130,9 +131,10 @@ internal static class LineChart
             return Logarithmic ? Math.Pow(10, v) : v;
         }
 
-        /// <summary>Three significant figures; powers of ten for very small or large values.</summary>
+        /// <summary>Three significant figures, whole numbers from 1,000 (step counts), powers of ten for very small or large values.</summary>
         public static string Format(double value) => value == 0 ? "0"
-            : Math.Abs(value) is < 1e-2 or >= 1e5 ? value.ToString("0.0E+0", CultureInfo.InvariantCulture)
+            : Math.Abs(value) is < 1e-2 or >= 1e9 ? value.ToString("0.0E+0", CultureInfo.InvariantCulture)
+            : Math.Abs(value) >= 1000 ? value.ToString("#,0", CultureInfo.InvariantCulture)
             : value.ToString("G3", CultureInfo.InvariantCulture);
     }
 }
