@@ -54,6 +54,25 @@ public sealed class ImageStreamTests
         var draws = Draws(stream, 20, seed: 2);
         CollectionAssert.AreEquivalent(Enumerable.Range(0, 10).ToArray(), draws.Take(10).ToArray());
         CollectionAssert.AreEquivalent(Enumerable.Range(0, 10).ToArray(), draws.Skip(10).ToArray());
+
+        // Exactly the pool's size, where the count is known: held whole as well; where the count is not, streamed.
+        using var exact = new ImageStream(Numbered(16), 1, 2, 2, poolSize: 16, knownCount: 16);
+        exact.Fill();
+        Assert.IsTrue(exact.HeldWhole);
+        using var unknown = new ImageStream(Numbered(16), 1, 2, 2, poolSize: 16);
+        unknown.Fill();
+        Assert.IsFalse(unknown.HeldWhole);
+        // A count that was wrong (a 17th row came) keeps the image read ahead: the first draw's replacement is that image,
+        // and the pass ends at the second draw.
+        var passes = new List<string>();
+        using var wrong = new ImageStream(Numbered(17), 1, 2, 2, poolSize: 16, knownCount: 16, log: passes.Add);
+        wrong.Fill();
+        Assert.IsFalse(wrong.HeldWhole);
+        var rng = new Random(3);
+        wrong.Draw(rng);
+        Assert.AreEqual(0, passes.Count, "the image read ahead replaced the first draw");
+        wrong.Draw(rng);
+        Assert.AreEqual(1, passes.Count, "then the pass ended");
     }
 
     [TestMethod]

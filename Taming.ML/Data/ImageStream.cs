@@ -23,6 +23,7 @@ internal sealed class ImageStream : ITrainingImages
     private readonly Action<string>? log;
     private readonly List<byte[]> pool = new();
     private ImageSet? whole;
+    private byte[]? pending; // an image read ahead to see whether a pass had ended
     private ExceptionDispatchInfo? failure;
     private long taken, passLength, passes;
     private bool stopped;
@@ -91,6 +92,11 @@ internal sealed class ImageStream : ITrainingImages
     /// <summary>The next streamed image, or null at the end of a pass; rethrows what stopped the reading thread.</summary>
     private byte[]? Next()
     {
+        if (pending is { } peeked)
+        {
+            pending = null;
+            return peeked;
+        }
         if (!queue.TryTake(out var image, Timeout.Infinite))
         {
             failure?.Throw();
@@ -117,15 +123,23 @@ internal sealed class ImageStream : ITrainingImages
             var image = Next();
             if (image is null)
             {
-                whole = new ImageSet(Channels, Height, Width, memoryLimit: long.MaxValue);
-                foreach (var held in pool) whole.Add(held);
-                pool.Clear();
-                StopReading();
+                HoldWhole();
                 return;
             }
             pool.Add(image);
             added?.Invoke();
         }
+        // An input of exactly the pool's size: its end comes next, and then it is held whole too.
+        if (knownCount == poolSize && (pending = Next()) is null) HoldWhole();
+    }
+
+    /// <summary>Keeps the pool, which holds the whole input, as an in-memory set, and stops reading.</summary>
+    private void HoldWhole()
+    {
+        whole = new ImageSet(Channels, Height, Width, memoryLimit: long.MaxValue);
+        foreach (var held in pool) whole.Add(held);
+        pool.Clear();
+        StopReading();
     }
 
     public byte[] Draw(Random rng)
