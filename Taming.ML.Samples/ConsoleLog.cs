@@ -16,7 +16,7 @@ internal static class ConsoleLog
             if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning)
                 Console.WriteLine("  warning: " + e.RawMessage);
             else if (e.Message.Contains("CUDA graph") || e.Message.Contains("Training on ") || e.Message.Contains("oneDNN") ||
-                     e.RawMessage.StartsWith("Read") || e.RawMessage.StartsWith("Streamed") || e.RawMessage.StartsWith("The GAN"))
+                     e.RawMessage.StartsWith("Read") || e.RawMessage.StartsWith("Streamed") || e.RawMessage.StartsWith("Validation") || e.RawMessage.StartsWith("The GAN"))
                 Console.WriteLine("  " + e.RawMessage);
         };
         return ml;

@@ -60,7 +60,10 @@ internal static class TokenizerCommands
         bool idx = DataSources.IsIdx(images);
         if (idx) options.Channels = 1;
         // Folders of images of any size: resize to the resolution (64, or less for smaller images, unless given) as an ML.NET stage.
-        var data = DataSources.Load(ml, args, images, labels, options.Resolution > 0 ? options.Resolution : idx ? 32 : crops ? 32 : 64);
+        int side = options.Resolution > 0 ? options.Resolution : idx ? 32 : crops ? 32 : 64;
+        var data = DataSources.Load(ml, args, images, labels, side);
+        // --holdout: the rows left out, which every progress report reconstructs (the validation loss and curve).
+        var heldOut = args.Double("holdout") is null ? null : DataSources.Load(ml, args, images, labels, side, heldOut: true);
         args.RejectUnknown();
         if (!idx && !crops && options.Resolution == 0)
         {
@@ -73,15 +76,17 @@ internal static class TokenizerCommands
         {
             // The saved stages before the tokenizer prepare the images as they did; the tokenizer goes on from its weights.
             var before = TrainingRun.StagesBefore<VqganTokenizerTransformer>(resumed);
+            options.ValidationSet = heldOut is null ? null : new TransformerChain<ITransformer>(before).Transform(heldOut);
             var continued = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(new TransformerChain<ITransformer>(before).Transform(data), initial!);
             model = new TransformerChain<ITransformer>(before.Append(continued).ToArray());
         }
         else
         {
-            IEstimator<ITransformer> pipeline = idx || crops
+            var resize = idx || crops ? null : ml.Transforms.CropAndResizeImages("Image", options.Resolution, options.Resolution, "Image");
+            options.ValidationSet = heldOut is null || resize is null ? heldOut : resize.Fit(heldOut).Transform(heldOut); // as the tokenizer sees its images
+            IEstimator<ITransformer> pipeline = resize is null
                 ? ml.Transforms.TokenizeImages("Tokens", "Image", options)
-                : ml.Transforms.CropAndResizeImages("Image", options.Resolution, options.Resolution, "Image")
-                    .Append(ml.Transforms.TokenizeImages("Tokens", "Image", options));
+                : resize.Append(ml.Transforms.TokenizeImages("Tokens", "Image", options));
             model = pipeline.Fit(data);
         }
         // ML.NET cannot store an input schema of image columns only.

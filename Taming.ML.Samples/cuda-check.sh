@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end check of the CUDA path in a few minutes: the tokenizer's and the prior's training steps as CUDA graphs
 # against the same training run eagerly (the same losses, and the speed of both), the tokenizer trained, evaluated and reloaded
-# (float32 and bf16, same steps), a tokenizer streamed through a shuffle pool, a class-conditional prior, sampling (plain and windowed), decoding, a prior fitted on windows of
+# (float32 and bf16, same steps), a tokenizer streamed through a shuffle pool (validated between its CUDA-graph steps), a class-conditional prior, sampling (plain and windowed), decoding, a prior fitted on windows of
 # whole-image token grids and its whole canvases, ML.NET vs. raw TorchSharp,
 # windowed modes vs. the reference loop, then the benchmark of the reference's workloads in every precision and
 # cached sampling without CUDA graphs (the eager loop).
@@ -81,7 +81,7 @@ e2e() {
       --steps $steps --disc-weight 0.1 --perceptual-weight ${PERCEPTUAL:-0} --seed 1 --device $device --precision $p
     step "evaluate tokenizer $p" $app evaluate-tokenizer --model "$out/tokenizer-$p.zip" --images "$mnist" --skip 9000 --grid "$out/reconstructions-$p.png"
   done
-  step "tokenizer streamed through a shuffle pool" $app train-tokenizer --images "$mnist" --take 2000 --shuffle-pool 256 \
+  step "tokenizer streamed through a shuffle pool, validated on held-out digits" $app train-tokenizer --images "$mnist" --take 2000 --shuffle-pool 256 --holdout 0.1 \
     --output "$out/tokenizer-streamed.zip" --steps 100 --perceptual-weight ${PERCEPTUAL:-0} --seed 1 --device $device
   step "prior" $app train-prior --tokenizer "$out/tokenizer-float32.zip" --images "$mnist" --labels "$labels" --output "$out/prior.zip" \
     --steps $steps --seed 1 --device $device

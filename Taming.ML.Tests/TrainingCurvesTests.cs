@@ -1,5 +1,6 @@
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using Taming.ML.Data;
 using Taming.ML.Evaluation;
 using Taming.ML.Training;
 
@@ -50,6 +51,44 @@ public sealed class TrainingCurvesTests
         var training = SeriesRows(image, 0, 0);
         var validation = SeriesRows(image, 0, 1);
         Assert.IsTrue(Enumerable.Range(0, image.Width).Count(x => training[x] >= 0 && validation[x] >= 0 && validation[x] < training[x]) > 200);
+    }
+
+    [TestMethod]
+    public void AValidationSetIsReconstructedAtEveryReportAsTheFittedTokenizerReconstructsIt()
+    {
+        var ml = new MLContext(seed: 1);
+        var heldOut = TinyData.ImageView(16, seed: 9);
+        var curves = new TrainingCurves();
+        var reports = new List<VqganProgress>();
+        var options = TinyData.Options(steps: 20);
+        (options.ValidationSet, options.ValidationImages, options.DiscStart) = (heldOut, 12, -1);
+        options.Progress = p => { reports.Add(p); curves.Add(p); };
+        var tokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(TinyData.ImageView(40));
+        Assert.IsTrue(reports.All(r => double.IsFinite(r.ValidationLoss)), "every report has a validation loss");
+        Assert.IsTrue(reports[^1].ValidationLoss < 0.8 * reports[0].ValidationLoss, $"{reports[0].ValidationLoss} → {reports[^1].ValidationLoss}");
+        StringAssert.Contains(reports[^1].ToString(), "val ");
+
+        // The last report's figure is the fitted tokenizer's L1 on those 12 images (on [−1, 1]; decoded bytes round by half a level).
+        var first12 = ml.Data.TakeRows(heldOut, 12);
+        var decoded = ml.Transforms.DecodeTokens("Decoded", "Tokens", tokenizer).Fit(tokenizer.Transform(first12)).Transform(tokenizer.Transform(first12));
+        var pairs = ImagePixels.ReadColumns(decoded, 1, "Image", "Decoded");
+        double l1 = pairs.Average(p => p[0].Zip(p[1], (a, b) => Math.Abs(a - b) / 127.5).Average());
+        Assert.AreEqual(l1, reports[^1].ValidationLoss, 0.005);
+
+        string path = Path.Combine(Temp, "validated.png");
+        curves.SavePng(path);
+        using var image = Image.Load<Rgb24>(path);
+        Assert.IsTrue(SeriesRows(image, 0, 1).Count(r => r >= 0) > 300, "the validation loss is drawn beside the training loss");
+
+        // A validation set that does not fit the training data is named as such before any training.
+        var bad = options.Clone();
+        bad.Progress = null;
+        bad.ValidationSet = TinyData.PixelView(ml, 4);
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.TokenizeImages("Tokens", "Image", bad).Fit(TinyData.ImageView(8)));
+        StringAssert.Contains(e.Message, "Validation column 'Image' not found");
+        bad.ValidationSet = TinyData.ImageView(4, side: 12);
+        var wrongSize = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.TokenizeImages("Tokens", "Image", bad).Fit(TinyData.ImageView(8)));
+        StringAssert.Contains(wrongSize.Message, "VqganOptions.ValidationSet");
     }
 
     [TestMethod]

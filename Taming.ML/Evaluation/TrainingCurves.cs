@@ -5,7 +5,7 @@ namespace Taming.ML.Evaluation;
 /// <summary>
 /// The loss curves of a fit, drawn as a PNG: pass <see cref="Add(VqganProgress)"/> (a tokenizer's fit) or
 /// <see cref="Add(PriorProgress)"/> (a prior's) as the options' <c>Progress</c>, or call it from your own handler, then
-/// <see cref="SavePng"/>. A tokenizer's curves: L1 reconstruction loss, quantizer loss, the GAN's generator and
+/// <see cref="SavePng"/>. A tokenizer's curves: L1 reconstruction loss (and that of its validation set, where it has one), quantizer loss, the GAN's generator and
 /// discriminator losses (once it has started), codebook usage and the learning rate; a prior's: training and validation
 /// cross-entropy and the learning rate. One instance per fit; reports may come from any thread.
 /// </summary>
@@ -26,7 +26,8 @@ public sealed class TrainingCurves
         lock (gate)
         {
             Count++;
-            Point(Reconstruction, "L1", progress.Step, progress.ReconstructionLoss);
+            Point(Reconstruction, "training", progress.Step, progress.ReconstructionLoss);
+            if (!double.IsNaN(progress.ValidationLoss)) Point(Reconstruction, "validation", progress.Step, progress.ValidationLoss);
             Point(Quantizer, "VQ", progress.Step, progress.QuantizerLoss);
             bool ganStarted = progress.GeneratorLoss != 0 || progress.DiscriminatorLoss != 0 || panels.Any(p => p.Title == Gan);
             if (ganStarted)

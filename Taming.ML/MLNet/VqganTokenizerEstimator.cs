@@ -80,11 +80,12 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         resolved.Validate();
         TimeBudget.Check(resolved.TimeBudget, nameof(VqganOptions));
         var device = TorchRuntime.ResolveDevice(resolved.Device);
+        var validation = ReadValidation(resolved, m => ch.Info(m)); // before the training set, so that a wrong one fails at once
         using var data = ReadImages(input, column, resolved, m => ch.Info(m), m => ch.Warning(m));
         ch.Info($"Training a VQGAN tokenizer on {data.Description}×{resolved.Channels} " +
                 $"({resolved.TokenGridSide}×{resolved.TokenGridSide} tokens, {resolved.CodebookSize} codes) for {resolved.Steps} steps on {device}.");
         var (model, training) = new VqganTrainer(resolved, device, perceptual, m => ch.Info(m))
-            .Train(data, initial is null ? null : (initial.Model, initial.Training));
+            .Train(data, initial is null ? null : (initial.Model, initial.Training), validation);
         return new VqganTokenizerTransformer(env, model, outputColumnName, inputColumnName, resizeToResolution, device, training: training);
     }
 
@@ -163,6 +164,26 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         }
         filling.Done();
         return stream;
+    }
+
+    /// <summary>The first <see cref="VqganOptions.ValidationImages"/> images of <see cref="VqganOptions.ValidationSet"/>, if
+    /// any, read from its column of the training data's name.</summary>
+    private ImageSet? ReadValidation(VqganOptions o, Action<string> log)
+    {
+        if (o.ValidationSet is not { } view) return null;
+        var column = SchemaColumns.Find(view.Schema, inputColumnName, "Validation", "ValidationSet");
+        var set = new ImageSet(o.Channels, o.Resolution, o.Resolution);
+        try
+        {
+            foreach (var image in ReadPass(view, column, o, CancellationToken.None).Take(o.ValidationImages)) set.Add(image);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidDataException)
+        {
+            throw new ArgumentException($"VqganOptions.ValidationSet: {e.Message}", "ValidationSet", e);
+        }
+        if (set.Count == 0) throw new ArgumentException("VqganOptions.ValidationSet holds no images.", "ValidationSet");
+        log($"Validation: {set.Count:N0} held-out images, reconstructed at every progress report.");
+        return set;
     }
 
     /// <summary>The input's rows, counted on a cursor of no columns (which computes no image).</summary>

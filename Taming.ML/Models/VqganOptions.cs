@@ -190,6 +190,19 @@ public sealed class VqganOptions
     /// <summary>Steps between progress reports. Default 50.</summary>
     public int ProgressInterval { get; set; } = 50;
 
+    /// <summary>
+    /// Held-out images, with the training data's image column (as the tokenizer receives it: after the pipeline's stages
+    /// before it, such as <c>CropAndResizeImages</c>). At every progress report the fit reconstructs the first
+    /// <see cref="ValidationImages"/> of them and reports their L1 loss (<see cref="Training.VqganProgress.ValidationLoss"/>),
+    /// which shows whether the tokenizer carries images it has not seen as well as its training images (a small set
+    /// overfits). Null (default): none. As ML.NET's <c>ImageClassificationTrainer.Options.ValidationSet</c>; not saved
+    /// with the model.
+    /// </summary>
+    [JsonIgnore] public Microsoft.ML.IDataView? ValidationSet { get; set; }
+
+    /// <summary>How many of <see cref="ValidationSet"/>'s images (the first ones) each report reconstructs. Default 256.</summary>
+    public int ValidationImages { get; set; } = 256;
+
     /// <summary>Called every <see cref="ProgressInterval"/> steps and at the end; call
     /// <see cref="Training.VqganProgress.RequestStop"/> on the argument to end training early.</summary>
     [JsonIgnore] public Action<Training.VqganProgress>? Progress { get; set; }
@@ -270,6 +283,7 @@ public sealed class VqganOptions
         Require(ShufflePoolSize >= 0, nameof(ShufflePoolSize), "must be 0 (automatic) or positive.");
         Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");
         Require(ProgressInterval > 0, nameof(ProgressInterval), "must be positive.");
+        Require(ValidationImages > 0, nameof(ValidationImages), "must be positive.");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");
         Require(DiscLayers >= 1, nameof(DiscLayers), "must be at least 1.");
         Require(Enum.IsDefined(Precision), nameof(Precision), $"unknown value {(int)Precision}.");

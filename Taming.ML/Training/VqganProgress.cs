@@ -9,6 +9,10 @@ public sealed class VqganProgress
     public int TotalSteps { get; init; }
     /// <summary>L1 reconstruction loss (mean absolute error on [−1, 1] pixels), averaged since the last report.</summary>
     public double ReconstructionLoss { get; init; }
+    /// <summary>L1 loss of the held-out images' reconstructions (<see cref="Models.VqganOptions.ValidationSet"/>) at this
+    /// report; NaN without a validation set.</summary>
+    public double ValidationLoss { get; init; } = double.NaN;
+
     /// <summary>Quantizer (codebook + commitment) loss, averaged since the last report.</summary>
     public double QuantizerLoss { get; init; }
     /// <summary>Generator GAN term −mean(D(x̂)) (0 before the GAN starts).</summary>
@@ -37,6 +41,6 @@ public sealed class VqganProgress
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"step {Step}/{TotalSteps}  L1 {ReconstructionLoss:F4}  vq {QuantizerLoss:F4}  g {GeneratorLoss:F3}  d {DiscriminatorLoss:F3}  " +
+        $"step {Step}/{TotalSteps}  L1 {ReconstructionLoss:F4}{(double.IsNaN(ValidationLoss) ? "" : $"  val {ValidationLoss:F4}")}  vq {QuantizerLoss:F4}  g {GeneratorLoss:F3}  d {DiscriminatorLoss:F3}  " +
         $"λ {Lambda:F3}  usage {CodebookUsage:P0}  ppl {Perplexity:F0}  lr {LearningRate:0.0e+0}  {ImagesPerSecond:F0} img/s  ETA {ProgressFormat.Duration(Eta)}";
 }
