@@ -41,6 +41,7 @@ internal static class Demo
             Channels = 1, CodebookSize = 512, Steps = tokenizerSteps ?? 3000, TimeBudget = TimeSpan.FromMinutes(tokenizerMinutes),
             DiscWeight = 0.1, // where the steps reach 1,000 (a GPU), the GAN starts at 60 %; digits gain little from it, so a light touch
             PerceptualWeight = 0.1, // the shipped ResNet18 distance: lower rFID for a little PSNR
+            ValidationSet = test, // 128 held-out digits reconstructed at every report: the curves' validation line
             Device = device, Precision = precision, Progress = p => { Console.WriteLine("   " + p); tokenizerCurves.Add(p); },
         }).Fit(train);
         string tokenizerZip = Path.Combine(output, "mnist-tokenizer.zip");
