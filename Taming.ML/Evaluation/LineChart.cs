@@ -12,7 +12,8 @@ internal sealed record ChartPanel(string Title, List<ChartSeries> Series);
 
 /// <summary>
 /// Draws panels of line plots, stacked, into a PNG: a title and legend per panel, three labelled ticks on each axis, and a
-/// logarithmic y axis where the values are positive and span a factor of ten or more (losses fall by orders of magnitude).
+/// logarithmic y axis where the values are positive and span a factor of four or more (on a linear one, a loss that falls
+/// tenfold in its first hundred steps flattens the rest of its curve).
 /// </summary>
 internal static class LineChart
 {
@@ -58,7 +59,7 @@ internal static class LineChart
         }
         PixelFont.Draw(image, "step", x0 - 8 - PixelFont.Width("step", Scale), y1 + 6, Frame, Scale); // what the x axis counts
         var xAxis = Axis.For(points.Select(p => p.X), logarithmic: false);
-        var yAxis = Axis.For(points.Select(p => p.Y), logarithmic: points.All(p => p.Y > 0) && points.Max(p => p.Y) >= 10 * points.Min(p => p.Y), margin: 0.05);
+        var yAxis = Axis.For(points.Select(p => p.Y), logarithmic: points.All(p => p.Y > 0) && points.Max(p => p.Y) >= 4 * points.Min(p => p.Y), margin: 0.05);
         for (int t = 0; t < 3; t++)
         {
             double at = t / 2.0, value = yAxis.ValueAt(at);
