@@ -35,13 +35,22 @@ internal static class DataSources
     public static IDataView Load(MLContext ml, Arguments args, string images, string? labels, int side, bool heldOut = false,
         (int Width, int Height)? cover = null)
     {
+        var (training, held) = LoadSplit(ml, args, images, labels, side, cover);
+        return heldOut ? held ?? training : training;
+    }
+
+    /// <summary>The rows of the Load above both ways, from one read of the source: those a training command takes, and the
+    /// --holdout rows (null without it).</summary>
+    public static (IDataView Training, IDataView? HeldOut) LoadSplit(MLContext ml, Arguments args, string images, string? labels, int side,
+        (int Width, int Height)? cover = null)
+    {
         if (args.Int("random-crops") is { } crops)
         {
             if (!Directory.Exists(images)) throw new DirectoryNotFoundException($"--random-crops needs --images to be a folder; '{images}' is not.");
             if (new[] { "skip", "take", "holdout" }.FirstOrDefault(o => args.String(o) != null) is { } rows)
                 throw new ArgumentException($"--{rows} picks rows of the images; --random-crops draws crops instead (--crop-seed S draws other ones, e.g. to evaluate on).");
-            return ml.Data.LoadRandomCrops(images, side, crops, seed: args.Int("crop-seed") ?? 1, downscale: args.Int("downscale") ?? 1,
-                upright: args.Flag("upright"));
+            return (ml.Data.LoadRandomCrops(images, side, crops, seed: args.Int("crop-seed") ?? 1, downscale: args.Int("downscale") ?? 1,
+                upright: args.Flag("upright")), null);
         }
         var data = Load(ml, images, labels, side, cover ?? (side, side), args.Flag("upright"));
         int? skip = args.Int("skip"), take = args.Int("take");
@@ -51,10 +60,9 @@ internal static class DataSources
         if (args.Double("holdout") is { } fraction)
         {
             if (fraction is <= 0 or >= 1) throw new ArgumentOutOfRangeException("--holdout", $"--holdout is the held-out share of the rows, between 0 and 1; got {fraction}.");
-            var split = Split(ml, data, fraction);
-            data = heldOut ? split.HeldOut : split.Training;
+            return Split(ml, data, fraction);
         }
-        return data;
+        return (data, null);
     }
 
     /// <summary>--skip and --take pick rows in the order they are read, which for a folder is class by class: says so where

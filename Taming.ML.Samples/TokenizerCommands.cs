@@ -61,9 +61,8 @@ internal static class TokenizerCommands
         if (idx) options.Channels = 1;
         // Folders of images of any size: resize to the resolution (64, or less for smaller images, unless given) as an ML.NET stage.
         int side = options.Resolution > 0 ? options.Resolution : idx ? 32 : crops ? 32 : 64;
-        var data = DataSources.Load(ml, args, images, labels, side);
         // --holdout: the rows left out, which every progress report reconstructs (the validation loss and curve).
-        var heldOut = args.Double("holdout") is null ? null : DataSources.Load(ml, args, images, labels, side, heldOut: true);
+        var (data, heldOut) = DataSources.LoadSplit(ml, args, images, labels, side);
         args.RejectUnknown();
         if (!idx && !crops && options.Resolution == 0)
         {

@@ -51,9 +51,6 @@ internal sealed class ImageSet : ITrainingImages
         images.Add(planar);
     }
 
-    /// <summary>Whether <paramref name="count"/> images fit within the set's memory limit.</summary>
-    public bool Fits(long count) => (double)count * PixelsPerImage <= memoryLimit;
-
     private void CheckFits(long count) => EnsureFits("training images", count, Channels, Height, Width, memoryLimit,
         "Train on fewer images (mlContext.Data.TakeRows), at a lower resolution, or on random crops (mlContext.Data.LoadRandomCrops).");
 

@@ -50,7 +50,8 @@ internal static class LineChart
             x += 16 + PixelFont.Width(panel.Series[s].Name, Scale) + 16;
         }
 
-        var points = panel.Series.SelectMany(s => s.Points).Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).ToList();
+        var finite = panel.Series.Select(s => s.Points.Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).ToList()).ToList();
+        var points = finite.SelectMany(p => p).ToList();
         Box(image, x0, y0, x1, y1, Frame);
         if (points.Count == 0)
         {
@@ -75,8 +76,7 @@ internal static class LineChart
         }
         for (int s = 0; s < panel.Series.Count; s++)
         {
-            var line = panel.Series[s].Points.Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y))
-                .Select(p => (X: x0 + xAxis.Position(p.X) * (x1 - x0), Y: y1 - yAxis.Position(p.Y) * (y1 - y0))).ToList();
+            var line = finite[s].Select(p => (X: x0 + xAxis.Position(p.X) * (x1 - x0), Y: y1 - yAxis.Position(p.Y) * (y1 - y0))).ToList();
             if (line.Count == 1) Fill(image, (int)line[0].X - 2, (int)line[0].Y - 2, (int)line[0].X + 2, (int)line[0].Y + 2, Color(s));
             for (int i = 1; i < line.Count; i++) Segment(image, line[i - 1], line[i], Color(s));
         }

@@ -20,36 +20,36 @@ public sealed class TrainingCurves
     public int Count { get; private set; }
 
     /// <summary>Records a tokenizer fit's progress report.</summary>
-    public void Add(VqganProgress progress)
+    public void Add(VqganProgress progress) => Record(progress, () =>
     {
-        ArgumentNullException.ThrowIfNull(progress);
-        lock (gate)
+        Point(Reconstruction, "training", progress.Step, progress.ReconstructionLoss);
+        if (!double.IsNaN(progress.ValidationLoss)) Point(Reconstruction, "validation", progress.Step, progress.ValidationLoss);
+        Point(Quantizer, "VQ", progress.Step, progress.QuantizerLoss);
+        if (progress.GeneratorLoss != 0 || progress.DiscriminatorLoss != 0 || panels.Any(p => p.Title == Gan)) // once the GAN has started
         {
-            Count++;
-            Point(Reconstruction, "training", progress.Step, progress.ReconstructionLoss);
-            if (!double.IsNaN(progress.ValidationLoss)) Point(Reconstruction, "validation", progress.Step, progress.ValidationLoss);
-            Point(Quantizer, "VQ", progress.Step, progress.QuantizerLoss);
-            bool ganStarted = progress.GeneratorLoss != 0 || progress.DiscriminatorLoss != 0 || panels.Any(p => p.Title == Gan);
-            if (ganStarted)
-            {
-                Point(Gan, "generator", progress.Step, progress.GeneratorLoss);
-                Point(Gan, "discriminator", progress.Step, progress.DiscriminatorLoss);
-            }
-            Point(Usage, "usage", progress.Step, 100 * progress.CodebookUsage);
-            Point(Rate, "rate", progress.Step, progress.LearningRate);
+            Point(Gan, "generator", progress.Step, progress.GeneratorLoss);
+            Point(Gan, "discriminator", progress.Step, progress.DiscriminatorLoss);
         }
-    }
+        Point(Usage, "usage", progress.Step, 100 * progress.CodebookUsage);
+        Point(Rate, "rate", progress.Step, progress.LearningRate);
+    });
 
     /// <summary>Records a prior fit's progress report.</summary>
-    public void Add(PriorProgress progress)
+    public void Add(PriorProgress progress) => Record(progress, () =>
+    {
+        Point(CrossEntropy, "training", progress.Step, progress.TrainLoss);
+        if (!double.IsNaN(progress.ValidationLoss)) Point(CrossEntropy, "validation", progress.Step, progress.ValidationLoss);
+        Point(Rate, "rate", progress.Step, progress.LearningRate);
+    });
+
+    /// <summary>Counts a report and adds its points, under the lock (reports come from the training thread).</summary>
+    private void Record(object progress, Action points)
     {
         ArgumentNullException.ThrowIfNull(progress);
         lock (gate)
         {
             Count++;
-            Point(CrossEntropy, "training", progress.Step, progress.TrainLoss);
-            if (!double.IsNaN(progress.ValidationLoss)) Point(CrossEntropy, "validation", progress.Step, progress.ValidationLoss);
-            Point(Rate, "rate", progress.Step, progress.LearningRate);
+            points();
         }
     }
 
