@@ -122,6 +122,26 @@ public sealed class PerceptualTests
     }
 
     [TestMethod]
+    public void ResNet18TakesImagesOfAnySize()
+    {
+        // CNTK's stride-2 stages pad one side only, so a stage input of odd size once failed to add its shortcut
+        // (36–46, 52–62, 68–94… pixels a side): a tokenizer at --resolution 40 with the perceptual term crashed.
+        var distance = new ResNetPerceptualDistance(Network);
+        random.manual_seed(5);
+        using var _ = no_grad();
+        foreach (var (h, w) in new[] { (40, 40), (36, 47), (100, 75), (33, 130), (224, 224) })
+        {
+            var images = rand(2, 3, h, w) * 2 - 1;
+            var stages = Network.Stages(images);
+            Assert.HasCount(5, stages, $"{h}×{w}");
+            Assert.IsTrue(stages.All(t => t.isfinite().all().item<bool>()), $"{h}×{w}");
+            CollectionAssert.AreEqual(new long[] { 2, 512 }, Network.forward(images).shape, $"{h}×{w}");
+            Assert.AreEqual(0, distance.Distance(images, images.clone())[0].item<float>(), 1e-6, $"{h}×{w}");
+            Assert.IsTrue(distance.Distance(images, nn.functional.avg_pool2d(images, 3, 1, 1))[0].item<float>() > 0, $"{h}×{w}");
+        }
+    }
+
+    [TestMethod]
     public void PerceptualDistanceIsZeroForIdenticalImagesAndGrowsWithBlurAndNoise()
     {
         var distance = new ResNetPerceptualDistance(Network);

@@ -8,7 +8,7 @@ namespace Taming.ML.Perceptual;
 /// The ImageNet-pretrained ResNet18 of the <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> package (ONNX, exported
 /// from CNTK: layer4 has three blocks, and stride-2 layers pad asymmetrically), run in TorchSharp so that it is
 /// differentiable: the perceptual loss and the FID-style metrics stand on it. Frozen and always in eval mode. Inputs are
-/// images in [−1, 1], (b, 1 or 3, h, w), RGB; gray is replicated to three channels, and images under 32 pixels are
+/// images in [−1, 1], (b, 1 or 3, h, w) of any size, RGB; gray is replicated to three channels, and images under 32 pixels are
 /// enlarged to 32 (the network halves its input five times). The network's own preprocessing is
 /// applied: 0–255 BGR minus the mean colour of its mean image (per channel, so that any input size works).
 /// </summary>
@@ -149,7 +149,8 @@ public sealed class ResNet18Features : nn.Module<Tensor, Tensor>
         {
             var y = op switch
             {
-                Conv c => Modules.MixedPrecision.Conv2d(Pad(values[c.Input], c.Pads), buffers[$"conv{c.Index}_weight"], buffers[$"conv{c.Index}_bias"], new[] { c.Stride, c.Stride }),
+                Conv c => Modules.MixedPrecision.Conv2d(Pad(c.Stride == 2 && c.Input != input ? EvenSized(values[c.Input]) : values[c.Input], c.Pads),
+                    buffers[$"conv{c.Index}_weight"], buffers[$"conv{c.Index}_bias"], new[] { c.Stride, c.Stride }),
                 Relu r => nn.functional.relu(values[r.Input]),
                 Add a => values[a.A] + values[a.B],
                 // Zero padding is the ONNX max-pool's −∞ here: it follows a ReLU.
@@ -162,6 +163,15 @@ public sealed class ResNet18Features : nn.Module<Tensor, Tensor>
         }
         return Modules.MixedPrecision.Float(values[ops[^1].Output]);
     }
+
+    /// <summary>
+    /// A stage's input of odd height or width with one zero row or column appended (bottom, right). CNTK pads a stage's
+    /// stride-2 3×3 convolution at the top and left only, so on an odd side it gives one row fewer than the stage's 1×1
+    /// stride-2 shortcut, and their sum fails (inputs of 36–46, 52–62, 68–94… pixels a side); on the even side both halve
+    /// it exactly. Zero is what the ReLU before it puts out where there is nothing, as the max-pool's padding assumes.
+    /// </summary>
+    private static Tensor EvenSized(Tensor x) =>
+        (x.shape[2] | x.shape[3]) % 2 == 0 ? x : nn.functional.pad(x, new[] { 0L, x.shape[3] % 2, 0L, x.shape[2] % 2 });
 
     /// <summary>ONNX pads (top, left, bottom, right) as an explicit pad, so that CNTK's asymmetric padding is kept.</summary>
     private static Tensor Pad(Tensor x, long[] pads) =>
