@@ -37,6 +37,7 @@ internal static class TokenizerCommands
             StopToken = TrainingRun.StopOnCtrlC(),
         };
         options.DiscWeight = args.Double("disc-weight") ?? options.DiscWeight;
+        int? discLayers = args.Int("disc-layers");
         options.LearningRate = args.Double("learning-rate") ?? options.LearningRate;
         options.RestartLearningRate = args.Flag("restart-learning-rate");
         options.PerceptualWeight = args.Double("perceptual-weight") ?? options.PerceptualWeight;
@@ -70,6 +71,8 @@ internal static class TokenizerCommands
             if (options.Resolution < 64)
                 Console.WriteLine($"  Resolution {options.Resolution}: the images' median shorter side, below the default 64 (--resolution sets it).");
         }
+        // Small images leave a two-layer discriminator no patch: fewer layers, unless --disc-layers says otherwise.
+        options.DiscLayers = discLayers ?? Math.Clamp(VqganOptions.MaxDiscLayers(options.Resolution), 1, options.DiscLayers);
         ITransformer model;
         if (resumed != null)
         {

@@ -301,6 +301,35 @@ public sealed class BadInputTests
     }
 
     [TestMethod]
+    public void ADiscriminatorThatWouldLeaveNoPatchIsRefusedBeforeTraining()
+    {
+        // Two layers leave 8-pixel images no patch: libtorch said so only when the GAN started, deep into the fit.
+        var deep = TinyData.Options(steps: 2);
+        (deep.DiscLayers, deep.DiscStart) = (2, 0);
+        AssertMessage(Assert.ThrowsExactly<ArgumentException>(() => new MLContext().Transforms.TokenizeImages("Tokens", "Image", deep).Fit(TinyData.ImageView(8))),
+            "VqganOptions.DiscLayers:", "2 layers", "8-pixel", "at most 1");
+        deep.DiscWeight = 0; // no GAN, no discriminator
+        deep.Validate();
+        var tiny = TinyData.Options();
+        (tiny.Resolution, tiny.ChMult) = (4, new[] { 1 });
+        AssertMessage(Assert.ThrowsExactly<ArgumentException>(tiny.Validate), "4-pixel images are too small", "DiscWeight = 0");
+
+        Assert.AreEqual(0, VqganOptions.MaxDiscLayers(5));
+        Assert.AreEqual(1, VqganOptions.MaxDiscLayers(8));
+        Assert.AreEqual(2, VqganOptions.MaxDiscLayers(12));
+        Assert.AreEqual(3, VqganOptions.MaxDiscLayers(47));
+        Assert.AreEqual(6, VqganOptions.MaxDiscLayers(256));
+        // Every depth it allows gives patch logits.
+        foreach (int side in new[] { 6, 8, 12, 23, 24, 40 })
+            for (int layers = 1; layers <= VqganOptions.MaxDiscLayers(side); layers++)
+            {
+                using var discriminator = new Taming.ML.Modules.NLayerDiscriminator(1, 4, layers);
+                using var logits = discriminator.forward(TorchSharp.torch.zeros(1, 1, side, side));
+                Assert.IsTrue(logits.shape[2] >= 1 && logits.shape[3] >= 1, $"{side} pixels, {layers} layers: {string.Join("×", logits.shape)}");
+            }
+    }
+
+    [TestMethod]
     public void EmptyDataIsRefused()
     {
         var ml = new MLContext();

@@ -101,7 +101,8 @@ public sealed class VqganOptions
     public double DiscWeight { get; set; } = 0.8;
 
     /// <summary>Convolution layers of the PatchGAN discriminator (reference: <c>disc_num_layers</c>). Default 2,
-    /// which suits 32–64 pixel images; the reference uses 3 at 256 pixels.</summary>
+    /// which suits 32–64 pixel images; the reference uses 3 at 256 pixels. Smaller images take fewer: at most
+    /// <see cref="MaxDiscLayers"/> of the resolution (1 at 8 pixels).</summary>
     public int DiscLayers { get; set; } = 2;
 
     /// <summary>Base channel count of the discriminator (reference: <c>disc_ndf</c>). Default 32.</summary>
@@ -289,6 +290,23 @@ public sealed class VqganOptions
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");
         Require(DiscLayers >= 1, nameof(DiscLayers), "must be at least 1.");
         Require(Enum.IsDefined(Precision), nameof(Precision), $"unknown value {(int)Precision}.");
-        Require(Resolution >> DiscLayers >= 2, nameof(DiscLayers), $"{DiscLayers} layers shrink {Resolution}-pixel images below 2×2 patches.");
+        // Each layer halves the side, then two stride-1 4×4 convolutions take one pixel off each: a side below 3 after
+        // the halvings leaves the patch map empty, which libtorch only reports once the GAN starts, deep into the fit.
+        bool gan = DiscWeight > 0 && DiscStart is not < 0;
+        Require(!gan || DiscLayers <= MaxDiscLayers(Resolution), nameof(DiscLayers), MaxDiscLayers(Resolution) is > 0 and var most
+            ? $"{DiscLayers} layers shrink {Resolution}-pixel images to no patch; at most {most} fit (or DiscWeight = 0 leaves the GAN out)."
+            : $"{Resolution}-pixel images are too small for the PatchGAN discriminator; DiscWeight = 0 leaves the GAN out.");
+    }
+
+    /// <summary>
+    /// The most <see cref="DiscLayers"/> that leave images of <paramref name="resolution"/> pixels a side at least one
+    /// patch of the PatchGAN discriminator (each layer halves the side; the last two convolutions take two pixels off):
+    /// 1 at 8 pixels, 2 at 12 to 23, 3 at 24 to 47. 0 where none do (images under 6 pixels).
+    /// </summary>
+    public static int MaxDiscLayers(int resolution)
+    {
+        int layers = 0;
+        while ((resolution >> (layers + 1)) >= 3) layers++;
+        return layers;
     }
 }
