@@ -178,6 +178,25 @@ public sealed class PerceptualTests
     }
 
     [TestMethod]
+    public void GenerationFidReadsCanvasesAtTheirOwnShape()
+    {
+        // 16×40 canvases: their features are the network's on those pixels, not on a square squeezed from them.
+        var ml = new Microsoft.ML.MLContext(seed: 1);
+        random.manual_seed(6);
+        var pixels = (rand(6, 1, 16, 40) * 255).floor();
+        var rows = Enumerable.Range(0, 6).Select(i => new TinyData.PixelRow { Pixels = pixels[i].data<float>().ToArray() }).ToList();
+        var schema = Microsoft.ML.Data.SchemaDefinition.Create(typeof(TinyData.PixelRow));
+        schema[nameof(TinyData.PixelRow.Pixels)].ColumnType = new Microsoft.ML.Data.VectorDataViewType(Microsoft.ML.Data.NumberDataViewType.Single, 1, 16, 40);
+        var canvases = ml.Data.LoadFromEnumerable(rows, schema);
+        Assert.AreEqual((16, 40), ImageFeatures.Size(canvases, "Pixels"));
+        using var _ = no_grad();
+        var read = ImageFeatures.Read(Network, canvases, "Pixels", 16, 40, CPU);
+        var direct = Network.forward(Taming.ML.Data.PixelScale.ToModel(pixels));
+        Assert.IsTrue(read.allclose(direct, rtol: 1e-4, atol: 1e-5), $"largest difference {(read - direct).abs().max().item<float>()}");
+        Assert.AreEqual(0, ml.Taming().EvaluateGeneration(canvases, canvases, "Pixels", "Pixels").Fid, 1e-3);
+    }
+
+    [TestMethod]
     public void MissingOrForeignNetworkFilesAreNamed()
     {
         var missing = Assert.ThrowsExactly<FileNotFoundException>(() => ResNet18Features.Load("/nonexistent/ResNet18.onnx"));

@@ -10,18 +10,18 @@ internal static class ImageFeatures
 {
     /// <summary>
     /// Features (n, 512) on the CPU of the images in <paramref name="columnName"/> (images or 0–255 pixel vectors),
-    /// resized to <paramref name="side"/> when they differ. Pixel vectors are read with their own channels, images as
-    /// RGB (a gray image replicates its channel, as the network does with one-channel input).
+    /// resized to <paramref name="height"/> × <paramref name="width"/> when they differ. Pixel vectors are read with
+    /// their own channels, images as RGB (a gray image replicates its channel, as the network does with one-channel input).
     /// </summary>
-    public static Tensor Read(ResNet18Features network, IDataView data, string columnName, int side, Device device, int batch = 64)
+    public static Tensor Read(ResNet18Features network, IDataView data, string columnName, int height, int width, Device device, int batch = 64)
     {
         var column = ImageColumnReader.Find(data.Schema, columnName);
         int channels = ImageColumnReader.Inspect(column).Channels is > 0 and var c ? c : 3;
-        int pixels = channels * side * side;
+        int pixels = channels * height * width;
         var buffer = new float[batch * pixels];
         var features = new List<Tensor>();
         using var cursor = data.GetRowCursor(new[] { column });
-        var reader = new ImageColumnReader(cursor, column, channels, side, side, resize: true);
+        var reader = new ImageColumnReader(cursor, column, channels, height, width, resize: true);
         using var _ = no_grad();
         while (true)
         {
@@ -29,7 +29,7 @@ internal static class ImageFeatures
             while (filled < batch && cursor.MoveNext()) reader.Read(buffer.AsSpan(filled++ * pixels, pixels));
             if (filled == 0) break;
             using var scope = NewDisposeScope();
-            var x = tensor(buffer.AsSpan(0, filled * pixels).ToArray(), new long[] { filled, channels, side, side }).to(device);
+            var x = tensor(buffer.AsSpan(0, filled * pixels).ToArray(), new long[] { filled, channels, height, width }).to(device);
             features.Add(network.forward(Data.PixelScale.ToModel(x)).cpu().MoveToOuterDisposeScope());
         }
         if (features.Count == 0) throw new InvalidOperationException($"Column '{columnName}' holds no images.");
@@ -38,6 +38,10 @@ internal static class ImageFeatures
         return all;
     }
 
-    /// <summary>The side of the column's images when its type says (pixel vectors, resized images), else 0.</summary>
-    public static int Side(IDataView data, string columnName) => ImageColumnReader.Inspect(ImageColumnReader.Find(data.Schema, columnName)).Height;
+    /// <summary>The size of the column's images when its type says (pixel vectors, resized images), else zeros.</summary>
+    public static (int Height, int Width) Size(IDataView data, string columnName)
+    {
+        var (_, height, width) = ImageColumnReader.Inspect(ImageColumnReader.Find(data.Schema, columnName));
+        return (height, width);
+    }
 }

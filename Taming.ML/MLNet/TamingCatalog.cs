@@ -286,17 +286,17 @@ public sealed class TamingCatalog
     /// Compares generated images with real ones: the FID- and KID-style distances between their ResNet18 features and, given a
     /// <paramref name="classifier"/> trained on real data, the class consistency of the generated images with the
     /// classes in <paramref name="labelColumnName"/>. Both columns hold images or 0–255 pixel vectors; real images are
-    /// resized to the generated ones' size when it is known.
+    /// resized to the generated ones' size (height and width, so canvases keep their shape) when it is known.
     /// </summary>
     public GenerationMetrics EvaluateGeneration(IDataView generated, IDataView real, string generatedImageColumnName = "Image",
         string realImageColumnName = "Image", ImageClassifier? classifier = null, string labelColumnName = "Label", string device = "cpu")
     {
         var torchDevice = Native.TorchRuntime.ResolveDevice(device);
-        int side = ImageFeatures.Side(generated, generatedImageColumnName) is > 0 and var g ? g
-            : ImageFeatures.Side(real, realImageColumnName) is > 0 and var r ? r : 64;
+        var size = ImageFeatures.Size(generated, generatedImageColumnName) is { Height: > 0 } g ? g
+            : ImageFeatures.Size(real, realImageColumnName) is { Height: > 0 } r ? r : (Height: 64, Width: 64);
         using var network = ResNet18Features.Load(device: torchDevice);
-        using var a = ImageFeatures.Read(network, generated, generatedImageColumnName, side, torchDevice);
-        using var b = ImageFeatures.Read(network, real, realImageColumnName, side, torchDevice);
+        using var a = ImageFeatures.Read(network, generated, generatedImageColumnName, size.Height, size.Width, torchDevice);
+        using var b = ImageFeatures.Read(network, real, realImageColumnName, size.Height, size.Width, torchDevice);
         return new GenerationMetrics
         {
             Count = (int)a.shape[0], RealCount = (int)b.shape[0], Fid = FrechetDistance.Between(a, b), Kid = KernelDistance.Between(a, b),
