@@ -64,6 +64,16 @@ internal sealed class Arguments
         ? double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"--{name}: '{s}' is not a number.")
         : null;
 
+    /// <summary>A size option "WxH" (e.g. --image-size 256x160) as (width, height).</summary>
+    public (int Width, int Height)? Size(string name)
+    {
+        if (String(name) is not { } size) return null;
+        var parts = size.Split('x', 'X', '×');
+        return parts.Length == 2 && int.TryParse(parts[0], out int w) && int.TryParse(parts[1], out int h) && w > 0 && h > 0
+            ? (w, h)
+            : throw new ArgumentException($"--{name}: '{size}' is not WIDTHxHEIGHT (e.g. 256x160).");
+    }
+
     /// <summary>--precision float32|tf32|bf16 (also the enum's own names).</summary>
     public Models.Precision? Precision(string name = "precision") => String(name) is { } s ? ParsePrecision(s, name) : null;
 

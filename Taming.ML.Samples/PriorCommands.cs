@@ -42,7 +42,7 @@ internal static class PriorCommands
         options.Window = args.Int("window") ?? options.Window;
         options.CudaGraphs = !args.Flag("eager-training");
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
-        var imageSize = args.String("image-size") is { } size ? ParseSize(size) : ((int, int)?)null;
+        var imageSize = args.Size("image-size");
 
         var ml = new MLContext(seed: options.Seed ?? 1).ShowTrainingSetup();
         // --resume: continue a saved prior (its shape, conditioning and weights) on these images' tokens.
@@ -86,15 +86,6 @@ internal static class PriorCommands
         throw new ArgumentException($"--label {label} is not one of the prior's classes: " + (layout.ClassNames is { } all
             ? string.Join(", ", all) + $" (or an index 0 … {layout.ClassCount - 1})."
             : $"0 … {layout.ClassCount - 1}."));
-    }
-
-    /// <summary>"WxH" (e.g. 256x160) as (width, height).</summary>
-    private static (int Width, int Height) ParseSize(string size)
-    {
-        var parts = size.Split('x', 'X', '×');
-        return parts.Length == 2 && int.TryParse(parts[0], out int w) && int.TryParse(parts[1], out int h) && w > 0 && h > 0
-            ? (w, h)
-            : throw new ArgumentException($"--image-size: '{size}' is not WIDTHxHEIGHT (e.g. 256x160).");
     }
 
     /// <summary>generate --tokenizer &lt;zip&gt; --prior &lt;zip&gt; [--label k | --all-labels] [--count N] [...] --output &lt;png&gt;.</summary>

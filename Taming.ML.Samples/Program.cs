@@ -58,6 +58,7 @@ static int Usage(int code, string? problem = null)
                                saved prior), from the learning rate its last fit ended at, or from --learning-rate;
                                Ctrl+C: stop after the current step and save (both commands)
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
+                               [--image-size WxH: the images at that size, reconstructed whole]
                                both: [--skip N] [--take N] [--holdout F] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder;
                                [--upright]: a folder's photos turned as their EXIF orientation says
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>

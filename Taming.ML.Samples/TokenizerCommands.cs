@@ -99,7 +99,7 @@ internal static class TokenizerCommands
         return 0;
     }
 
-    /// <summary>evaluate-tokenizer --model &lt;zip&gt; --images &lt;...&gt; [--labels] [--json] [--grid png].</summary>
+    /// <summary>evaluate-tokenizer --model &lt;zip&gt; --images &lt;...&gt; [--labels] [--json] [--grid png] [--image-size WxH].</summary>
     public static int Evaluate(Arguments args)
     {
         string modelPath = args.Required("model");
@@ -108,14 +108,27 @@ internal static class TokenizerCommands
         bool json = args.Flag("json");
         string grid = args.String("grid") ?? Path.Combine("out", "reconstructions.png");
 
+        var imageSize = args.Size("image-size");
+
         var ml = new MLContext(seed: 1);
         var model = ml.Taming().LoadModel(modelPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(model);
-        var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution, heldOut: true);
+        var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution, heldOut: true, cover: imageSize);
         args.RejectUnknown();
-        // Everything in the saved chain before the tokenizer (e.g. CropAndResizeImages) applies to the evaluation images too.
-        var prepared = new TransformerChain<ITransformer>(TrainingRun.StagesBefore<VqganTokenizerTransformer>(model)).Transform(data);
-        var metrics = ml.Taming().EvaluateReconstruction(prepared, tokenizer, tokenizer.InputColumnName, grid, gridImages: 64);
+        ReconstructionMetrics metrics;
+        if (imageSize is var (width, height))
+        {
+            // --image-size: the images resized to that size and reconstructed whole, as a crop-trained tokenizer reads photos.
+            var whole = ml.Transforms.CropAndResizeImages("Image", width, height)
+                .Append(ml.Transforms.TokenizeWholeImages(tokenizer.OutputColumnName, "Image", tokenizer)).Fit(data);
+            metrics = ml.Taming().EvaluateReconstruction(whole.Transform(data), whole.LastTransformer, "Image", grid, gridImages: 16);
+        }
+        else
+        {
+            // Everything in the saved chain before the tokenizer (e.g. CropAndResizeImages) applies to the evaluation images too.
+            var prepared = new TransformerChain<ITransformer>(TrainingRun.StagesBefore<VqganTokenizerTransformer>(model)).Transform(data);
+            metrics = ml.Taming().EvaluateReconstruction(prepared, tokenizer, tokenizer.InputColumnName, grid, gridImages: 64);
+        }
         Console.WriteLine(metrics);
         Console.WriteLine($"Reconstruction grid: {grid}");
         if (json) Console.WriteLine(JsonSerializer.Serialize(metrics));
