@@ -276,6 +276,9 @@ public sealed class BadInputTests
             (o => o.ProgressInterval = 0, "ProgressInterval"), (o => o.BatchSize = -1, "BatchSize"),
         };
         TinyData.Options().Validate();
+        var odd = TinyData.Options();
+        odd.Resolution = 9; // two resolutions, so a factor of 2: the nearest sizes that fit are named
+        AssertMessage(Assert.ThrowsExactly<ArgumentException>(odd.Validate), "VqganOptions.Resolution:", "(8 or 10)");
         foreach (var (set, name) in tokenizer)
         {
             var options = TinyData.Options();

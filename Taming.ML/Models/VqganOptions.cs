@@ -264,8 +264,10 @@ public sealed class VqganOptions
         void Require(bool ok, string name, string why) { if (!ok) throw new ArgumentException($"VqganOptions.{name}: {why}", name); }
         Require(Channels is 1 or 3, nameof(Channels), $"must be 1 or 3, got {Channels}.");
         Require(ChMult.Length >= 1 && ChMult.All(m => m > 0), nameof(ChMult), "needs at least one positive multiplier.");
-        Require(Resolution > 0 && Resolution % (1 << (ChMult.Length - 1)) == 0, nameof(Resolution),
-            $"{Resolution} must be positive and divisible by 2^(ChMult.Length-1) = {1 << (ChMult.Length - 1)}.");
+        int factor = 1 << (ChMult.Length - 1);
+        Require(Resolution > 0 && Resolution % factor == 0, nameof(Resolution),
+            $"{Resolution} must be positive and divisible by 2^(ChMult.Length-1) = {factor}" +
+            (Resolution > factor ? $" ({Resolution / factor * factor} or {(Resolution / factor + 1) * factor})." : "."));
         Require(Ch > 0, nameof(Ch), "must be positive.");
         Require(GroupNormMinChannels > 0, nameof(GroupNormMinChannels), "must be positive.");
         Require(NumResBlocks > 0, nameof(NumResBlocks), "must be positive.");
