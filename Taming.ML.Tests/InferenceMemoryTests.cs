@@ -37,4 +37,34 @@ public sealed class InferenceMemoryTests
         // Training keeps them (autograd needs the activations), which the count sees.
         Assert.IsTrue(LeftAlive(() => deepGpt.forward(ids), grad: true) > LeftAlive(() => shallowGpt.forward(ids), grad: true));
     }
+
+    [TestMethod]
+    public void AttentionOverAWholeImagesTokensIsExactAndNeverHoldsAllScores()
+    {
+        random.manual_seed(7);
+        using var block = new Taming.ML.Modules.AttnBlock(8, 4);
+        block.eval();
+        var parts = block.named_children().ToDictionary(c => c.name, c => (nn.Module<Tensor, Tensor>)c.module);
+        using var _ = no_grad();
+        // softmax(qkᵀ/√c)·v written out, below and from the size where it runs fused.
+        foreach (int side in new[] { 32, 64 })
+        {
+            var x = randn(1, 8, side, side);
+            var hn = parts["norm"].forward(x);
+            Tensor Tokens(string name) => parts[name].forward(hn).reshape(1, 8, side * side).transpose(1, 2);
+            var attended = (Tokens("q").matmul(Tokens("k").transpose(1, 2)) / Math.Sqrt(8)).softmax(-1).matmul(Tokens("v"));
+            var expected = x + parts["proj_out"].forward(attended.transpose(1, 2).reshape(1, 8, side, side));
+            Assert.IsTrue(block.forward(x).allclose(expected, rtol: 1e-4, atol: 1e-5), $"{side}×{side}");
+        }
+        // 160×160 positions: all scores at once would be 2.6 GB (a 1024×640 photo's 256×160 tokens: 6.7 GB per image).
+        var map = randn(1, 8, 160, 160);
+        long before = Environment.WorkingSet, most = before;
+        bool done = false;
+        var watch = new Thread(() => { while (!Volatile.Read(ref done)) { most = Math.Max(most, Environment.WorkingSet); Thread.Sleep(2); } });
+        watch.Start();
+        block.forward(map).Dispose();
+        Volatile.Write(ref done, true);
+        watch.Join();
+        Assert.IsTrue(most - before < 500_000_000, $"the attention took {(most - before) / 1e6:F0} MB");
+    }
 }
