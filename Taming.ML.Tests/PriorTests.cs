@@ -384,6 +384,34 @@ public sealed class PriorTests
     }
 
     [TestMethod]
+    public void LongSequencesWarnAndQuietStretchesOfSlowStepsAreLogged()
+    {
+        // Whole 33×33 grids (1,089 tokens a sequence) warn and point to the window; 16×16 windows of them do not.
+        var ml = new MLContext(seed: 1);
+        var warnings = new List<string>();
+        ml.Log += (_, m) => { if (m.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) warnings.Add(m.RawMessage); };
+        var rng = new Random(3);
+        var rows = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 4).Select(_ => new LongRow { Tokens = Enumerable.Range(0, 33 * 33).Select(_ => (uint)rng.Next(Codes) + 1).ToArray() }).ToArray());
+        var options = Tiny(steps: 1);
+        options.BatchSize = 2;
+        ml.Transforms.FitPrior("Tokens", options: options).Fit(rows);
+        Assert.IsTrue(warnings.Any(w => w.StartsWith("The prior models 33×33 tokens at a time (1,089 a sequence)") && w.Contains("GptOptions.Window")), string.Join("\n", warnings));
+        warnings.Clear();
+        options.Window = 16;
+        ml.Transforms.FitPrior("Tokens", options: options).Fit(rows);
+        Assert.IsFalse(warnings.Any(w => w.StartsWith("The prior models")), string.Join("\n", warnings));
+
+        // A line after 30 s without a progress report, then 30 s after the last line or report.
+        var lines = new List<string>();
+        var heartbeat = new Taming.ML.Training.Heartbeat(lines.Add, 100, null, 50);
+        foreach (var (step, seconds, reported) in new[] { (1, 10, false), (2, 31, false), (3, 40, false), (4, 50, true), (5, 79, false), (6, 81, false) })
+            heartbeat.Step(step, TimeSpan.FromSeconds(seconds), reported);
+        Assert.HasCount(2, lines, string.Join("\n", lines));
+        Assert.AreEqual("Step 2 of 100 after 00:31 (15.5 s a step), ETA 25:19; progress reports come every 50 steps.", lines[0]);
+        StringAssert.StartsWith(lines[1], "Step 6 of 100 after 01:21 (13.5 s a step)");
+    }
+
+    [TestMethod]
     public void APriorFittedOnWindowsGeneratesAndScoresWholeCanvases()
     {
         // 6×6 canvases whose tokens copy their condition: learnt in random 3×3 windows, generated and scored whole.
@@ -561,6 +589,11 @@ public sealed class PriorTests
     {
         [KeyType(Codes), VectorType(2, 3)] public uint[] Condition { get; set; } = Array.Empty<uint>();
         [KeyType(Codes), VectorType(2, 3)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    private sealed class LongRow
+    {
+        [KeyType(Codes), VectorType(33, 33)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
     }
 
     private sealed class CanvasRow

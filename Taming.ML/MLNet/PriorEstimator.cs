@@ -72,6 +72,11 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         o.Validate();
         TimeBudget.Check(o.TimeBudget, nameof(GptOptions));
         var device = TorchRuntime.ResolveDevice(o.Device);
+        if (layout.ImageLength > LongSequence)
+            ch.Warning($"The prior models {layout.GridHeight}×{layout.GridWidth} tokens at a time ({layout.ImageLength:N0} a sequence): every " +
+                       $"step attends over all of them, so its work grows with the square of that (a 16×16 window: 256). GptOptions.Window " +
+                       "fits it on windows of the grids and generates and scores whole grids with the sliding window, as the reference " +
+                       "does for high resolution.");
         var sequences = ReadSequences(input, layout, m => ch.Info(m));
         if (MissingClasses(sequences, layout) is { Length: > 0 } missing) ch.Warning(missing);
         var (canvasHeight, canvasWidth) = layout.Canvas;
@@ -82,6 +87,9 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
             .Train(sequences, initial is null ? null : (initial.Model, initial.Training));
         return new PriorTransformer(env, model, device, scoreColumnName, tokenColumnName, labelColumnName, conditionColumnName, training);
     }
+
+    /// <summary>Modelled sequences longer than this (a 32×32 grid) are warned about: their steps are slow.</summary>
+    private const int LongSequence = 1024;
 
     /// <summary>The layout of the rows, with the codebooks that their token columns name.</summary>
     private PriorLayout Layout(IDataView input, int window)

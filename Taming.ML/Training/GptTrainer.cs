@@ -69,6 +69,7 @@ internal sealed class GptTrainer
 
         StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(GptOptions));
         var clock = Stopwatch.StartNew();
+        var heartbeat = new Heartbeat(log, o.Steps, o.TimeBudget, o.ProgressInterval);
         int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0;
         double best = double.PositiveInfinity;
         long tokens = 0;
@@ -97,6 +98,7 @@ internal sealed class GptTrainer
             // The last step reports too when the time budget ends the fit, so that its losses are shown and checked.
             bool stop = o.StopToken.IsCancellationRequested;
             bool last = stop || TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed) >= 1;
+            heartbeat.Step(step, clock.Elapsed, reported: step % o.ProgressInterval == 0 || last);
             if (step % o.ProgressInterval == 0 || last)
             {
                 double trainLoss = iteration.LossSum.item<float>() / windowSteps;

@@ -78,6 +78,7 @@ internal sealed class VqganTrainer
 
         StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
         var clock = Stopwatch.StartNew();
+        var heartbeat = new Heartbeat(log, o.Steps, o.TimeBudget, o.ProgressInterval);
         int step = 0, ganSteps = 0;
         double rate = 0;
         while (step < o.Steps)
@@ -108,6 +109,7 @@ internal sealed class VqganTrainer
             // The last step reports too when the time budget ends the fit, so that its losses are shown and checked.
             bool stop = o.StopToken.IsCancellationRequested;
             bool last = stop || TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed) >= 1;
+            heartbeat.Step(step, clock.Elapsed, reported: step % o.ProgressInterval == 0 || last);
             if (step % o.ProgressInterval == 0 || last)
             {
                 var report = window.Report(step, o, usage, rate, clock.Elapsed,
