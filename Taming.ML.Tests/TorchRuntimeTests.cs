@@ -10,6 +10,41 @@ public sealed class TorchRuntimeTests
     public void NativeLibraryLoadsFromTheBuildOutput() => TorchRuntime.EnsureLoaded();
 
     [TestMethod]
+    public void LargeTensorsAreServedFromTheHeapNotEachByItsOwnMmap()
+    {
+        TorchRuntime.EnsureLoaded();
+        if (!OperatingSystem.IsLinux()) return;
+        StringAssert.StartsWith(MallocTuning.Finding, "large tensors reused from the heap");
+        // 40 MB: above the 32 MB ceiling of glibc's dynamic threshold, so by default an mmap of its own (within the 64 MB
+        // that a worker thread's arena can hold).
+        long mapped = (long)MallocInfo().MappedBytes;
+        using (var tensor = torch.empty(10_000_000))
+            Assert.IsTrue((long)MallocInfo().MappedBytes - mapped < 10_000_000, $"mmapped {((long)MallocInfo().MappedBytes - mapped) / 1e6:F0} MB");
+
+        // TAMING_MALLOC=default leaves malloc alone (the setting stays as the process's start set it).
+        Environment.SetEnvironmentVariable("TAMING_MALLOC", "default");
+        try
+        {
+            MallocTuning.Run();
+            Assert.AreEqual("left as it is (TAMING_MALLOC=default)", MallocTuning.Finding);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("TAMING_MALLOC", null);
+            MallocTuning.Run();
+        }
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct MallInfo2
+    {
+        public nuint Arena, OrdinaryBlocks, SmallBlocks, MappedBlocks, MappedBytes, Usmblks, Fsmblks, InUse, Free, Keepcost;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc.so.6", EntryPoint = "mallinfo2")]
+    private static extern MallInfo2 MallocInfo();
+
+    [TestMethod]
     public void CpuResolvesAndMissingCudaIsExplained()
     {
         Assert.AreEqual(DeviceType.CPU, TorchRuntime.ResolveDevice("cpu").type);

@@ -65,6 +65,7 @@ public static class TorchRuntime
         {
             torch.InitializeDeviceType(DeviceType.CPU);
             using var probe = torch.zeros(1);
+            MallocTuning.Run();
             NnpackCheck.Run(); // first: the oneDNN check's reference convolutions would try NNPACK
             OneDnnCheck.Run();
             return null;

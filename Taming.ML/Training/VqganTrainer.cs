@@ -70,6 +70,8 @@ internal sealed class VqganTrainer
                     (o.BatchSize == 0 ? " (automatic for the resolution; VqganOptions.BatchSize sets it)." : "."));
         if (device.type == DeviceType.CPU && Native.OneDnnCheck.Finding is { } finding)
             log?.Invoke($"CPU convolutions: {finding}.");
+        if (device.type == DeviceType.CPU && Native.MallocTuning.Finding is { } heap)
+            log?.Invoke($"malloc: {heap}.");
         using var iteration = new VqganTrainingStep(model, discriminator, optAe, optD, distance, lastLayer, o,
             new[] { batchSize, data.Channels, data.Height, data.Width }, device, log);
         // Counts and loss sums stay on the device: a step queues its work without waiting for the device to finish.
