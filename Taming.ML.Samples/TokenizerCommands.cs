@@ -36,7 +36,8 @@ internal static class TokenizerCommands
             Progress = p => { Console.WriteLine("  " + p); curves.Add(p); },
             StopToken = TrainingRun.StopOnCtrlC(),
         };
-        options.DiscWeight = args.Double("disc-weight") ?? options.DiscWeight;
+        double? discWeight = args.Double("disc-weight");
+        options.DiscWeight = discWeight ?? options.DiscWeight;
         int? discLayers = args.Int("disc-layers");
         options.LearningRate = args.Double("learning-rate") ?? options.LearningRate;
         options.RestartLearningRate = args.Flag("restart-learning-rate");
@@ -71,8 +72,14 @@ internal static class TokenizerCommands
             if (options.Resolution < 64)
                 Console.WriteLine($"  Resolution {options.Resolution}: the images' median shorter side, below the default 64 (--resolution sets it).");
         }
-        // Small images leave a two-layer discriminator no patch: fewer layers, unless --disc-layers says otherwise.
+        // Small images leave a two-layer discriminator no patch: fewer layers, unless --disc-layers says otherwise, and
+        // under 6 pixels no GAN at all, unless --disc-weight asks for one.
         options.DiscLayers = discLayers ?? Math.Clamp(VqganOptions.MaxDiscLayers(options.Resolution), 1, options.DiscLayers);
+        if (VqganOptions.MaxDiscLayers(options.Resolution) == 0 && discWeight is null)
+        {
+            options.DiscWeight = 0;
+            Console.WriteLine($"  No GAN: {options.Resolution}-pixel images are too small for its discriminator.");
+        }
         ITransformer model;
         if (resumed != null)
         {
