@@ -74,8 +74,9 @@ internal static class TokenizerCommands
         }
         // Small images leave a two-layer discriminator no patch: fewer layers, unless --disc-layers says otherwise, and
         // under 6 pixels no GAN at all, unless --disc-weight asks for one.
-        options.DiscLayers = discLayers ?? Math.Clamp(VqganOptions.MaxDiscLayers(options.Resolution), 1, options.DiscLayers);
-        if (VqganOptions.MaxDiscLayers(options.Resolution) == 0 && discWeight is null)
+        int fitting = VqganOptions.MaxDiscLayers(options.Resolution);
+        options.DiscLayers = discLayers ?? Math.Clamp(fitting, 1, options.DiscLayers);
+        if (fitting == 0 && discWeight is null)
         {
             options.DiscWeight = 0;
             Console.WriteLine($"  No GAN: {options.Resolution}-pixel images are too small for its discriminator.");

@@ -295,7 +295,8 @@ public sealed class VqganOptions
         // Each layer halves the side, then two stride-1 4×4 convolutions take one pixel off each: a side below 3 after
         // the halvings leaves the patch map empty, which libtorch only reports once the GAN starts, deep into the fit.
         bool gan = DiscWeight > 0 && DiscStart is not < 0;
-        Require(!gan || DiscLayers <= MaxDiscLayers(Resolution), nameof(DiscLayers), MaxDiscLayers(Resolution) is > 0 and var most
+        int most = MaxDiscLayers(Resolution);
+        Require(!gan || DiscLayers <= most, nameof(DiscLayers), most > 0
             ? $"{DiscLayers} layers shrink {Resolution}-pixel images to no patch; at most {most} fit (or DiscWeight = 0 leaves the GAN out)."
             : $"{Resolution}-pixel images are too small for the PatchGAN discriminator; DiscWeight = 0 leaves the GAN out.");
     }

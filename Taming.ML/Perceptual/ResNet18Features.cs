@@ -147,10 +147,11 @@ public sealed class ResNet18Features : nn.Module<Tensor, Tensor>
         var values = new Dictionary<string, Tensor> { [input] = Modules.MemoryLayout.Preferred(bgr) };
         foreach (var op in ops)
         {
+            // A stage's input, once for both of its stride-2 branches (the stage list already holds it as it was).
+            if (op is Conv { Stride: 2 } s && s.Input != input) values[s.Input] = EvenSized(values[s.Input]);
             var y = op switch
             {
-                Conv c => Modules.MixedPrecision.Conv2d(Pad(c.Stride == 2 && c.Input != input ? EvenSized(values[c.Input]) : values[c.Input], c.Pads),
-                    buffers[$"conv{c.Index}_weight"], buffers[$"conv{c.Index}_bias"], new[] { c.Stride, c.Stride }),
+                Conv c => Modules.MixedPrecision.Conv2d(Pad(values[c.Input], c.Pads), buffers[$"conv{c.Index}_weight"], buffers[$"conv{c.Index}_bias"], new[] { c.Stride, c.Stride }),
                 Relu r => nn.functional.relu(values[r.Input]),
                 Add a => values[a.A] + values[a.B],
                 // Zero padding is the ONNX max-pool's −∞ here: it follows a ReLU.

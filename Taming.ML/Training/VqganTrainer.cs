@@ -111,8 +111,9 @@ internal sealed class VqganTrainer
             // The last step reports too when the time budget ends the fit, so that its losses are shown and checked.
             bool stop = o.StopToken.IsCancellationRequested;
             bool last = stop || TimeBudget.Progress(step, o.Steps, o.TimeBudget, clock.Elapsed) >= 1;
-            heartbeat.Step(step, clock.Elapsed, reported: step % o.ProgressInterval == 0 || last);
-            if (step % o.ProgressInterval == 0 || last)
+            bool reporting = step % o.ProgressInterval == 0 || last;
+            heartbeat.Step(step, clock.Elapsed, reporting);
+            if (reporting)
             {
                 var report = window.Report(step, o, usage, rate, clock.Elapsed,
                     validation is null ? double.NaN : ValidationLoss(model, validation, device, o.InferenceBatchSize));
