@@ -331,9 +331,16 @@ public sealed class PriorTests
         options.ProgressInterval = 25;
         options.Progress = reports.Add;
         var ml = new MLContext(seed: 1);
+        var infos = new List<string>();
+        ml.Log += (_, m) => { if (m.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info) infos.Add(m.RawMessage); };
         ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(ml.Data.LoadFromEnumerable(rows));
         Assert.IsTrue(reports[^1].Step < 3000, $"ran all {reports[^1].Step} steps");
         Assert.IsTrue(reports.All(r => !double.IsNaN(r.ValidationLoss)));
+        // The log says which step's weights the prior keeps: the report with the lowest validation loss.
+        var best = reports.MinBy(r => r.ValidationLoss)!;
+        Assert.IsTrue(best.Step < reports[^1].Step);
+        CollectionAssert.Contains(infos, $"Kept the weights of step {best.Step:N0}, whose validation loss was the lowest " +
+                                         $"({best.ValidationLoss:F4}, {best.ValidationLoss / Math.Log(2):F3} bits/token).", string.Join("\n", infos));
     }
 
     [TestMethod]
@@ -400,6 +407,15 @@ public sealed class PriorTests
         options.Window = 16;
         ml.Transforms.FitPrior("Tokens", options: options).Fit(rows);
         Assert.IsFalse(warnings.Any(w => w.StartsWith("The prior models")), string.Join("\n", warnings));
+
+        // A window larger than the grids is the grids' size, and the log says so.
+        var infos = new List<string>();
+        ml.Log += (_, m) => { if (m.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info) infos.Add(m.RawMessage); };
+        ml.Transforms.FitPrior("Tokens", options: options).Fit(rows);
+        Assert.IsFalse(infos.Any(i => i.StartsWith("GptOptions.Window")), string.Join("\n", infos));
+        options.Window = 40;
+        ml.Transforms.FitPrior("Tokens", options: options).Fit(rows);
+        CollectionAssert.Contains(infos, "GptOptions.Window 40 is larger than the 33×33 token grids, so the prior models 33×33 tokens at a time.");
 
         // A line after 30 s without a progress report, then 30 s after the last line or report.
         var lines = new List<string>();

@@ -81,7 +81,11 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         if (MissingClasses(sequences, layout) is { Length: > 0 } missing) ch.Warning(missing);
         var (canvasHeight, canvasWidth) = layout.Canvas;
         string windows = (canvasHeight, canvasWidth) == (layout.GridHeight, layout.GridWidth) ? "" : $" in random {layout.GridHeight}×{layout.GridWidth} windows";
-        ch.Info($"Training a {layout.Conditioning.ToString().ToLowerInvariant()}-conditioned prior on {sequences.Count} grids of " +
+        if (o.Window > Math.Min(canvasHeight, canvasWidth))
+            ch.Info($"GptOptions.Window {o.Window} is larger than the {canvasHeight}×{canvasWidth} token grids, so the prior models " +
+                    $"{layout.GridHeight}×{layout.GridWidth} tokens at a time.");
+        string kind = layout.Conditioning switch { Conditioning.Class => "a class-conditional", Conditioning.Image => "an image-conditioned", _ => "an unconditional" };
+        ch.Info($"Training {kind} prior on {sequences.Count} grids of " +
                 $"{canvasHeight}×{canvasWidth} tokens{windows} ({layout.CodebookSize} codes), {o.Layers} layers × {o.Width} wide, on {device}.");
         var (model, training) = new GptTrainer(o, layout, device, m => ch.Info(m))
             .Train(sequences, initial is null ? null : (initial.Model, initial.Training));

@@ -72,6 +72,7 @@ internal sealed class GptTrainer
         var heartbeat = new Heartbeat(log, o.Steps, o.TimeBudget, o.ProgressInterval);
         int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0;
         double best = double.PositiveInfinity;
+        int bestStep = 0;
         long tokens = 0;
         double rate = 0;
         TimeSpan windowStart = TimeSpan.Zero;
@@ -110,6 +111,7 @@ internal sealed class GptTrainer
                 if (tracked < best - 1e-4)
                 {
                     best = tracked;
+                    bestStep = step;
                     reportsWithoutGain = 0;
                     if (o.EarlyStoppingPatience > 0 && validation.Count > 0) bestWeights = Snapshot(model, bestWeights);
                 }
@@ -138,6 +140,8 @@ internal sealed class GptTrainer
         }
         if (bestWeights != null)
         {
+            if (bestStep != step)
+                log?.Invoke($"Kept the weights of step {bestStep:N0}, whose validation loss was the lowest ({best:F4}, {best / Math.Log(2):F3} bits/token).");
             using (no_grad())
                 foreach (var (name, p) in model.named_parameters()) p.copy_(bestWeights[name]);
             foreach (var t in bestWeights.Values) t.Dispose();
