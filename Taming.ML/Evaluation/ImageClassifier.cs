@@ -91,7 +91,7 @@ public sealed class ImageClassifier
         int? classes = TokenColumns.InspectLabel(label);
         var set = new ImageSet(channels, resolution, resolution);
         var labels = new List<int>();
-        using var cursor = data.GetRowCursor(new[] { image, label });
+        using var cursor = ParallelCursor.Create(data, new[] { image, label });
         var reader = new ImageColumnReader(cursor, image, channels, resolution, resolution, resize: false);
         var readLabel = TokenColumns.LabelReader(cursor, label, classes);
         var pixels = new float[set.PixelsPerImage];

@@ -20,7 +20,7 @@ internal static class ImageFeatures
         int pixels = channels * height * width;
         var buffer = new float[batch * pixels];
         var features = new List<Tensor>();
-        using var cursor = data.GetRowCursor(new[] { column });
+        using var cursor = ParallelCursor.Create(data, new[] { column });
         var reader = new ImageColumnReader(cursor, column, channels, height, width, resize: true);
         using var _ = no_grad();
         while (true)

@@ -28,7 +28,7 @@ internal static class ReconstructionEvaluator
         var counts = new long[o.CodebookSize];
         double psnr = 0, ssim = 0, l1 = 0;
         int n = 0;
-        using var cursor = data.GetRowCursor(new[] { column });
+        using var cursor = ParallelCursor.Create(data, new[] { column });
         var reader = new ImageColumnReader(cursor, column, o.Channels, h, w, tokenizer.ResizeToResolution);
         var buffer = new float[batch * pixelsPerImage];
         long rowCount = keepCount > 0 && data.GetRowCount() is { } c && c > keepCount ? c : keepCount;

@@ -6,8 +6,8 @@ namespace Taming.ML.MLNet;
 /// <summary>
 /// The lazy <see cref="IDataView"/> returned by batched transformers: the input's columns plus the mapper's
 /// outputs. A cursor drives two input cursors over the same rows: a leader that reads the mapper's inputs a
-/// batch ahead, and a follower that serves the pass-through columns at the current row. Nothing is
-/// computed until a row's output is read.
+/// batch ahead (images on several threads, <see cref="ParallelCursor"/>), and a follower that serves the pass-through
+/// columns at the current row. Nothing is computed until a row's output is read.
 /// </summary>
 internal sealed class BatchedDataView : IDataView
 {
@@ -44,7 +44,7 @@ internal sealed class BatchedDataView : IDataView
         var passThrough = input.Schema.Where(c => needed.Contains(c.Index)).ToList();
         bool anyOutput = needed.Any(i => i >= inputCount);
         var follower = input.GetRowCursor(passThrough);
-        var leader = anyOutput ? input.GetRowCursor(mapper.InputColumns) : null;
+        var leader = anyOutput ? ParallelCursor.Create(input, mapper.InputColumns) : null;
         return new Cursor(this, follower, leader, needed);
     }
 

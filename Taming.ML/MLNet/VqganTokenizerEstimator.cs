@@ -206,7 +206,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
     /// <summary>One pass over the input's images, each as planar bytes at the trained resolution.</summary>
     private IEnumerable<byte[]> ReadPass(IDataView input, DataViewSchema.Column column, VqganOptions o, CancellationToken token)
     {
-        using var cursor = input.GetRowCursor(new[] { column });
+        using var cursor = ParallelCursor.Create(input, new[] { column });
         var reader = new ImageColumnReader(cursor, column, o.Channels, o.Resolution, o.Resolution, resizeToResolution);
         var pixels = new float[o.Channels * o.Resolution * o.Resolution];
         while (cursor.MoveNext())
