@@ -17,7 +17,8 @@ public sealed class ParallelReadTests
     [ClassInitialize]
     public static void WriteImages(TestContext _)
     {
-        Directory.CreateDirectory(Folder);
+        Directory.CreateDirectory(Path.Combine(Folder, "images"));
+        Directory.CreateDirectory(Path.Combine(Folder, "damaged"));
         var rng = new Random(4);
         var lines = new List<string>();
         for (int i = 0; i < Rows; i++)
@@ -26,12 +27,12 @@ public sealed class ParallelReadTests
             for (int y = 0; y < TinyData.Side; y++)
             for (int x = 0; x < TinyData.Side; x++)
                 image[x, y] = new L8((byte)(i % 7 * 30 + rng.Next(40)));
-            image.SaveAsPng(Path.Combine(Folder, $"{i}.png"));
-            lines.Add($"{i}.png\tclass{i % 4}");
+            image.SaveAsPng(Path.Combine(Folder, "images", $"{i:D3}.png"));
+            lines.Add($"images/{i:D3}.png\tclass{i % 4}");
         }
         File.WriteAllLines(Path.Combine(Folder, "tags.tsv"), lines);
-        File.WriteAllText(Path.Combine(Folder, "damaged.png"), "not an image");
-        lines[Damaged] = "damaged.png\tclass1";
+        File.WriteAllText(Path.Combine(Folder, "damaged", "damaged.png"), "not an image");
+        lines[Damaged] = "damaged/damaged.png\tclass1";
         File.WriteAllLines(Path.Combine(Folder, "damaged.tsv"), lines);
     }
 
@@ -91,6 +92,37 @@ public sealed class ParallelReadTests
         // Left after a few rows, its threads stop and it frees what they had read ahead.
         using (var cursor = ParallelCursor.Create(data, columns))
             CollectionAssert.AreEqual(serial.Take(70).ToList(), ReadAll(cursor, data.Schema, take: 70));
+    }
+
+    [TestMethod]
+    public void AnImageFoldersImagesAreDecodedOnSeveralThreadsToo()
+    {
+        var ml = new MLContext(seed: 1);
+        var folder = ml.Data.LoadFromImageFolder(Path.Combine(Folder, "images"));
+        // CropAndResizeImages maps row by row, so it splits as the folder's listing does.
+        var images = ml.Transforms.CropAndResizeImages("Image", TinyData.Side, TinyData.Side).Fit(folder).Transform(folder);
+        var columns = new[] { images.Schema["ImagePath"], images.Schema["Image"] };
+        List<string> Read(DataViewRowCursor cursor)
+        {
+            var path = cursor.GetGetter<ReadOnlyMemory<char>>(images.Schema["ImagePath"]);
+            var image = cursor.GetGetter<MLImage>(images.Schema["Image"]);
+            var rows = new List<string>();
+            (ReadOnlyMemory<char> text, MLImage picture) = (default, null!);
+            while (cursor.MoveNext())
+            {
+                path(ref text);
+                image(ref picture);
+                rows.Add($"{cursor.Position} {text} {Convert.ToHexString(picture.Pixels)}");
+            }
+            return rows;
+        }
+        List<string> serial;
+        using (var cursor = images.GetRowCursor(columns)) serial = Read(cursor);
+        Assert.HasCount(Rows, serial);
+        StringAssert.StartsWith(serial[7], "7 007.png ");
+        using var parallel = ParallelCursor.Create(images, columns);
+        Assert.IsInstanceOfType<ParallelCursor>(parallel);
+        CollectionAssert.AreEqual(serial, Read(parallel));
     }
 
     [TestMethod]

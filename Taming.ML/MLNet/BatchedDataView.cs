@@ -48,8 +48,13 @@ internal sealed class BatchedDataView : IDataView
         return new Cursor(this, follower, leader, needed);
     }
 
-    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
-        new[] { GetRowCursor(columnsNeeded, rand) };
+    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
+    {
+        if (!mapper.MapsRowByRow || n < 2) return new[] { GetRowCursor(columnsNeeded, rand) };
+        var rows = new SingleRowMapper(input.Schema, mapper);
+        var needed = columnsNeeded.ToList();
+        return input.GetRowCursorSet(rows.GetDependencies(needed), n, rand).Select(cursor => rows.GetCursor(cursor, needed)).ToArray();
+    }
 
     private sealed class Cursor : DataViewRowCursor
     {

@@ -18,6 +18,12 @@ internal interface IBatchMapper
     /// <summary>Rows per forward pass.</summary>
     int BatchSize { get; }
 
+    /// <summary>
+    /// True for a mapping that gains nothing from batches (each row is computed alone, on the CPU): its view then splits
+    /// into cursor sets as its input does, so that the stages after it read it on several threads.
+    /// </summary>
+    bool MapsRowByRow => false;
+
     /// <summary>Per-cursor state reading the inputs from <paramref name="row"/>.</summary>
     IBatchState CreateState(DataViewRow row, int capacity);
 }

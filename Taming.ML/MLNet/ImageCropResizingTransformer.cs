@@ -79,6 +79,7 @@ public sealed class ImageCropResizingTransformer : BatchedTransformerBase
         public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }
         public IReadOnlyList<DataViewSchema.DetachedColumn> OutputColumns { get; }
         public int BatchSize => 16;
+        public bool MapsRowByRow => true;
         public IBatchState CreateState(DataViewRow row, int capacity) => new State(parent, row, InputColumns[0], capacity);
     }
 

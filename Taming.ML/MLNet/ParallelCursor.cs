@@ -20,8 +20,9 @@ internal sealed class ParallelCursor : DataViewRowCursor
     /// fill their batches while the consumer drains one.</summary>
     private const int RowsAhead = 128;
 
-    /// <summary>Bytes all workers together may hold ahead (each at least one row): decoded whole photos are large.</summary>
-    private const long BytesAhead = 512L << 20;
+    /// <summary>Bytes a worker may hold ahead (at least one row): decoded whole photos are large (10 MB at 2048×1280), and
+    /// a few in each queue keep the threads busy. All workers together hold at most 1 GB, or 32 MB each.</summary>
+    private static long BytesAhead(int workers) => Math.Clamp((1L << 30) / workers, 32L << 20, 128L << 20);
 
     private readonly DataViewRowCursor[] inputs;
     private readonly Worker[] workers;
@@ -52,8 +53,7 @@ internal sealed class ParallelCursor : DataViewRowCursor
         Schema = inputs[0].Schema;
         slotOf = Enumerable.Repeat(-1, Schema.Count).ToArray();
         for (int k = 0; k < columns.Length; k++) slotOf[columns[k].Index] = k;
-        long bytesPerWorker = Math.Max(1, BytesAhead / inputs.Length);
-        workers = inputs.Select(cursor => new Worker(cursor, columns, bytesPerWorker, stop.Token)).ToArray();
+        workers = inputs.Select(cursor => new Worker(cursor, columns, BytesAhead(inputs.Length), stop.Token)).ToArray();
         foreach (var worker in workers) worker.Start();
     }
 

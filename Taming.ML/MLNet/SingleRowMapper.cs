@@ -31,6 +31,31 @@ internal sealed class SingleRowMapper : IRowToRowMapper
     public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns) =>
         new Row(this, input, activeColumns.Select(c => c.Index).ToHashSet());
 
+    /// <summary>A cursor that maps each row of <paramref name="input"/> as it comes (one of a cursor set).</summary>
+    public DataViewRowCursor GetCursor(DataViewRowCursor input, IEnumerable<DataViewSchema.Column> activeColumns) =>
+        new Cursor(input, GetRow(input, activeColumns));
+
+    private sealed class Cursor(DataViewRowCursor input, DataViewRow row) : DataViewRowCursor
+    {
+        public override DataViewSchema Schema => row.Schema;
+        public override long Position => input.Position;
+        public override long Batch => input.Batch;
+        public override bool MoveNext() => input.MoveNext();
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column) => row.GetGetter<TValue>(column);
+        public override ValueGetter<DataViewRowId> GetIdGetter() => input.GetIdGetter();
+        public override bool IsColumnActive(DataViewSchema.Column column) => row.IsColumnActive(column);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                row.Dispose();
+                input.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+    }
+
     private sealed class Row : DataViewRow
     {
         private readonly SingleRowMapper parent;

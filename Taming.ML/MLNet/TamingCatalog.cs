@@ -153,7 +153,8 @@ public static class TamingCatalogExtensions
     /// <see cref="CropAndResizeImages"/> or ResizeImages), which lets large images be decoded smaller: each JPEG is then
     /// decoded at the smallest of 1/8, 1/4 or 1/2 of its size that still covers it (a 4032×3024 photo for 64×64 at
     /// 504×378, about ten times faster), on all cores; other formats at full size. The pixels are those LoadImages
-    /// gives at that scale. 0 (default): every image at full size, through LoadImages.</param>
+    /// gives at that scale. 0 (default): every image at full size, through LoadImages (which Taming.ML's stages read on
+    /// all cores too).</param>
     /// <param name="coverHeight">See <paramref name="coverWidth"/>.</param>
     /// <param name="upright">True: photos whose EXIF orientation says they are stored on their side or mirrored are
     /// turned upright, as photo viewers show them. False (default): the pixels as stored, as LoadImages (and PIL, for the
@@ -167,7 +168,8 @@ public static class TamingCatalogExtensions
                 $"coverWidth and coverHeight are both positive (the size the images will be resized to) or both 0; got {coverWidth}×{coverHeight}.");
         var env = ((IInternalCatalog)catalog).Environment;
         var items = ListImages(catalog, folder, upright).Select(i => new ImageFolderRow { ImagePath = i.RelativePath, Label = i.Label }).ToList();
-        var listing = catalog.LoadFromEnumerable(items);
+        // Cached, the listing splits into the cursor sets over which LoadImages decodes on all cores (ParallelCursor).
+        var listing = catalog.Cache(catalog.LoadFromEnumerable(items));
         var transforms = new TransformsCatalog(env); // the user's context: its log and seed
         IEstimator<ITransformer> labels = items.Any(i => i.Label.Length > 0)
             ? transforms.Conversion.MapValueToKey(labelColumnName, nameof(ImageFolderRow.Label))
