@@ -30,7 +30,8 @@ internal sealed class ParallelCursor : DataViewRowCursor
     private readonly CancellationTokenSource stop = new();
     private Worker? currentWorker;
     private RowValues? current;
-    private long position = -1;
+    private long position = -1, currentBatch;
+    private bool disposed;
 
     /// <summary>
     /// A cursor over <paramref name="columns"/> of <paramref name="input"/>: parallel where some column holds images or
@@ -81,8 +82,6 @@ internal sealed class ParallelCursor : DataViewRowCursor
         return true;
     }
 
-    private long currentBatch;
-
     public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
     {
         int slot = slotOf[column.Index];
@@ -105,8 +104,9 @@ internal sealed class ParallelCursor : DataViewRowCursor
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && !disposed)
         {
+            disposed = true;
             stop.Cancel();
             foreach (var worker in workers) worker.Dispose();
             foreach (var input in inputs) input.Dispose();
