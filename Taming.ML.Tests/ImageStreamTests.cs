@@ -101,6 +101,7 @@ public sealed class ImageStreamTests
         var tokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(data);
         string log = string.Join("\n", messages.Where(m => !m.Contains("step ")));
         StringAssert.Contains(log, "Training on images of 8×8 streamed from the input (40, decoded again every pass) through a shuffle pool of 16");
+        StringAssert.Contains(log, "through a shuffle pool of 16 (1 channel; 4×4 tokens, 16 codes) for");
         StringAssert.Contains(log, "Streamed pass 7 over the training images"); // 320 images drawn from 40
         Assert.IsTrue(reports[^1].ReconstructionLoss < 0.7 * reports[0].ReconstructionLoss,
             $"L1 went from {reports[0].ReconstructionLoss} to {reports[^1].ReconstructionLoss}");

@@ -82,8 +82,9 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         var device = TorchRuntime.ResolveDevice(resolved.Device);
         var validation = ReadValidation(resolved, m => ch.Info(m)); // before the training set, so that a wrong one fails at once
         using var data = ReadImages(input, column, resolved, m => ch.Info(m), m => ch.Warning(m));
-        ch.Info($"Training a VQGAN tokenizer on {data.Description}×{resolved.Channels} " +
-                $"({resolved.TokenGridSide}×{resolved.TokenGridSide} tokens, {resolved.CodebookSize} codes) for {resolved.Steps} steps on {device}.");
+        string channels = resolved.Channels == 1 ? "1 channel" : $"{resolved.Channels} channels";
+        ch.Info($"Training a VQGAN tokenizer on {data.Description} ({channels}; {resolved.TokenGridSide}×" +
+                $"{resolved.TokenGridSide} tokens, {resolved.CodebookSize} codes) for {resolved.Steps} steps on {device}.");
         var (model, training) = new VqganTrainer(resolved, device, perceptual, m => ch.Info(m))
             .Train(data, initial is null ? null : (initial.Model, initial.Training), validation);
         return new VqganTokenizerTransformer(env, model, outputColumnName, inputColumnName, resizeToResolution, device, training: training);
