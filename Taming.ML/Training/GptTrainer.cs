@@ -70,9 +70,8 @@ internal sealed class GptTrainer
         StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(GptOptions));
         var clock = Stopwatch.StartNew();
         var heartbeat = new Heartbeat(log, o.Steps, o.TimeBudget, o.ProgressInterval);
-        int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0;
+        int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0, bestStep = 0;
         double best = double.PositiveInfinity;
-        int bestStep = 0;
         long tokens = 0;
         double rate = 0;
         TimeSpan windowStart = TimeSpan.Zero;
