@@ -62,9 +62,10 @@ internal static class TrainingRun
     public static void SaveCurves(TrainingCurves curves, string modelPath, string indent = "")
     {
         if (curves.Count == 0) return; // a fit stopped before its first report
-        string path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath))!, Path.GetFileNameWithoutExtension(modelPath) + "-curves.png");
+        // Beside the model, named as the model was (relative or absolute).
+        string path = Path.Combine(Path.GetDirectoryName(modelPath) ?? "", Path.GetFileNameWithoutExtension(modelPath) + "-curves.png");
         curves.SavePng(path);
-        Console.WriteLine($"{indent}Loss curves: {Path.GetRelativePath(Environment.CurrentDirectory, path)}");
+        Console.WriteLine($"{indent}Loss curves: {path}");
     }
 
     /// <summary>The stages of a saved model before <typeparamref name="T"/> (say, the CropAndResizeImages before a
