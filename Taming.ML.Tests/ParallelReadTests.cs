@@ -126,6 +126,24 @@ public sealed class ParallelReadTests
     }
 
     [TestMethod]
+    public void GreyImagesThatLoadImagesMadeColourAreNamedInTheLog()
+    {
+        var ml = new MLContext(seed: 1);
+        var infos = new List<string>();
+        ml.Log += (_, m) => { if (m.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info) infos.Add(m.RawMessage); };
+        var options = TinyData.Options(steps: 1);
+        options.Channels = 0; // from the column: LoadImages' images are colour
+        var tokenizer = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(Images(ml));
+        Assert.AreEqual(3, tokenizer.Channels);
+        Assert.IsTrue(infos.Any(i => i.StartsWith("The training images are grey") && i.Contains("VqganOptions.Channels = 1")), string.Join("\n", infos));
+        var set = new Taming.ML.Data.ImageSet(3, 1, 2);
+        set.Add(new byte[] { 1, 2, 1, 2, 1, 2 });
+        Assert.IsTrue(set.AllGrey());
+        set.Add(new byte[] { 1, 2, 1, 3, 1, 2 });
+        Assert.IsFalse(set.AllGrey());
+    }
+
+    [TestMethod]
     public void TokensAndTheirErrorsAreThoseOfOneCursor()
     {
         var ml = new MLContext(seed: 1);

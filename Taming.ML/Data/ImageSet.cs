@@ -36,6 +36,16 @@ internal sealed class ImageSet : ITrainingImages
     public int PixelsPerImage => Channels * Height * Width;
     public string Description => $"{Count:N0} images of {Width}×{Height}";
 
+    /// <summary>Whether every image has equal channels at every pixel (grey images stored as colour).</summary>
+    public bool AllGrey()
+    {
+        int plane = Height * Width;
+        foreach (var image in images)
+            for (int c = 1; c < Channels; c++)
+                if (!image.AsSpan(0, plane).SequenceEqual(image.AsSpan(c * plane, plane))) return false;
+        return true;
+    }
+
     /// <summary>Three quarters of the memory the process may use (or <see cref="MemoryLimitOverride"/>).</summary>
     public static long DefaultMemoryLimit => MemoryLimitOverride ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
 

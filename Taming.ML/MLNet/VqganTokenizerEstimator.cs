@@ -82,6 +82,10 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         var device = TorchRuntime.ResolveDevice(resolved.Device);
         var validation = ReadValidation(resolved, m => ch.Info(m)); // before the training set, so that a wrong one fails at once
         using var data = ReadImages(input, column, resolved, m => ch.Info(m), m => ch.Warning(m));
+        // LoadImages makes every image colour (BGRA), so grey data arrives as three equal channels.
+        if (initial is null && options.Channels == 0 && data is ImageSet { Channels: 3 } set && set.AllGrey())
+            ch.Info("The training images are grey (red = green = blue everywhere): VqganOptions.Channels = 1 would train on one " +
+                    "channel, in a third of the memory.");
         string channels = resolved.Channels == 1 ? "1 channel" : $"{resolved.Channels} channels";
         ch.Info($"Training a VQGAN tokenizer on {data.Description} ({channels}; {resolved.TokenGridSide}×" +
                 $"{resolved.TokenGridSide} tokens, {resolved.CodebookSize} codes) for {resolved.Steps} steps on {device}.");
