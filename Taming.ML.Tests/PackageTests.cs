@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.IO.Compression;
 
 namespace Taming.ML.Tests;
@@ -42,6 +43,8 @@ public sealed class PackageTests
             File.WriteAllText(Path.Combine(app, "nuget.config"),
                 "<configuration><packageSources><clear /></packageSources></configuration>");
             string build = Dotnet(app, "build", "-c", "Release", "-nologo");
+            StringAssert.DoesNotMatch(build, new System.Text.RegularExpressions.Regex("NU1608"),
+                "the package's ML.NET dependency does not allow the app's ML.NET 6.0.0");
             StringAssert.DoesNotMatch(build, new System.Text.RegularExpressions.Regex("TAMING001"),
                 "the ResNet18 was reported missing although the app downloads it");
 
@@ -51,6 +54,11 @@ public sealed class PackageTests
             string run = Dotnet(app, Path.Combine(output, "app.dll"),
                 Path.Combine(digits, "mnist10k-images-idx3-ubyte.gz"), Path.Combine(digits, "mnist10k-labels-idx1-ubyte.gz"));
             StringAssert.Contains(run, "tokens 16 of 16 rows, 64 per row, identical after reload: True");
+            var shrunk = System.Text.RegularExpressions.Regex.Match(run, @"ML\.NET (\S+): speckles shrunk to (\S+) to (\S+)");
+            Assert.IsTrue(shrunk.Success, run);
+            Assert.AreEqual("6.0.0", shrunk.Groups[1].Value, "the app ran on another ML.NET than the newest the package allows");
+            float low = float.Parse(shrunk.Groups[2].Value, CultureInfo.InvariantCulture), high = float.Parse(shrunk.Groups[3].Value, CultureInfo.InvariantCulture);
+            Assert.IsTrue(low > 103.5f && high < 151.5f, $"on ML.NET 6 CropAndResizeImages shrank speckles to {low} to {high}, not an even grey");
         }
         finally
         {
@@ -76,6 +84,8 @@ public sealed class PackageTests
           <ItemGroup>
             <PackageReference Include="Taming.ML" Version="[{Version}]" />
             <PackageReference Include="TorchSharp-cpu" Version="[0.107.0]" />
+            <PackageReference Include="Microsoft.ML" Version="[6.0.0]" />
+            <PackageReference Include="Microsoft.ML.ImageAnalytics" Version="[6.0.0]" />
             <PackageDownload Include="Microsoft.ML.DnnImageFeaturizer.ResNet18" Version="[0.23.1]" />
           </ItemGroup>
         </Project>
@@ -86,6 +96,7 @@ public sealed class PackageTests
     private const string AppProgram = """
         using Microsoft.ML;
         using Microsoft.ML.Data;
+        using Microsoft.ML.Transforms.Image;
         using Taming.ML.MLNet;
         using Taming.ML.Models;
 
@@ -103,6 +114,25 @@ public sealed class PackageTests
         var before = Tokens(tokenizer);
         var after = Tokens(reloaded);
         Console.WriteLine($"tokens {before.Length} of 16 rows, {before[0].Length} per row, identical after reload: {before.Zip(after).All(p => p.First.SequenceEqual(p.Second))}");
+
+        // Pixels black or white at random, shrunk 31.25 times: an even grey where the resize filters (SkiaSharp 3 samples
+        // single points unless told otherwise).
+        var coin = new Random(7);
+        var speckles = new byte[4 * 1000 * 750];
+        for (int i = 0; i < 1000 * 750; i++)
+        {
+            byte v = coin.Next(2) == 0 ? (byte)0 : (byte)255;
+            speckles[4 * i] = speckles[4 * i + 1] = speckles[4 * i + 2] = v;
+            speckles[4 * i + 3] = 255;
+        }
+        var speckled = ml.Data.LoadFromEnumerable(new[] { new Speckled { Image = MLImage.CreateFromPixels(1000, 750, MLPixelFormat.Bgra32, speckles) } });
+        var grey = ml.Transforms.CropAndResizeImages("Small", 32, 24, "Image").Append(ml.Transforms.ExtractPixels("Pixels", "Small"))
+            .Fit(speckled).Transform(speckled).GetColumn<VBuffer<float>>("Pixels").First().DenseValues().ToArray();
+        string version = typeof(MLContext).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .Cast<System.Reflection.AssemblyInformationalVersionAttribute>().Single().InformationalVersion.Split('+')[0];
+        Console.WriteLine($"ML.NET {version}: speckles shrunk to {grey.Min()} to {grey.Max()}");
+
+        class Speckled { [ImageType(750, 1000)] public MLImage Image { get; set; } = null!; }
         """;
 
     /// <summary>Runs the SDK's dotnet in <paramref name="folder"/>; its output, or a failure that shows it.</summary>

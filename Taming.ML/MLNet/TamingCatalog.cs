@@ -48,9 +48,11 @@ public static class TamingCatalogExtensions
     /// <summary>
     /// Resizes the images of <paramref name="inputColumnName"/> to <paramref name="imageWidth"/>×<paramref name="imageHeight"/>:
     /// each is scaled, keeping its aspect ratio, until it covers that size, and its centre is kept — what
-    /// <c>ResizeImages</c> does by default, with every output pixel drawn from the image. ML.NET 5.0's ResizeImages
-    /// truncates the scaled size and leaves the last row or column black for about one image size in eight (a
-    /// 4032×3024 photo at any square size, for one), which a tokenizer would learn as an edge. Saved with the model.
+    /// <c>ResizeImages</c> does by default, with every output pixel drawn from the image. ML.NET's ResizeImages (5.0
+    /// and 6.0) truncates the scaled size and leaves the last row or column black for about one image size in eight (a
+    /// 4032×3024 photo at any square size, for one), which a tokenizer would learn as an edge. It filters as
+    /// SkiaSharp's high-quality setting (mipmaps when shrinking, Mitchell's cubic when enlarging) on ML.NET 5 and 6
+    /// alike, where ML.NET 6's ResizeImages samples single points. Saved with the model.
     /// </summary>
     /// <param name="catalog">The transforms catalog.</param>
     /// <param name="outputColumnName">Name of the image column to add (the input's name replaces it).</param>
