@@ -26,29 +26,35 @@ internal static class CoverCrop
     /// <paramref name="image"/>, in its pixel format (<see cref="MLImage.CreateFromPixels"/> makes an image of them).</summary>
     public static byte[] Apply(MLImage image, int width, int height)
     {
-        // MLImage keeps SkiaSharp's decoded pixels: premultiplied, 4 bytes per pixel, BGRA or RGBA.
+        // MLImage keeps SkiaSharp's decoded pixels: premultiplied, 4 bytes per pixel, BGRA or RGBA. Skia reads them and
+        // draws the result in place, pinned: no copies beyond the one out of the MLImage.
         var colorType = image.PixelFormat == MLPixelFormat.Rgba32 ? SKColorType.Rgba8888 : SKColorType.Bgra8888;
-        using var source = new SKBitmap(new SKImageInfo(image.Width, image.Height, colorType, SKAlphaType.Premul));
-        Marshal.Copy(image.Pixels.ToArray(), 0, source.GetPixels(), 4 * image.Width * image.Height);
-        using var target = new SKBitmap(new SKImageInfo(width, height, colorType, SKAlphaType.Premul));
-        using (var canvas = new SKCanvas(target))
+        var sourceInfo = new SKImageInfo(image.Width, image.Height, colorType, SKAlphaType.Premul);
+        var targetInfo = new SKImageInfo(width, height, colorType, SKAlphaType.Premul);
+        var pixels = new byte[targetInfo.BytesSize];
+        var source = GCHandle.Alloc(image.Pixels.ToArray(), GCHandleType.Pinned);
+        var target = GCHandle.Alloc(pixels, GCHandleType.Pinned);
+        try
         {
+            using var picture = SKImage.FromPixels(sourceInfo, source.AddrOfPinnedObject(), sourceInfo.RowBytes);
+            using var bitmap = new SKBitmap();
+            bitmap.InstallPixels(targetInfo, target.AddrOfPinnedObject(), targetInfo.RowBytes);
+            using var canvas = new SKCanvas(bitmap);
             canvas.Clear(SKColors.Black);
             var from = SourceRect(image.Width, image.Height, width, height);
             var to = new SKRect(0, 0, width, height);
-            if (Sampled.Draw.Value is { } draw)
-            {
-                using var picture = SKImage.FromBitmap(source);
-                draw(canvas, picture, from, to, width < from.Width);
-            }
+            if (Sampled.Draw.Value is { } draw) draw(canvas, picture, from, to, width < from.Width);
             else
             {
                 using var paint = new SKPaint { FilterQuality = SKFilterQuality.High, IsAntialias = false };
-                canvas.DrawBitmap(source, from, to, paint);
+                canvas.DrawImage(picture, from, to, paint);
             }
         }
-        var pixels = new byte[4 * width * height];
-        Marshal.Copy(target.GetPixels(), pixels, 0, pixels.Length);
+        finally
+        {
+            source.Free();
+            target.Free();
+        }
         return pixels;
     }
 
