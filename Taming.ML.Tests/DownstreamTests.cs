@@ -38,6 +38,41 @@ public sealed class DownstreamTests
     }
 
     [TestMethod]
+    public void MLNetsKeyStagesTakeTheTokensAndTheirKeyValuesAreTheCodeIds()
+    {
+        var ml = new MLContext(seed: 1);
+        var images = Stripes(8, seed: 4);
+        // One chain with the tokenizer's estimator, so that the schema it declares (key values included) is checked too:
+        // OneHotEncoding refuses key columns without key values.
+        var model = ml.Transforms.TokenizeImages("Tokens", "Image", TinyData.Options(steps: 2))
+            .Append(ml.Transforms.Categorical.OneHotEncoding("OneHot", "Tokens"))
+            .Append(ml.Transforms.Conversion.MapKeyToValue("Ids", "Tokens"))
+            .Fit(images);
+        var output = model.Transform(images);
+        var keys = output.GetColumn<VBuffer<uint>>("Tokens").Select(v => v.DenseValues().ToArray()).ToArray();
+        var ids = output.GetColumn<VBuffer<uint>>("Ids").Select(v => v.DenseValues().ToArray()).ToArray();
+        var oneHot = output.GetColumn<VBuffer<float>>("OneHot").Select(v => v.DenseValues().ToArray()).ToArray();
+        Assert.AreEqual(8, keys.Length);
+        // OneHotEncoding keeps the codes it saw in the data: one indicator per (position, code seen), one code per position.
+        int seen = ids.SelectMany(r => r).Distinct().Count();
+        var indicatorOf = new Dictionary<uint, int>();
+        for (int row = 0; row < keys.Length; row++)
+        {
+            CollectionAssert.AreEqual(keys[row].Select(k => k - 1).ToArray(), ids[row], $"row {row}: ids are not the keys less one");
+            Assert.AreEqual(keys[row].Length * seen, oneHot[row].Length);
+            for (int position = 0; position < keys[row].Length; position++)
+            {
+                var block = oneHot[row].AsSpan(position * seen, seen).ToArray();
+                Assert.AreEqual(1f, block.Sum(), $"row {row}, position {position}");
+                int indicator = Array.IndexOf(block, 1f);
+                Assert.AreEqual(indicator, indicatorOf.TryAdd(ids[row][position], indicator) ? indicator : indicatorOf[ids[row][position]],
+                    $"code {ids[row][position]} has two indicators");
+            }
+        }
+        Assert.AreEqual(seen, indicatorOf.Values.Distinct().Count(), "two codes share an indicator");
+    }
+
+    [TestMethod]
     public void BitsPerTokenScoresUnseenImagesHigher()
     {
         var ml = new MLContext(seed: 1);

@@ -17,14 +17,31 @@ internal static class TokenColumns
     /// </summary>
     public const string CodebookAnnotation = "TamingCodebook";
 
-    /// <summary>The annotations of a token column of codebook <paramref name="codebook"/> (none where it is unknown).</summary>
-    public static DataViewSchema.Annotations? Annotations(string? codebook)
+    /// <summary>
+    /// The annotations of a token column over <paramref name="codebookSize"/> codes: its key values, the code ids
+    /// 0 … K−1 (so that <c>MapKeyToValue</c> gives the ids, and <c>OneHotEncoding</c>, which needs key values, takes the
+    /// column), and the codebook's fingerprint where it is known.
+    /// </summary>
+    public static DataViewSchema.Annotations Annotations(int codebookSize, string? codebook)
     {
-        if (codebook is null) return null;
         var builder = new DataViewSchema.Annotations.Builder();
-        builder.Add(CodebookAnnotation, TextDataViewType.Instance, (ref ReadOnlyMemory<char> value) => value = codebook.AsMemory());
+        builder.AddKeyValues(codebookSize, NumberDataViewType.UInt32, (ref VBuffer<uint> ids) =>
+        {
+            var editor = VBufferEditor.Create(ref ids, codebookSize);
+            for (int i = 0; i < codebookSize; i++) editor.Values[i] = (uint)i;
+            ids = editor.Commit();
+        });
+        if (codebook is not null)
+            builder.Add(CodebookAnnotation, TextDataViewType.Instance, (ref ReadOnlyMemory<char> value) => value = codebook.AsMemory());
         return builder.ToAnnotations();
     }
+
+    /// <summary>A token column as estimators declare it: a key vector with its key values (see <see cref="Annotations"/>).</summary>
+    public static SchemaShape.Column Shape(string name) =>
+        new(name, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.UInt32, isKey: true, new SchemaShape(new[]
+        {
+            new SchemaShape.Column(AnnotationUtils.Kinds.KeyValues, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.UInt32, isKey: false),
+        }));
 
     /// <summary>The codebook a token column's ids index, where the column says.</summary>
     public static string? CodebookOf(DataViewSchema.Column column)

@@ -24,7 +24,7 @@ public sealed class TokenGeneratorEstimator : IEstimator<TokenGeneratorTransform
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         var result = inputSchema.ToDictionary(c => c.Name);
-        result[outputColumnName] = new SchemaShape.Column(outputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.UInt32, isKey: true);
+        result[outputColumnName] = TokenColumns.Shape(outputColumnName);
         return new SchemaShape(result.Values);
     }
 

@@ -100,7 +100,7 @@ public sealed class TokenGeneratorTransformer : BatchedTransformerBase
             }
             InputColumns = columns;
             OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName,
-                new VectorDataViewType(new KeyDataViewType(typeof(uint), layout.CodebookSize), height, width), TokenColumns.Annotations(layout.Codebook)) };
+                new VectorDataViewType(new KeyDataViewType(typeof(uint), layout.CodebookSize), height, width), TokenColumns.Annotations(layout.CodebookSize, layout.Codebook)) };
         }
 
         public IReadOnlyList<DataViewSchema.Column> InputColumns { get; }

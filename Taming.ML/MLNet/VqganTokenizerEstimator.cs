@@ -48,8 +48,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
                 $"Column '{inputColumnName}' has type {col.GetTypeString()}; expected an image (LoadImages/ResizeImages) or a " +
                 "vector of Single or Byte [channels, height, width] (ExtractPixels).");
         var result = inputSchema.ToDictionary(c => c.Name);
-        result[outputColumnName] = new SchemaShape.Column(outputColumnName, SchemaShape.Column.VectorKind.Vector,
-            NumberDataViewType.UInt32, isKey: true);
+        result[outputColumnName] = TokenColumns.Shape(outputColumnName);
         return new SchemaShape(result.Values);
     }
 

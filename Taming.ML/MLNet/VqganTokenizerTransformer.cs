@@ -212,7 +212,7 @@ public sealed class VqganTokenizerTransformer : BatchedTransformerBase
             InputColumns = new[] { column };
             int f = parent.DownsamplingFactor;
             OutputColumns = new[] { new DataViewSchema.DetachedColumn(parent.OutputColumnName, parent.GridType(ImageSize.Height / f, ImageSize.Width / f),
-                TokenColumns.Annotations(parent.Model.Quantizer.Fingerprint())) };
+                TokenColumns.Annotations(parent.CodebookSize, parent.Model.Quantizer.Fingerprint())) };
         }
 
         /// <summary>The size the images are tokenized at: the trained resolution, or the column's (whole images).</summary>

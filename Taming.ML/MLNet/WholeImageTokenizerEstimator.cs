@@ -15,8 +15,7 @@ public sealed class WholeImageTokenizerEstimator : TokenizerStageEstimator<Vqgan
         : base(env, outputColumnName, inputColumnName, tokenizer) { }
 
     // The grid follows the images' size.
-    private protected override SchemaShape.Column OutputColumn() =>
-        new(OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.UInt32, isKey: true);
+    private protected override SchemaShape.Column OutputColumn() => TokenColumns.Shape(OutputColumnName);
 
     private protected override VqganTokenizerTransformer Create() =>
         new(Env, Tokenizer.Model, OutputColumnName, InputColumnName, resizeToResolution: false, Tokenizer.Device, wholeImages: true,
