@@ -417,6 +417,26 @@ public sealed class BadInputTests
         AssertMessage(Assert.ThrowsExactly<InvalidDataException>(() => ml.Taming().LoadModel(damaged, out _)), "weights");
     }
 
+    private sealed class PixelRow
+    {
+        [VectorType(1, TinyData.Side, TinyData.Side)]
+        public float[] Image { get; set; } = [];
+    }
+
+    [TestMethod]
+    public void ConvertToOnnxRefusesAPipelineWithATamingStageInsteadOfWritingOneThatTakesTheTokensAsAnInput()
+    {
+        var ml = new MLContext();
+        var pixels = ml.Data.LoadFromEnumerable(TinyData.Images(4).Select(i => new PixelRow { Image = i.Select(b => (float)b).ToArray() }));
+        var features = ml.Transforms.Conversion.MapKeyToVector("Features", "Tokens").Fit(Tokenizer().Transform(pixels));
+        foreach (var model in new ITransformer[] { Tokenizer(), new TransformerChain<ITransformer>(Tokenizer(), features) })
+        {
+            using var onnx = new MemoryStream();
+            AssertMessage(Assert.ThrowsExactly<InvalidOperationException>(() => ml.Model.ConvertToOnnx(model, pixels, onnx)),
+                "can not be fully converted");
+        }
+    }
+
     [TestMethod]
     public void IdxReaderRejectsAWrongMagicNumber()
     {

@@ -8,8 +8,12 @@ namespace Taming.ML.MLNet;
 /// outputs. A cursor drives two input cursors over the same rows: a leader that reads the mapper's inputs a
 /// batch ahead (images on several threads, <see cref="ParallelCursor"/>), and a follower that serves the pass-through
 /// columns at the current row. Nothing is computed until a row's output is read.
+/// It is an ML.NET data transform over its input, so that tools that walk a pipeline's views back to its source
+/// see it, as they see ML.NET's own stages: <c>ConvertToOnnx</c> then refuses a pipeline with a Taming.ML stage
+/// ("can not be fully converted"), where it otherwise took the view for the source and wrote an ONNX model that
+/// reads the tokens as an input.
 /// </summary>
-internal sealed class BatchedDataView : IDataView
+internal sealed class BatchedDataView : IDataTransform
 {
     private readonly IDataView input;
     private readonly IBatchMapper mapper;
@@ -22,6 +26,13 @@ internal sealed class BatchedDataView : IDataView
     }
 
     public DataViewSchema Schema { get; }
+
+    /// <summary>The input view (ML.NET's <see cref="IDataTransform"/>).</summary>
+    public IDataView Source => input;
+
+    // Legacy ML.NET code saves a pipeline by its views; Taming.ML's stages save as transformers.
+    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException(
+        "A Taming.ML stage's output view cannot be saved on its own: save the fitted transformer (mlContext.Model.Save).");
 
     // Both cursors must see the same row order, so rows are never shuffled here.
     public bool CanShuffle => false;
