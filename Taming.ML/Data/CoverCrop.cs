@@ -61,9 +61,9 @@ internal static class CoverCrop
     /// <summary>
     /// SkiaSharp 2.88 (ML.NET 5, which this library compiles against) draws with <c>SKPaint.FilterQuality</c>: High is
     /// mipmaps when shrinking, Mitchell's cubic when enlarging. SkiaSharp 3 (ML.NET 6) ignores that property and samples
-    /// each output pixel at one point of the image, which turns fine detail into noise (6–7 levels further from an area average on the shipped
-    /// photos); its drawing calls take an <c>SKSamplingOptions</c> instead, found here by reflection, with the same two
-    /// samplings.
+    /// each output pixel at one point of the image, which turns fine detail into noise (6–7 levels further from an area
+    /// average on the shipped photos); its drawing calls take an <c>SKSamplingOptions</c> instead, found here by
+    /// reflection, with the same two samplings.
     /// </summary>
     private static class Sampled
     {
