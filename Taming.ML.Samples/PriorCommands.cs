@@ -42,6 +42,7 @@ internal static class PriorCommands
         options.Window = args.Int("window") ?? options.Window;
         options.CudaGraphs = !args.Flag("eager-training");
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
+        if (args.Double("checkpoint-minutes") is { } every) options.CheckpointInterval = TimeSpan.FromMinutes(every);
         var imageSize = args.Size("image-size");
 
         var ml = new MLContext(seed: options.Seed ?? 1).ShowTrainingSetup();
@@ -69,6 +70,7 @@ internal static class PriorCommands
             : tokenizerModel.Transform(data);
         // Class-conditional when the data has labels of at least two classes.
         bool classes = !unconditional && tokens.Schema.GetColumnOrNull("Label") is { Type: KeyDataViewType { Count: > 1 } };
+        options.Checkpoint = p => TrainingRun.SaveCheckpoint(ml, p, tokens.Schema, output, p.TrainedSteps);
         var estimator = ml.Transforms.FitPrior(tokenizer.OutputColumnName, classes ? "Label" : null, options: options);
         var prior = initial is null ? estimator.Fit(tokens) : estimator.Fit(tokens, initial);
         TrainingRun.Save(ml, prior, tokens.Schema, output);

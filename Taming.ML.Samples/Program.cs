@@ -56,7 +56,8 @@ static int Usage(int code, string? problem = null)
                                [--perceptual-weight w] [--disc-weight w] [--disc-layers L] [--device cpu|cuda] [--precision p] [--eager-training]
                                [--resume <zip> [--restart-learning-rate]]: continue a saved tokenizer (also train-prior, with a
                                saved prior), from the learning rate its last fit ended at, or from --learning-rate;
-                               Ctrl+C: stop after the current step and save (both commands)
+                               Ctrl+C: stop after the current step and save; [--checkpoint-minutes M]: save the output
+                               every M minutes of training (30), which --resume continues after a crash (both commands)
           evaluate-tokenizer   --model <zip> --images <idx file | image folder> [--labels <idx>] [--grid <png>] [--json]
                                [--image-size WxH: the images at that size, reconstructed whole]
                                both: [--skip N] [--take N] [--holdout F] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder;

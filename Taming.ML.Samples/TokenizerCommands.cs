@@ -43,6 +43,7 @@ internal static class TokenizerCommands
         options.RestartLearningRate = args.Flag("restart-learning-rate");
         options.PerceptualWeight = args.Double("perceptual-weight") ?? options.PerceptualWeight;
         if (args.Double("minutes") is { } minutes) options.TimeBudget = TimeSpan.FromMinutes(minutes);
+        if (args.Double("checkpoint-minutes") is { } every) options.CheckpointInterval = TimeSpan.FromMinutes(every);
         bool crops = args.Int("random-crops") is not null;
         if (crops) options.MidAttention = args.Flag("mid-attention"); // fully convolutional by default, so that whole images decode as crops do
 
@@ -81,27 +82,20 @@ internal static class TokenizerCommands
             options.DiscWeight = 0;
             Console.WriteLine($"  No GAN: {options.Resolution}-pixel images are too small for its discriminator.");
         }
-        ITransformer model;
-        if (resumed != null)
-        {
-            // The saved stages before the tokenizer prepare the images as they did; the tokenizer goes on from its weights.
-            var before = TrainingRun.StagesBefore<VqganTokenizerTransformer>(resumed);
-            options.ValidationSet = heldOut is null ? null : new TransformerChain<ITransformer>(before).Transform(heldOut);
-            var continued = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(new TransformerChain<ITransformer>(before).Transform(data), initial!);
-            model = new TransformerChain<ITransformer>(before.Append(continued).ToArray());
-        }
-        else
-        {
-            var resize = idx || crops ? null : ml.Transforms.CropAndResizeImages("Image", options.Resolution, options.Resolution, "Image");
-            options.ValidationSet = heldOut is null || resize is null ? heldOut : resize.Fit(heldOut).Transform(heldOut); // as the tokenizer sees its images
-            IEstimator<ITransformer> pipeline = resize is null
-                ? ml.Transforms.TokenizeImages("Tokens", "Image", options)
-                : resize.Append(ml.Transforms.TokenizeImages("Tokens", "Image", options));
-            model = pipeline.Fit(data);
-        }
+        // The stages before the tokenizer prepare the images: a resumed model's own, else a resize to the resolution.
+        var resize = idx || crops ? null : ml.Transforms.CropAndResizeImages("Image", options.Resolution, options.Resolution, "Image");
+        var before = resumed != null ? TrainingRun.StagesBefore<VqganTokenizerTransformer>(resumed)
+            : resize is null ? Array.Empty<ITransformer>() : new ITransformer[] { resize.Fit(data) };
+        var prepare = new TransformerChain<ITransformer>(before);
+        options.ValidationSet = heldOut is null ? null : prepare.Transform(heldOut); // as the tokenizer sees its images
         // ML.NET cannot store an input schema of image columns only.
-        TrainingRun.Save(ml, model, data.Schema.Any(c => c.Type is not ImageDataViewType) ? data.Schema : null, output);
-        var trained = TamingCatalog.FindTokenizer(model);
+        var schema = data.Schema.Any(c => c.Type is not ImageDataViewType) ? data.Schema : null;
+        ITransformer Model(VqganTokenizerTransformer tokenizer) => new TransformerChain<ITransformer>(before.Append(tokenizer).ToArray());
+        options.Checkpoint = t => TrainingRun.SaveCheckpoint(ml, Model(t), schema, output, t.TrainedSteps);
+        var estimator = ml.Transforms.TokenizeImages("Tokens", "Image", options);
+        var prepared = prepare.Transform(data);
+        var trained = initial is null ? estimator.Fit(prepared) : estimator.Fit(prepared, initial);
+        TrainingRun.Save(ml, Model(trained), schema, output);
         Console.WriteLine($"Saved the tokenizer to {output} ({trained.TrainedSteps:N0} steps trained, {trained.GanSteps:N0} with the GAN).");
         TrainingRun.SaveCurves(curves, output);
         return 0;

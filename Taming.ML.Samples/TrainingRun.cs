@@ -56,6 +56,14 @@ internal static class TrainingRun
         }
     }
 
+    /// <summary>Saves a fit's checkpoint over its output (as <see cref="Save"/> does), every --checkpoint-minutes of training
+    /// (30 by default), so that a fit that a crash or a killed job ends is not lost: --resume continues it.</summary>
+    public static void SaveCheckpoint(MLContext ml, ITransformer model, DataViewSchema? schema, string path, int steps)
+    {
+        Save(ml, model, schema, path);
+        Console.WriteLine($"  Checkpoint: {path} holds the {steps:N0} steps trained so far (--resume continues it).");
+    }
+
     private static volatile bool saving, quitAfterSave;
 
     /// <summary>Writes a fit's loss curves beside its model: tokenizer.zip → tokenizer-curves.png.</summary>

@@ -529,6 +529,48 @@ public sealed class PriorTests
         data.GetColumn<float>(data.Schema["BitsPerToken"]).ToArray();
 
     [TestMethod]
+    public void CheckpointsAreCopiesThatSaveAndContinueAndLeaveTheFitAsWithoutThem()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = ml.Data.LoadFromEnumerable(RuleRows(64));
+        GptOptions Options()
+        {
+            var o = Tiny(steps: 10);
+            o.Dropout = 0.1; // draws from libtorch's generator, as does a new network's initialisation
+            return o;
+        }
+        var plain = ml.Transforms.FitPrior("Tokens", "Label", options: Options()).Fit(rows);
+
+        var options = Options();
+        options.CheckpointInterval = TimeSpan.FromTicks(1); // after every step but the last, which the fit returns
+        Directory.CreateDirectory(Temp);
+        string path = Path.Combine(Temp, "checkpoint.zip");
+        var recorder = new CheckpointRecorder<PriorTransformer>(2, new UnauthorizedAccessException("Access to the path is denied."), 6, p => ml.Model.Save(p, rows.Schema, path));
+        options.Checkpoint = recorder.Take;
+        var copies = recorder.Copies;
+        var warnings = TinyData.Warnings(ml);
+        var checkpointed = ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows);
+
+        CollectionAssert.AreEqual(Enumerable.Range(1, 9).ToArray(), copies.Select(c => c.TrainedSteps).ToArray());
+        Assert.IsTrue(warnings.Any(w => w.Contains("GptOptions.Checkpoint failed at step 2; training goes on. UnauthorizedAccessException")),
+            string.Join("\n", warnings));
+        CollectionAssert.AreEqual(ScoresOf(plain.Transform(rows)), ScoresOf(checkpointed.Transform(rows)), "the same fit as without checkpoints");
+        CollectionAssert.AreNotEqual(ScoresOf(checkpointed.Transform(rows)), ScoresOf(copies[0].Transform(rows)), "a copy keeps the weights of its step");
+
+        // The saved checkpoint continues for the steps that were left.
+        var loaded = TamingCatalog.FindPrior(new MLContext().Model.Load(path, out _));
+        Assert.AreEqual(6, loaded.TrainedSteps);
+        CollectionAssert.AreEqual(ScoresOf(copies[5].Transform(rows)), ScoresOf(loaded.Transform(rows)));
+        var rest = Options();
+        rest.Steps = 4;
+        Assert.AreEqual(10, ml.Transforms.FitPrior("Tokens", "Label", options: rest).Fit(rows, loaded).TrainedSteps);
+
+        options.CheckpointInterval = TimeSpan.FromMinutes(-1);
+        var negative = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows));
+        StringAssert.Contains(negative.Message, "GptOptions.CheckpointInterval: must be positive");
+    }
+
+    [TestMethod]
     public void AFitContinuesAPriorOnRowsLikeItsOwnAndRefusesOthers()
     {
         var ml = new MLContext(seed: 1);

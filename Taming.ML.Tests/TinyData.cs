@@ -67,4 +67,26 @@ internal static class TinyData
         }
         return all.ToArray();
     }
+
+    /// <summary>The warnings that <paramref name="ml"/>'s log hears from now on.</summary>
+    public static List<string> Warnings(MLContext ml)
+    {
+        var warnings = new List<string>();
+        ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning) lock (warnings) warnings.Add(e.Message); };
+        return warnings;
+    }
+}
+
+/// <summary>A fit's <c>Checkpoint</c> callback for tests: it keeps every copy, fails at the <paramref name="failAt"/>th (as a
+/// full disk would) and hands the <paramref name="saveAt"/>th to <paramref name="save"/>.</summary>
+internal sealed class CheckpointRecorder<T>(int failAt, Exception failure, int saveAt, Action<T> save)
+{
+    public List<T> Copies { get; } = new();
+
+    public void Take(T copy)
+    {
+        Copies.Add(copy);
+        if (Copies.Count == failAt) throw failure;
+        if (Copies.Count == saveAt) save(copy);
+    }
 }

@@ -337,6 +337,55 @@ public sealed class TokenizerTests
         StringAssert.Contains(wrongSize.Message, "16×16 pixels but the tokenizer works on 8×8");
     }
 
+    [TestMethod]
+    public void CheckpointsAreCopiesThatSaveAndContinueAndLeaveTheFitAsWithoutThem()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TinyData.ImageView(32);
+        VqganOptions Options()
+        {
+            var o = TinyData.Options(steps: 12);
+            o.DiscStart = 6; // the GAN trains from the seventh step on
+            o.Dropout = 0.1; // draws from libtorch's generator, as does a new network's initialisation
+            return o;
+        }
+        var plain = ml.Transforms.TokenizeImages("Tokens", "Image", Options()).Fit(data);
+
+        var options = Options();
+        options.CheckpointInterval = TimeSpan.FromTicks(1); // after every step but the last, which the fit returns
+        Directory.CreateDirectory(Temp);
+        string path = Path.Combine(Temp, "checkpoint.zip");
+        var recorder = new CheckpointRecorder<VqganTokenizerTransformer>(3, new IOException("No space left on device"), 8, t => ml.Model.Save(t, null, path));
+        options.Checkpoint = recorder.Take;
+        var copies = recorder.Copies;
+        var warnings = TinyData.Warnings(ml);
+        var checkpointed = ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(data);
+
+        CollectionAssert.AreEqual(Enumerable.Range(1, 11).ToArray(), copies.Select(c => c.TrainedSteps).ToArray());
+        CollectionAssert.AreEqual(new[] { 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5 }, copies.Select(c => c.GanSteps).ToArray());
+        Assert.IsNull(copies[5].Training.Discriminator, "no discriminator before the GAN trains");
+        Assert.IsNotNull(copies[6].Training.Discriminator, "the discriminator, once the GAN has trained");
+        Assert.IsTrue(warnings.Any(w => w.Contains("VqganOptions.Checkpoint failed at step 3; training goes on. IOException: No space left on device")),
+            string.Join("\n", warnings));
+        CollectionAssert.AreEqual(TinyData.Tokens(plain.Transform(data)), TinyData.Tokens(checkpointed.Transform(data)), "the same fit as without checkpoints");
+        var final = checkpointed.Model.state_dict();
+        foreach (var (name, weight) in plain.Model.state_dict())
+            Assert.IsTrue(weight.allclose(final[name], 0, 0), $"{name}: the same weights as without checkpoints");
+        Assert.IsTrue(copies[0].Model.state_dict().Any(p => !p.Value.allclose(final[p.Key], 0, 0)), "a copy keeps the weights of its step");
+
+        // The saved checkpoint continues for the steps that were left.
+        var loaded = TamingCatalog.FindTokenizer(new MLContext().Model.Load(path, out _));
+        Assert.AreEqual((8, 2), (loaded.TrainedSteps, loaded.GanSteps));
+        var rest = Options();
+        rest.Steps = 4;
+        var continued = ml.Transforms.TokenizeImages("Tokens", "Image", rest).Fit(data, loaded);
+        Assert.AreEqual((12, 6), (continued.TrainedSteps, continued.GanSteps));
+
+        options.CheckpointInterval = TimeSpan.Zero;
+        var zero = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.TokenizeImages("Tokens", "Image", options).Fit(data));
+        StringAssert.Contains(zero.Message, "VqganOptions.CheckpointInterval: must be positive");
+    }
+
     private sealed class TokenRow
     {
         [KeyType(16)] public uint[] Tokens { get; set; } = Array.Empty<uint>();

@@ -109,6 +109,21 @@ public sealed class GptOptions
     /// trained prior yet. <see cref="CancellationToken"/> abandons the fit at any time.</summary>
     [JsonIgnore] public CancellationToken StopToken { get; set; }
 
+    /// <summary>
+    /// Called with a copy of the prior trained so far every <see cref="CheckpointInterval"/> of training, between steps,
+    /// so that a fit of hours can save itself as it goes: <c>options.Checkpoint = t => mlContext.Model.Save(t, data.Schema,
+    /// "prior.zip")</c>. The copy holds the current weights (not the best ones that early stopping would keep) and the steps
+    /// made, so that after a crash <c>Fit(data, loaded)</c> continues it for the steps that were left (Adam's moments are not in it:
+    /// the learning rate warms up again, as for any continued fit). The copy is the callee's: training waits while the
+    /// callback runs, and neither changes the other (a fit with checkpoints trains the model one without them does). An
+    /// exception from the callback is logged as a warning and training goes on. Null (default): no checkpoints.
+    /// </summary>
+    [JsonIgnore] public Action<MLNet.PriorTransformer>? Checkpoint { get; set; }
+
+    /// <summary>Training time between two calls of <see cref="Checkpoint"/> (the first comes this long after the first
+    /// step). Default 30 minutes.</summary>
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(30);
+
     /// <summary>A copy (callbacks included).</summary>
     public GptOptions Clone() => (GptOptions)MemberwiseClone();
 
@@ -143,6 +158,7 @@ public sealed class GptOptions
         Require(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), "must be in [0, 1).");
         Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");
         Require(ProgressInterval > 0, nameof(ProgressInterval), "must be positive.");
+        Require(CheckpointInterval > TimeSpan.Zero, nameof(CheckpointInterval), $"must be positive, got {CheckpointInterval}.");
         Require(Enum.IsDefined(Precision), nameof(Precision), $"unknown value {(int)Precision}.");
     }
 }

@@ -219,6 +219,21 @@ public sealed class VqganOptions
     /// the fit at any time.</summary>
     [JsonIgnore] public CancellationToken StopToken { get; set; }
 
+    /// <summary>
+    /// Called with a copy of the tokenizer trained so far every <see cref="CheckpointInterval"/> of training, between steps,
+    /// so that a fit of hours can save itself as it goes: <c>options.Checkpoint = t => mlContext.Model.Save(t, data.Schema,
+    /// "tokenizer.zip")</c>. The copy holds the weights, the steps made and, once the GAN has trained, the discriminator, so
+    /// that after a crash <c>Fit(data, loaded)</c> continues it for the steps that were left (Adam's moments are not in it:
+    /// the learning rate warms up again, as for any continued fit). The copy is the callee's: training waits while the
+    /// callback runs, and neither changes the other (a fit with checkpoints trains the model one without them does). An
+    /// exception from the callback is logged as a warning and training goes on. Null (default): no checkpoints.
+    /// </summary>
+    [JsonIgnore] public Action<MLNet.VqganTokenizerTransformer>? Checkpoint { get; set; }
+
+    /// <summary>Training time between two calls of <see cref="Checkpoint"/> (the first comes this long after the first
+    /// step). Default 30 minutes.</summary>
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(30);
+
     /// <summary>Side of the token grid: Resolution / 2^(ChMult.Length−1).</summary>
     [JsonIgnore] public int TokenGridSide => Resolution >> (ChMult.Length - 1);
 
@@ -288,6 +303,7 @@ public sealed class VqganOptions
         Require(ShufflePoolSize >= 0, nameof(ShufflePoolSize), "must be 0 (automatic) or positive.");
         Require(InferenceBatchSize > 0, nameof(InferenceBatchSize), "must be positive.");
         Require(ProgressInterval > 0, nameof(ProgressInterval), "must be positive.");
+        Require(CheckpointInterval > TimeSpan.Zero, nameof(CheckpointInterval), $"must be positive, got {CheckpointInterval}.");
         Require(ValidationImages > 0, nameof(ValidationImages), "must be positive.");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "must be a positive number.");
         Require(DiscLayers >= 1, nameof(DiscLayers), "must be at least 1.");

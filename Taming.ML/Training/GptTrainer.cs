@@ -33,7 +33,9 @@ internal sealed class GptTrainer
     /// </summary>
     /// <param name="sequences">The training rows.</param>
     /// <param name="from">A prior to continue (its weights are copied, not changed), or null for a new one.</param>
-    public (Gpt Model, PriorTrainingState State) Train(IReadOnlyList<long[]> sequences, (Gpt Model, PriorTrainingState State)? from = null)
+    /// <param name="checkpoint">Gets a copy of the prior (its current weights) and its state every <see cref="GptOptions.CheckpointInterval"/>.</param>
+    public (Gpt Model, PriorTrainingState State) Train(IReadOnlyList<long[]> sequences, (Gpt Model, PriorTrainingState State)? from = null,
+        Action<Gpt, PriorTrainingState>? checkpoint = null)
     {
         if (sequences.Count == 0) throw new InvalidOperationException("The training data is empty: the prior needs at least one token grid.");
         int seed = o.Seed ?? 0;
@@ -70,6 +72,7 @@ internal sealed class GptTrainer
         StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(GptOptions));
         var clock = Stopwatch.StartNew();
         var heartbeat = new Heartbeat(log, o.Steps, o.TimeBudget, o.ProgressInterval);
+        var checkpoints = new Checkpoints(checkpoint is not null, o.CheckpointInterval);
         int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0, bestStep = 0;
         double best = double.PositiveInfinity;
         long tokens = 0;
@@ -135,6 +138,11 @@ internal sealed class GptTrainer
                     log?.Invoke($"Validation loss has not improved for {reportsWithoutGain} reports: stopping early.");
                     break;
                 }
+            }
+            if (!last && checkpoints.Due(clock.Elapsed))
+            {
+                checkpoint!(Checkpoints.Copy(() => new Gpt(o, layout), model, device), new PriorTrainingState(start.Steps + step, rate));
+                checkpoints.Taken(clock.Elapsed);
             }
         }
         if (bestWeights != null)

@@ -32,9 +32,10 @@ internal sealed class VqganTrainer
 
     /// <summary>Trains a new model, or continues <paramref name="from"/> (its weights are copied, not changed): step numbers
     /// (<see cref="VqganOptions.DiscStart"/>, the default GAN start) then count on from its steps. Each progress report
-    /// gives the L1 loss of <paramref name="validation"/>'s reconstructions where there are held-out images.</summary>
+    /// gives the L1 loss of <paramref name="validation"/>'s reconstructions where there are held-out images.
+    /// <paramref name="checkpoint"/> gets a copy of the model and its state every <see cref="VqganOptions.CheckpointInterval"/>.</summary>
     public (Vqgan Model, VqganTrainingState State) Train(ITrainingImages data, (Vqgan Model, VqganTrainingState State)? from = null,
-        ImageSet? validation = null)
+        ImageSet? validation = null, Action<Vqgan, VqganTrainingState>? checkpoint = null)
     {
         if (data.Count == 0) throw new InvalidOperationException(TrainingImages.EmptyMessage);
         int seed = o.Seed ?? 0;
@@ -81,6 +82,7 @@ internal sealed class VqganTrainer
         StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
         var clock = Stopwatch.StartNew();
         var heartbeat = new Heartbeat(log, o.Steps, o.TimeBudget, o.ProgressInterval);
+        var checkpoints = new Checkpoints(checkpoint is not null, o.CheckpointInterval);
         int step = 0, ganSteps = 0;
         double rate = 0;
         while (step < o.Steps)
@@ -124,6 +126,14 @@ internal sealed class VqganTrainer
                 o.Progress?.Invoke(report);
                 if (stop) log?.Invoke($"Stopped at step {step:N0} on request (VqganOptions.StopToken).");
                 if (report.StopRequested || stop) break;
+            }
+            if (!last && checkpoints.Due(clock.Elapsed))
+            {
+                var criticCopy = start.GanSteps + ganSteps > 0
+                    ? Checkpoints.Copy(() => new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers), discriminator, device) : null;
+                checkpoint!(Checkpoints.Copy(() => new Vqgan(o), model, device),
+                    new VqganTrainingState(start.Steps + step, start.GanSteps + ganSteps, rate, criticCopy));
+                checkpoints.Taken(clock.Elapsed);
             }
         }
         var state = new VqganTrainingState(start.Steps + step, start.GanSteps + ganSteps, rate, null);
