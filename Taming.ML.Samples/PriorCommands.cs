@@ -62,12 +62,15 @@ internal static class PriorCommands
         }
         var tokenizerModel = ml.Taming().LoadModel(tokenizerPath, out _);
         var tokenizer = TamingCatalog.FindTokenizer(tokenizerModel);
-        var data = DataSources.Load(ml, args, images, labels, tokenizer.Resolution, cover: imageSize);
+        // --holdout: the rows left out, whose loss every progress report gives (and early stopping follows).
+        var (data, heldOut) = DataSources.LoadSplit(ml, args, images, labels, tokenizer.Resolution, cover: imageSize);
         args.RejectUnknown();
-        var tokens = imageSize is var (width, height)
+        var tokenize = imageSize is var (width, height)
             ? ml.Transforms.CropAndResizeImages("Image", width, height, "Image")
-                .Append(ml.Transforms.TokenizeWholeImages(tokenizer.OutputColumnName, "Image", tokenizer)).Fit(data).Transform(data)
-            : tokenizerModel.Transform(data);
+                .Append(ml.Transforms.TokenizeWholeImages(tokenizer.OutputColumnName, "Image", tokenizer)).Fit(data)
+            : tokenizerModel;
+        var tokens = tokenize.Transform(data);
+        options.ValidationSet = heldOut is null ? null : tokenize.Transform(heldOut);
         // Class-conditional when the data has labels of at least two classes.
         bool classes = !unconditional && tokens.Schema.GetColumnOrNull("Label") is { Type: KeyDataViewType { Count: > 1 } };
         options.Checkpoint = p => TrainingRun.SaveCheckpoint(ml, p, tokens.Schema, output, p.TrainedSteps);

@@ -529,6 +529,44 @@ public sealed class PriorTests
         data.GetColumn<float>(data.Schema["BitsPerToken"]).ToArray();
 
     [TestMethod]
+    public void AValidationSetIsScoredAtEveryReportInsteadOfAShareOfTheTrainingRows()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = ml.Data.LoadFromEnumerable(RuleRows(64));
+        var rng = new Random(2);
+        var heldOut = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 12).Select(_ => new TokenRow
+        {
+            Label = (uint)rng.Next(Classes), Tokens = Enumerable.Range(0, 6).Select(_ => (uint)rng.Next(Codes) + 1).ToArray(),
+        }).ToArray());
+        var options = Tiny(steps: 40);
+        options.ProgressInterval = 20;
+        options.ValidationFraction = 0.5; // not used: the set is given
+        options.EarlyStoppingPatience = 0;
+        options.ValidationSet = heldOut;
+        var reports = new List<PriorProgress>();
+        options.Progress = reports.Add;
+        var infos = new List<string>();
+        ml.Log += (_, m) => { if (m.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info) lock (infos) infos.Add(m.RawMessage); };
+        var prior = ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows);
+        CollectionAssert.Contains(infos, "Validation: 12 held-out token grids (GptOptions.ValidationSet), scored at every progress report.");
+        Assert.AreEqual(2, reports.Count);
+        // The last report's validation loss is the fitted prior's score of the held-out rows (random: far above the rule's).
+        double heldOutBits = ScoresOf(prior.Transform(heldOut)).Average();
+        Assert.AreEqual(heldOutBits, reports[^1].ValidationLoss / Math.Log(2), 1e-3);
+        Assert.IsTrue(heldOutBits > 2 * ScoresOf(prior.Transform(rows)).Average(), $"held-out {heldOutBits:F3} bits/token");
+
+        options.ValidationSet = ml.Data.LoadFromEnumerable(new[] { new ConditionRow { Condition = Rule(0).Select(t => t + 1).ToArray(), Tokens = Rule(1).Select(t => t + 1).ToArray() } });
+        var unlike = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows));
+        Assert.AreEqual("GptOptions.ValidationSet: Label column 'Label' not found in the data; its columns: 'Condition', 'Tokens'. (Parameter 'ValidationSet')", unlike.Message);
+        options.ValidationSet = ml.Data.LoadFromEnumerable(new[] { new WideTokenRow { Tokens = Rule(0).Select(t => t + 1).ToArray() } });
+        var otherCodes = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows));
+        StringAssert.Contains(otherCodes.Message, "GptOptions.ValidationSet: its rows are not like the training rows: codes 16 (the training rows': 8).");
+        options.ValidationSet = ml.Data.LoadFromEnumerable(Array.Empty<TokenRow>());
+        var empty = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows));
+        StringAssert.StartsWith(empty.Message, "GptOptions.ValidationSet: it holds no rows.");
+    }
+
+    [TestMethod]
     public void CheckpointsAreCopiesThatSaveAndContinueAndLeaveTheFitAsWithoutThem()
     {
         var ml = new MLContext(seed: 1);
@@ -630,6 +668,12 @@ public sealed class PriorTests
     {
         [KeyType(Classes)] public uint Label { get; set; }
         [KeyType(Codes), VectorType(2, 3)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
+    }
+
+    private sealed class WideTokenRow
+    {
+        [KeyType(Classes)] public uint Label { get; set; }
+        [KeyType(2 * Codes), VectorType(2, 3)] public uint[] Tokens { get; set; } = Array.Empty<uint>();
     }
 
     private sealed class NamedRow

@@ -77,7 +77,9 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
                        $"step attends over all of them, so its work grows with the square of that (a 16×16 window: 256). GptOptions.Window " +
                        "fits it on windows of the grids and generates and scores whole grids with the sliding window, as the reference " +
                        "does for high resolution.");
+        var validation = o.ValidationSet is { } heldOut ? ReadValidation(heldOut, layout, o.Window, m => ch.Info(m)) : null; // fails before a long read
         var sequences = ReadSequences(input, layout, m => ch.Info(m));
+        if (sequences.Count == 0) throw new InvalidOperationException("The training data is empty: the prior needs at least one token grid.");
         if (MissingClasses(sequences, layout) is { Length: > 0 } missing) ch.Warning(missing);
         var (canvasHeight, canvasWidth) = layout.Canvas;
         string windows = (canvasHeight, canvasWidth) == (layout.GridHeight, layout.GridWidth) ? "" : $" in random {layout.GridHeight}×{layout.GridWidth} windows";
@@ -92,7 +94,7 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         var checkpoint = Checkpoints.Calling<Gpt, PriorTrainingState, PriorTransformer>(o.Checkpoint, Fitted,
             p => p.TrainedSteps, nameof(GptOptions), m => ch.Info(m), m => ch.Warning(m));
         var (model, training) = new GptTrainer(o, layout, device, m => ch.Info(m))
-            .Train(sequences, initial is null ? null : (initial.Model, initial.Training), checkpoint);
+            .Train(sequences, initial is null ? null : (initial.Model, initial.Training), checkpoint, validation);
         return Fitted(model, training);
     }
 
@@ -116,30 +118,62 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
     /// </summary>
     private static PriorLayout Continuing(PriorLayout data, PriorLayout prior)
     {
-        data = data with
-        {
-            Codebook = data.Codebook ?? prior.Codebook, ConditionCodebook = data.ConditionCodebook ?? prior.ConditionCodebook,
-            ClassNames = data.ClassNames ?? prior.ClassNames,
-        };
-        prior = prior with
-        {
-            Codebook = prior.Codebook ?? data.Codebook, ConditionCodebook = prior.ConditionCodebook ?? data.ConditionCodebook,
-            ClassNames = prior.ClassNames ?? data.ClassNames, CanvasHeight = data.CanvasHeight, CanvasWidth = data.CanvasWidth,
-        };
-        if (data.Equals(prior)) return data;
-        static string Names(PriorLayout l) => l.ClassNames is { } names ? string.Join(", ", names.Take(10)) + (names.Count > 10 ? ", …" : "") : "";
-        var differences = new (string What, object Data, object Prior)[]
-        {
-            ("conditioning", data.Conditioning, prior.Conditioning), ("codes", data.CodebookSize, prior.CodebookSize),
-            ("token grid", $"{data.GridHeight}×{data.GridWidth}", $"{prior.GridHeight}×{prior.GridWidth}"),
-            ("classes", data.ClassCount, prior.ClassCount), ("class names", Names(data), Names(prior)),
-            ("condition codes", data.ConditionCodebookSize, prior.ConditionCodebookSize),
-            ("condition grid", $"{data.ConditionHeight}×{data.ConditionWidth}", $"{prior.ConditionHeight}×{prior.ConditionWidth}"),
-            ("codebook", data.Codebook ?? "", prior.Codebook ?? ""), ("condition codebook", data.ConditionCodebook ?? "", prior.ConditionCodebook ?? ""),
-        }.Where(d => !Equals(d.Data, d.Prior)).Select(d => $"{d.What} {d.Data} (the prior's: {d.Prior})");
+        var (rows, differences) = Compare(data, prior, "the prior's", anyCanvas: true);
+        if (differences.Length == 0) return rows;
         throw new ArgumentOutOfRangeException("input", "The rows do not fit the prior that the fit would continue: " +
             string.Join("; ", differences) + ". Continue a prior on rows like those it was fitted on (the same tokenizer, " +
             "conditioning and classes).");
+    }
+
+    /// <summary>
+    /// <paramref name="rows"/>' layout, with the codebooks and class names that only <paramref name="other"/> knows, and
+    /// how the two differ ("codes 16 (the prior's: 64)"); <paramref name="anyCanvas"/>: canvases of any size match.
+    /// </summary>
+    private static (PriorLayout Rows, string[] Differences) Compare(PriorLayout rows, PriorLayout other, string otherName, bool anyCanvas)
+    {
+        rows = rows with
+        {
+            Codebook = rows.Codebook ?? other.Codebook, ConditionCodebook = rows.ConditionCodebook ?? other.ConditionCodebook,
+            ClassNames = rows.ClassNames ?? other.ClassNames,
+        };
+        other = other with
+        {
+            Codebook = other.Codebook ?? rows.Codebook, ConditionCodebook = other.ConditionCodebook ?? rows.ConditionCodebook,
+            ClassNames = other.ClassNames ?? rows.ClassNames,
+            CanvasHeight = anyCanvas ? rows.CanvasHeight : other.CanvasHeight, CanvasWidth = anyCanvas ? rows.CanvasWidth : other.CanvasWidth,
+        };
+        if (rows.Equals(other)) return (rows, Array.Empty<string>());
+        static string Names(PriorLayout l) => l.ClassNames is { } names ? string.Join(", ", names.Take(10)) + (names.Count > 10 ? ", …" : "") : "";
+        var differences = new (string What, object Rows, object Other)[]
+        {
+            ("conditioning", rows.Conditioning, other.Conditioning), ("codes", rows.CodebookSize, other.CodebookSize),
+            ("token grid", $"{rows.GridHeight}×{rows.GridWidth}", $"{other.GridHeight}×{other.GridWidth}"),
+            ("canvas", $"{rows.Canvas.Height}×{rows.Canvas.Width}", $"{other.Canvas.Height}×{other.Canvas.Width}"),
+            ("classes", rows.ClassCount, other.ClassCount), ("class names", Names(rows), Names(other)),
+            ("condition codes", rows.ConditionCodebookSize, other.ConditionCodebookSize),
+            ("condition grid", $"{rows.ConditionHeight}×{rows.ConditionWidth}", $"{other.ConditionHeight}×{other.ConditionWidth}"),
+            ("codebook", rows.Codebook ?? "", other.Codebook ?? ""), ("condition codebook", rows.ConditionCodebook ?? "", other.ConditionCodebook ?? ""),
+        }.Where(d => !Equals(d.Rows, d.Other)).Select(d => $"{d.What} {d.Rows} ({otherName}: {d.Other})").ToArray();
+        return (rows, differences);
+    }
+
+    /// <summary>The rows of <see cref="GptOptions.ValidationSet"/>, which must be like the training rows.</summary>
+    private List<long[]> ReadValidation(IDataView view, PriorLayout layout, int window, Action<string> log)
+    {
+        try
+        {
+            var (_, differences) = Compare(Layout(view, window), layout, "the training rows'", anyCanvas: false);
+            if (differences.Length > 0)
+                throw new ArgumentException($"its rows are not like the training rows: {string.Join("; ", differences)}.");
+            var rows = ReadSequences(view, layout, log, "held-out token grids");
+            if (rows.Count == 0) throw new ArgumentException("it holds no rows.");
+            log($"Validation: {rows.Count:N0} held-out token grids (GptOptions.ValidationSet), scored at every progress report.");
+            return rows;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException)
+        {
+            throw SchemaColumns.InOption("GptOptions.ValidationSet", e);
+        }
     }
 
     private PriorLayout ShapeOf(IDataView input, int window)
@@ -210,9 +244,9 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
     }
 
     /// <summary>Each row's prefix and image tokens in vocabulary ids; for a windowed prior the whole canvas (see <see cref="TokenWindows"/>).</summary>
-    private List<long[]> ReadSequences(IDataView input, PriorLayout layout, Action<string> log)
+    private List<long[]> ReadSequences(IDataView input, PriorLayout layout, Action<string> log, string what = "token grids")
     {
-        var progress = new ReadProgress(log, "token grids", input.GetRowCount());
+        var progress = new ReadProgress(log, what, input.GetRowCount());
         layout = layout.CanvasLayout();
         var columns = PriorInputs.Columns(input.Schema, layout, tokenColumnName, labelColumnName, conditionColumnName);
         var sequences = new List<long[]>();
@@ -225,7 +259,6 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
             sequences.Add(inputs.Prefix().Concat(inputs.Tokens()).ToArray());
             progress.Add();
         }
-        if (sequences.Count == 0) throw new InvalidOperationException("The training data is empty: the prior needs at least one token grid.");
         progress.Done();
         return sequences;
     }

@@ -5,6 +5,14 @@ namespace Taming.ML.MLNet;
 /// <summary>Finds the columns a stage reads, with one message for a missing one.</summary>
 internal static class SchemaColumns
 {
+    /// <summary>The error for a data set given in options (say, <c>GptOptions.ValidationSet</c>): <paramref name="e"/>'s
+    /// message after the option's name, less its "(Parameter '…')", which names an argument the caller never passed.</summary>
+    public static ArgumentException InOption(string option, Exception e)
+    {
+        string message = e is ArgumentException { ParamName: { } name } a ? a.Message.Replace($" (Parameter '{name}')", "") : e.Message;
+        return new ArgumentException($"{option}: {message}", option[(option.LastIndexOf('.') + 1)..], e);
+    }
+
     /// <summary>The column <paramref name="name"/> of <paramref name="schema"/>; a missing one names its <paramref name="role"/> ("Input", "Label", …).</summary>
     public static DataViewSchema.Column Find(DataViewSchema schema, string name, string role = "Input", string parameter = "schema") =>
         schema.GetColumnOrNull(name) ?? throw Missing(name, role, parameter, schema.Where(c => !c.IsHidden).Select(c => c.Name));

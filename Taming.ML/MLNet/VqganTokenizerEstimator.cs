@@ -187,7 +187,7 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         }
         catch (Exception e) when (e is ArgumentException or InvalidDataException)
         {
-            throw new ArgumentException($"VqganOptions.ValidationSet: {e.Message}", "ValidationSet", e);
+            throw SchemaColumns.InOption("VqganOptions.ValidationSet", e);
         }
         if (set.Count == 0) throw new ArgumentException("VqganOptions.ValidationSet holds no images.", "ValidationSet");
         log($"Validation: {set.Count:N0} held-out images, reconstructed at every progress report.");

@@ -52,8 +52,18 @@ public sealed class GptOptions
     /// during training (the reference's <c>pkeep</c>). Default 1 (off).</summary>
     public double PKeep { get; set; } = 1.0;
 
-    /// <summary>Share of the rows held out to measure validation loss. Default 0.05.</summary>
+    /// <summary>Share of the rows held out to measure validation loss (where there are at least 20), unless
+    /// <see cref="ValidationSet"/> is given. Default 0.05.</summary>
     public double ValidationFraction { get; set; } = 0.05;
+
+    /// <summary>
+    /// Held-out rows with the training data's columns (the tokens, and the label or condition tokens), whose loss every
+    /// progress report gives (and early stopping follows) instead of that of a <see cref="ValidationFraction"/> of the
+    /// training rows, which then all train; as ML.NET's <c>ImageClassificationTrainer.Options.ValidationSet</c>. Every
+    /// report scores all of its rows (a windowed prior: as many windows of each as of a training canvas), so a few thousand
+    /// grids are plenty. Null (default): the fraction. Not saved with the model.
+    /// </summary>
+    [JsonIgnore] public Microsoft.ML.IDataView? ValidationSet { get; set; }
 
     /// <summary>Stop when validation loss has not improved for this many progress reports, and keep the best
     /// weights. 0 disables early stopping. Default 5.</summary>

@@ -34,8 +34,10 @@ internal sealed class GptTrainer
     /// <param name="sequences">The training rows.</param>
     /// <param name="from">A prior to continue (its weights are copied, not changed), or null for a new one.</param>
     /// <param name="checkpoint">Gets a copy of the prior (its current weights) and its state every <see cref="GptOptions.CheckpointInterval"/>.</param>
+    /// <param name="heldOut">Held-out rows to validate on (<see cref="GptOptions.ValidationSet"/>), or null to hold out
+    /// <see cref="GptOptions.ValidationFraction"/> of <paramref name="sequences"/>.</param>
     public (Gpt Model, PriorTrainingState State) Train(IReadOnlyList<long[]> sequences, (Gpt Model, PriorTrainingState State)? from = null,
-        Action<Gpt, PriorTrainingState>? checkpoint = null)
+        Action<Gpt, PriorTrainingState>? checkpoint = null, IReadOnlyList<long[]>? heldOut = null)
     {
         if (sequences.Count == 0) throw new InvalidOperationException("The training data is empty: the prior needs at least one token grid.");
         int seed = o.Seed ?? 0;
@@ -43,12 +45,12 @@ internal sealed class GptTrainer
         var rng = new Random(seed);
         var order = Enumerable.Range(0, sequences.Count).ToArray();
         rng.Shuffle(order);
-        int validationCount = o.ValidationFraction > 0 && sequences.Count >= 20 ? Math.Max(1, (int)(sequences.Count * o.ValidationFraction)) : 0;
+        int validationCount = heldOut is null && o.ValidationFraction > 0 && sequences.Count >= 20 ? Math.Max(1, (int)(sequences.Count * o.ValidationFraction)) : 0;
         var windows = new TokenWindows(layout);
         // Held-out canvases are judged on windows drawn once, so that validation losses compare across reports.
         var validationRng = new Random(seed + 1);
-        var validation = order.Take(validationCount)
-            .SelectMany(i => Enumerable.Range(0, windows.PerCanvas).Select(_ => windows.Draw(sequences[i], validationRng))).ToList();
+        var validation = (heldOut ?? order.Take(validationCount).Select(i => sequences[i]))
+            .SelectMany(s => Enumerable.Range(0, windows.PerCanvas).Select(_ => windows.Draw(s, validationRng))).ToList();
         var train = order.Skip(validationCount).Select(i => sequences[i]).ToList();
 
         var model = new Gpt(o, layout);
