@@ -67,10 +67,11 @@ internal static class TokenizerCommands
         // --holdout: the rows left out, which every progress report reconstructs (the validation loss and curve).
         var (data, heldOut) = DataSources.LoadSplit(ml, args, images, labels, side);
         args.RejectUnknown();
-        if (!idx && !crops && options.Resolution == 0)
+        if (options.Resolution == 0)
         {
-            options.Resolution = DataSources.FolderResolution(data, images);
-            if (options.Resolution < 64)
+            // IDX digits come padded to the side, crops are cut at it; a folder's images are resized to what suits them.
+            options.Resolution = idx || crops ? side : DataSources.FolderResolution(data, images);
+            if (!idx && !crops && options.Resolution < 64)
                 Console.WriteLine($"  Resolution {options.Resolution}: the images' median shorter side, below the default 64 (--resolution sets it).");
         }
         // Small images leave a two-layer discriminator no patch: fewer layers, unless --disc-layers says otherwise, and

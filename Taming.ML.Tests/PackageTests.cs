@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.IO.Compression;
 
@@ -18,13 +17,13 @@ public sealed class PackageTests
     [Timeout(600_000, CooperativeCancellation = true)]
     public void AnAppReferencingThePackageBuildsAndTrainsWithThePerceptualTerm()
     {
-        string repo = RepositoryRoot();
+        string repo = Dotnet.RepositoryRoot();
         string work = Directory.CreateTempSubdirectory("taming-package-").FullName;
         string cache = GlobalPackagesFolder();
         try
         {
             string feed = Path.Combine(work, "feed");
-            Dotnet(repo, "pack", Path.Combine(repo, "Taming.ML", "Taming.ML.csproj"), "-c", "Release", "-o", feed,
+            Dotnet.Run(repo, "pack", Path.Combine(repo, "Taming.ML", "Taming.ML.csproj"), "-c", "Release", "-o", feed,
                 $"-p:PackageVersion={Version}", "-nologo");
             string package = Path.Combine(feed, $"Taming.ML.{Version}.nupkg");
             using (var zip = ZipFile.OpenRead(package))
@@ -42,7 +41,7 @@ public sealed class PackageTests
             // An empty nuget.config of its own: the user's sources (nuget.org) are never asked.
             File.WriteAllText(Path.Combine(app, "nuget.config"),
                 "<configuration><packageSources><clear /></packageSources></configuration>");
-            string build = Dotnet(app, "build", "-c", "Release", "-nologo");
+            string build = Dotnet.Run(app, "build", "-c", "Release", "-nologo");
             StringAssert.DoesNotMatch(build, new System.Text.RegularExpressions.Regex("NU1608"),
                 "the package's ML.NET dependency does not allow the app's ML.NET 6.0.0");
             StringAssert.DoesNotMatch(build, new System.Text.RegularExpressions.Regex("TAMING001"),
@@ -51,7 +50,7 @@ public sealed class PackageTests
             string output = Path.Combine(app, "bin", "Release", "net10.0");
             Assert.IsTrue(File.Exists(Path.Combine(output, "models", "ResNet18.onnx")), "the ResNet18 was not copied to models/");
             string digits = Path.Combine(repo, "Taming.ML.Samples", "data", "mnist");
-            string run = Dotnet(app, Path.Combine(output, "app.dll"),
+            string run = Dotnet.Run(app, Path.Combine(output, "app.dll"),
                 Path.Combine(digits, "mnist10k-images-idx3-ubyte.gz"), Path.Combine(digits, "mnist10k-labels-idx1-ubyte.gz"));
             StringAssert.Contains(run, "tokens 16 of 16 rows, 64 per row, identical after reload: True");
             var shrunk = System.Text.RegularExpressions.Regex.Match(run, @"ML\.NET (\S+): speckles shrunk to (\S+) to (\S+)");
@@ -135,42 +134,10 @@ public sealed class PackageTests
         class Speckled { [ImageType(750, 1000)] public MLImage Image { get; set; } = null!; }
         """;
 
-    /// <summary>Runs the SDK's dotnet in <paramref name="folder"/>; its output, or a failure that shows it.</summary>
-    private static string Dotnet(string folder, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true,
-        };
-        foreach (var a in arguments) start.ArgumentList.Add(a);
-        // The outer build's MSBuild settings (SDK paths, node reuse) are not the child's.
-        foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase)).ToList())
-            start.Environment.Remove(name);
-        start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        string all = stdout + stderr.Result;
-        if (process.ExitCode != 0)
-            Assert.Fail($"dotnet {string.Join(' ', arguments)} exited with {process.ExitCode}:\n{Tail(all)}");
-        return all;
-    }
-
-    private static string Tail(string text) => text.Length <= 6000 ? text : "…" + text[^6000..];
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Taming.sln"))) return dir.FullName;
-        throw new InvalidOperationException($"Taming.sln not found above {AppContext.BaseDirectory}.");
-    }
-
     /// <summary>NuGet's global packages folder, where the repository's own restore put TorchSharp, ML.NET and the ResNet18.</summary>
     private static string GlobalPackagesFolder()
     {
-        string listed = Dotnet(AppContext.BaseDirectory, "nuget", "locals", "global-packages", "--list");
+        string listed = Dotnet.Run(AppContext.BaseDirectory, "nuget", "locals", "global-packages", "--list");
         const string prefix = "global-packages: ";
         string? line = listed.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
         Assert.IsNotNull(line, $"dotnet nuget locals did not name the global packages folder: {listed}");
