@@ -10,25 +10,26 @@ internal static class TrainingRun
 {
     /// <summary>
     /// A token that the first Ctrl+C cancels (set it as the options' StopToken: the fit then ends after its current step
-    /// and returns the model trained so far, which the command saves). A second Ctrl+C ends the program at once, except
-    /// while a model is being written, which it lets finish (rather than leave a half-written file beside the output).
+    /// and returns the model trained so far, which the command saves; one that comes during a checkpoint's save does
+    /// the same). A second Ctrl+C ends the program at once, except while a model is being written, which it lets finish
+    /// (rather than leave a half-written file beside the output).
     /// </summary>
     public static CancellationToken StopOnCtrlC()
     {
         var stop = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
         {
-            if (saving)
+            if (!stop.IsCancellationRequested)
             {
                 e.Cancel = true;
-                Console.WriteLine("  Ctrl+C: the model is being written; the program ends once it is.");
-                quitAfterSave = true;
+                stop.Cancel();
+                Console.WriteLine("  Ctrl+C: stopping after this training step and saving the model trained so far (before training begins: without saving; Ctrl+C again quits without saving).");
                 return;
             }
-            if (stop.IsCancellationRequested) return; // the second press: the default, which ends the process
+            if (!saving) return; // the second press: the default, which ends the process
             e.Cancel = true;
-            stop.Cancel();
-            Console.WriteLine("  Ctrl+C: stopping after this training step and saving the model trained so far (before training begins: without saving; Ctrl+C again quits without saving).");
+            Console.WriteLine("  Ctrl+C: the model is being written; the program ends once it is.");
+            quitAfterSave = true;
         };
         return stop.Token;
     }
