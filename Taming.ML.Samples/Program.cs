@@ -53,7 +53,7 @@ static int Usage(int code, string? problem = null)
                                [--temperature t] [--reuse: sample again with the saved models] [--device cpu|cuda] [--precision p]
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--resolution N (64, or less for smaller images)] [--codebook-size K] [--steps N] [--batch-size B] [--shuffle-pool N] [--learning-rate r] [--seed S] [--minutes M]
-                               [--perceptual-weight w] [--disc-weight w] [--disc-layers L] [--device cpu|cuda] [--precision p] [--eager-training]
+                               [--perceptual-weight w] [--disc-weight w] [--disc-start step] [--disc-layers L] [--device cpu|cuda] [--precision p] [--eager-training]
                                [--resume <zip> [--restart-learning-rate]]: continue a saved tokenizer (also train-prior, with a
                                saved prior), from the learning rate its last fit ended at, or from --learning-rate;
                                Ctrl+C: stop after the current step and save; [--checkpoint-minutes M]: save the output

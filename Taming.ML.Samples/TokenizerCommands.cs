@@ -36,6 +36,7 @@ internal static class TokenizerCommands
             Progress = p => { Console.WriteLine("  " + p); curves.Add(p); },
             StopToken = TrainingRun.StopOnCtrlC(),
         };
+        options.DiscStart = args.Int("disc-start"); // default: at 60 % of the steps, once 1,000 are made
         double? discWeight = args.Double("disc-weight");
         options.DiscWeight = discWeight ?? options.DiscWeight;
         int? discLayers = args.Int("disc-layers");

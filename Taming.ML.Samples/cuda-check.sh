@@ -52,15 +52,16 @@ graphs() {
   # The same bf16 training replayed as CUDA graphs and run eagerly: the tokenizer for 200 steps (the GAN from step 120,
   # so both of its iteration's graphs), then a prior on its tokens for 300. On a GPU the graph runs must say they were
   # captured, and both runs must reach the same loss (up to cuDNN's and atomic adds' nondeterminism).
+  # The graph runs also write checkpoints every 3 s: copies made and saved between replays, which must change nothing.
   local mode flag
   for mode in graph eager; do
-    flag=""; [ $mode = eager ] && flag=--eager-training
+    flag="--checkpoint-minutes 0.05"; [ $mode = eager ] && flag=--eager-training
     step "tokenizer bf16, $mode" sh -c "$app train-tokenizer --images '$mnist' --take 2000 --output '$out/tokenizer-$mode.zip' \
-      --steps 200 --seed 1 --precision bf16 --perceptual-weight 0 --device $device $flag > '$out/tokenizer-$mode.txt' 2>&1"
+      --steps 200 --disc-start 120 --seed 1 --precision bf16 --perceptual-weight 0 --device $device $flag > '$out/tokenizer-$mode.txt' 2>&1"
     grep -E "CUDA graph|rror" "$out/tokenizer-$mode.txt"
   done
   for mode in graph eager; do # both on the eager run's tokens
-    flag=""; [ $mode = eager ] && flag=--eager-training
+    flag="--checkpoint-minutes 0.05"; [ $mode = eager ] && flag=--eager-training
     step "prior bf16, $mode" sh -c "$app train-prior --tokenizer '$out/tokenizer-eager.zip' --images '$mnist' --labels '$labels' \
       --take 2000 --output '$out/prior-$mode.zip' --steps 300 --seed 1 --precision bf16 --device $device $flag > '$out/prior-$mode.txt' 2>&1"
     grep -E "CUDA graph|rror" "$out/prior-$mode.txt"
@@ -69,6 +70,7 @@ graphs() {
     check "the tokenizer's iteration was captured (twice)" test "$(grep -c 'is captured as a CUDA graph' "$out/tokenizer-graph.txt")" = 2
     check "the prior's step was captured" test "$(grep -c 'is captured as a CUDA graph' "$out/prior-graph.txt")" = 1
   fi
+  check "checkpoints were written between the graph runs' steps" sh -c "grep -q Checkpoint: '$out/tokenizer-graph.txt' && grep -q Checkpoint: '$out/prior-graph.txt'"
   check "tokenizer: graph and eager reach the same loss" same_loss tokenizer L1 50 200
   check "prior: graph and eager reach the same loss" same_loss prior train 100 300
   for flag in "" --eager-training; do
