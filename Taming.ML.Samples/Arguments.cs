@@ -60,6 +60,15 @@ internal sealed class Arguments
         return v;
     }
 
+    /// <summary>A list of integers, each at least 1: "1,2,2".</summary>
+    public int[]? Ints(string name)
+    {
+        if (String(name) is not { } s) return null;
+        var parts = s.Split(',', StringSplitOptions.TrimEntries);
+        var values = parts.Select(p => int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= 1 ? v : 0).ToArray();
+        return values.All(v => v >= 1) ? values : throw new ArgumentException($"--{name}: '{s}' is not a list of positive integers (e.g. 1,2,2).");
+    }
+
     public double? Double(string name) => String(name) is { } s
         ? double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"--{name}: '{s}' is not a number.")
         : null;

@@ -54,6 +54,8 @@ static int Usage(int code, string? problem = null)
           train-tokenizer      --images <idx file | image folder> [--labels <idx>] --output <zip>
                                [--resolution N (64, or less for smaller images)] [--codebook-size K] [--steps N] [--batch-size B] [--shuffle-pool N] [--learning-rate r] [--seed S] [--minutes M]
                                [--perceptual-weight w] [--disc-weight w] [--disc-start step] [--disc-layers L] [--device cpu|cuda] [--precision p] [--eager-training]
+                               [--ch C (32)] [--ch-mult 1,2,2 (a level each; each after the first halves the side)] [--res-blocks N (1)]
+                               [--z-channels Z (64)] [--embed-dim E (8)]: the network (256×256 photos: e.g. --ch 128 --ch-mult 1,1,2,2,4, 16×16 tokens)
                                [--resume <zip> [--restart-learning-rate]]: continue a saved tokenizer (also train-prior, with a
                                saved prior), from the learning rate its last fit ended at, or from --learning-rate;
                                Ctrl+C: stop after the current step and save; [--checkpoint-minutes M]: save the output

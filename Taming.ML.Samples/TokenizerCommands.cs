@@ -37,6 +37,13 @@ internal static class TokenizerCommands
             StopToken = TrainingRun.StopOnCtrlC(),
         };
         options.DiscStart = args.Int("disc-start"); // default: at 60 % of the steps, once 1,000 are made
+        // The network's shape (the defaults suit images of 32 to 64 pixels: 8×8 to 16×16 tokens).
+        options.Ch = args.Int("ch") ?? options.Ch;
+        options.ChMult = args.Ints("ch-mult") ?? options.ChMult;
+        options.NumResBlocks = args.Int("res-blocks") ?? options.NumResBlocks;
+        options.ZChannels = args.Int("z-channels") ?? options.ZChannels;
+        options.EmbedDim = args.Int("embed-dim") ?? options.EmbedDim;
+        var shape = new[] { "ch", "ch-mult", "res-blocks", "z-channels", "embed-dim" }.Where(o => args.String(o) != null).ToList();
         double? discWeight = args.Double("disc-weight");
         options.DiscWeight = discWeight ?? options.DiscWeight;
         int? discLayers = args.Int("disc-layers");
@@ -54,6 +61,8 @@ internal static class TokenizerCommands
         var initial = resumed is null ? null : TamingCatalog.FindTokenizer(resumed);
         if (initial != null)
         {
+            if (shape.Count > 0)
+                throw new ArgumentException($"--{shape[0]} shapes a new network; --resume continues the saved one's: leave it out.");
             TrainingRun.RequireSame("resolution", args.Int("resolution"), initial.Resolution);
             TrainingRun.RequireSame("channels", args.Int("channels"), initial.Channels);
             TrainingRun.RequireSame("codebook-size", args.Int("codebook-size"), initial.CodebookSize);
