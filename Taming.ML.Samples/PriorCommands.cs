@@ -32,6 +32,7 @@ internal static class PriorCommands
         options.Heads = args.Int("heads") ?? options.Heads;
         options.Width = args.Int("width") ?? options.Width;
         options.Steps = args.Int("steps") ?? options.Steps;
+        options.BatchSize = args.Int("batch-size") ?? options.BatchSize;
         options.LearningRate = args.Double("learning-rate") ?? options.LearningRate;
         options.RestartLearningRate = args.Flag("restart-learning-rate");
         options.Dropout = args.Double("dropout") ?? options.Dropout;

@@ -65,7 +65,7 @@ static int Usage(int code, string? problem = null)
                                both: [--skip N] [--take N] [--holdout F] rows, or [--random-crops N [--downscale F] [--crop-seed S]] from a folder;
                                [--upright]: a folder's photos turned as their EXIF orientation says
           train-prior          --tokenizer <zip> --images <idx file | image folder> [--labels <idx>] --output <zip>
-                               [--layers L] [--heads H] [--width W] [--steps N] [--learning-rate r] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda] [--precision p] [--eager-training]
+                               [--layers L] [--heads H] [--width W] [--steps N] [--batch-size B (32)] [--learning-rate r] [--minutes M] [--seed S] [--unconditional] [--device cpu|cuda] [--precision p] [--eager-training]
                                [--image-size WxH --window N]: images tokenized whole at that size, the prior fitted on N×N windows of their grids
                                (generate then makes whole grids); [--skip N] [--take N] rows
           generate             --tokenizer <zip> --prior <zip> [--label class|k | --all-labels] [--count N] [--temperature t]
