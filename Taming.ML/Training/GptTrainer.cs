@@ -143,8 +143,10 @@ internal sealed class GptTrainer
             }
             if (!last && checkpoints.Due(clock.Elapsed))
             {
+                var began = clock.Elapsed;
                 checkpoint!(Checkpoints.Copy(() => new Gpt(o, layout), model, device), new PriorTrainingState(start.Steps + step, rate));
                 checkpoints.Taken(clock.Elapsed);
+                windowStart += clock.Elapsed - began; // the next report's tokens/s are training's
             }
         }
         if (bestWeights != null)

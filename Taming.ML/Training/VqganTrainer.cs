@@ -129,11 +129,13 @@ internal sealed class VqganTrainer
             }
             if (!last && checkpoints.Due(clock.Elapsed))
             {
+                var began = clock.Elapsed;
                 var criticCopy = start.GanSteps + ganSteps > 0
                     ? Checkpoints.Copy(() => new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers), discriminator, device) : null;
                 checkpoint!(Checkpoints.Copy(() => new Vqgan(o), model, device),
                     new VqganTrainingState(start.Steps + step, start.GanSteps + ganSteps, rate, criticCopy));
                 checkpoints.Taken(clock.Elapsed);
+                window.Exclude(clock.Elapsed - began); // the next report's images/s are training's
             }
         }
         var state = new VqganTrainingState(start.Steps + step, start.GanSteps + ganSteps, rate, null);
@@ -195,6 +197,9 @@ internal sealed class VqganTrainer
             steps++;
             images += (int)batch;
         }
+
+        /// <summary>Leaves <paramref name="pause"/> (a checkpoint) out of the rate of the next report.</summary>
+        public void Exclude(TimeSpan pause) => start += pause;
 
         public VqganProgress Report(int step, VqganOptions o, CodebookUsage usage, double learningRate, TimeSpan elapsed, double validationLoss)
         {
