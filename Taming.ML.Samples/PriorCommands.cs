@@ -74,7 +74,8 @@ internal static class PriorCommands
         options.ValidationSet = heldOut is null ? null : tokenize.Transform(heldOut);
         // Class-conditional when the data has labels of at least two classes.
         bool classes = !unconditional && tokens.Schema.GetColumnOrNull("Label") is { Type: KeyDataViewType { Count: > 1 } };
-        options.Checkpoint = p => TrainingRun.SaveCheckpoint(ml, p, tokens.Schema, output, p.TrainedSteps);
+        int? total = TrainingRun.TotalSteps(options.Steps, options.TimeBudget, initial?.TrainedSteps ?? 0);
+        options.Checkpoint = p => TrainingRun.SaveCheckpoint(ml, p, tokens.Schema, output, p.TrainedSteps, total);
         var estimator = ml.Transforms.FitPrior(tokenizer.OutputColumnName, classes ? "Label" : null, options: options);
         var prior = initial is null ? estimator.Fit(tokens) : estimator.Fit(tokens, initial);
         TrainingRun.Save(ml, prior, tokens.Schema, output);

@@ -102,7 +102,8 @@ internal static class TokenizerCommands
         // ML.NET cannot store an input schema of image columns only.
         var schema = data.Schema.Any(c => c.Type is not ImageDataViewType) ? data.Schema : null;
         ITransformer Model(VqganTokenizerTransformer tokenizer) => new TransformerChain<ITransformer>(before.Append(tokenizer).ToArray());
-        options.Checkpoint = t => TrainingRun.SaveCheckpoint(ml, Model(t), schema, output, t.TrainedSteps);
+        int? total = TrainingRun.TotalSteps(options.Steps, options.TimeBudget, initial?.TrainedSteps ?? 0);
+        options.Checkpoint = t => TrainingRun.SaveCheckpoint(ml, Model(t), schema, output, t.TrainedSteps, total);
         var estimator = ml.Transforms.TokenizeImages("Tokens", "Image", options);
         var prepared = prepare.Transform(data);
         var trained = initial is null ? estimator.Fit(prepared) : estimator.Fit(prepared, initial);

@@ -58,12 +58,18 @@ internal static class TrainingRun
     }
 
     /// <summary>Saves a fit's checkpoint over its output (as <see cref="Save"/> does), every --checkpoint-minutes of training
-    /// (30 by default), so that a fit that a crash or a killed job ends is not lost: --resume continues it.</summary>
-    public static void SaveCheckpoint(MLContext ml, ITransformer model, DataViewSchema? schema, string path, int steps)
+    /// (30 by default), so that a fit that a crash or a killed job ends is not lost: --resume continues it, for the
+    /// steps that were left where the fit counts steps (<paramref name="total"/>: the steps it was to reach; null: it has a
+    /// time budget).</summary>
+    public static void SaveCheckpoint(MLContext ml, ITransformer model, DataViewSchema? schema, string path, int steps, int? total)
     {
         Save(ml, model, schema, path);
-        Console.WriteLine($"  Checkpoint: {path} holds the {steps:N0} steps trained so far (--resume continues it).");
+        string resume = total is { } end ? $"--resume {path} --steps {end - steps}" : $"--resume {path}";
+        Console.WriteLine($"  Checkpoint: {path} holds the {steps:N0} steps trained so far (after a crash, the same command with {resume} goes on).");
     }
+
+    /// <summary>The steps a fit is to reach, counting those of the model it continues; null where a time budget ends it.</summary>
+    public static int? TotalSteps(int steps, TimeSpan? budget, int continued) => budget is null ? continued + steps : null;
 
     private static volatile bool saving, quitAfterSave;
 
