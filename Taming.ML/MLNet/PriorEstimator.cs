@@ -89,13 +89,13 @@ public sealed class PriorEstimator : IEstimator<PriorTransformer>
         string kind = layout.Conditioning switch { Conditioning.Class => "a class-conditional", Conditioning.Image => "an image-conditioned", _ => "an unconditional" };
         ch.Info($"Training {kind} prior on {sequences.Count} grids of " +
                 $"{canvasHeight}×{canvasWidth} tokens{windows} ({layout.CodebookSize} codes), {o.Layers} layers × {o.Width} wide, on {device}.");
-        PriorTransformer Fitted(Gpt model, PriorTrainingState training) =>
-            new(env, model, device, scoreColumnName, tokenColumnName, labelColumnName, conditionColumnName, training);
-        var checkpoint = Checkpoints.Calling<Gpt, PriorTrainingState, PriorTransformer>(o.Checkpoint, Fitted,
-            p => p.TrainedSteps, nameof(GptOptions), m => ch.Info(m), m => ch.Warning(m));
+        PriorTransformer Fitted(Gpt model, PriorTrainingState training, TorchSharp.torch.Device on) =>
+            new(env, model, on, scoreColumnName, tokenColumnName, labelColumnName, conditionColumnName, training);
+        var checkpoint = Checkpoints.Calling<Gpt, PriorTrainingState, PriorTransformer>(o.Checkpoint,
+            (m, s) => Fitted(m, s, TorchSharp.torch.CPU), p => p.TrainedSteps, nameof(GptOptions), m => ch.Info(m), m => ch.Warning(m));
         var (model, training) = new GptTrainer(o, layout, device, m => ch.Info(m))
             .Train(sequences, initial is null ? null : (initial.Model, initial.Training), checkpoint, validation);
-        return Fitted(model, training);
+        return Fitted(model, training, device);
     }
 
     /// <summary>Modelled sequences longer than this (a 32×32 grid) are warned about: their steps are slow.</summary>

@@ -88,13 +88,13 @@ public sealed class VqganTokenizerEstimator : IEstimator<VqganTokenizerTransform
         string channels = resolved.Channels == 1 ? "1 channel" : $"{resolved.Channels} channels";
         ch.Info($"Training a VQGAN tokenizer on {data.Description} ({channels}; {resolved.TokenGridSide}×" +
                 $"{resolved.TokenGridSide} tokens, {resolved.CodebookSize} codes) for {resolved.Steps} steps on {device}.");
-        VqganTokenizerTransformer Fitted(Vqgan model, VqganTrainingState training) =>
-            new(env, model, outputColumnName, inputColumnName, resizeToResolution, device, training: training);
-        var checkpoint = Checkpoints.Calling<Vqgan, VqganTrainingState, VqganTokenizerTransformer>(resolved.Checkpoint, Fitted,
-            t => t.TrainedSteps, nameof(VqganOptions), m => ch.Info(m), m => ch.Warning(m));
+        VqganTokenizerTransformer Fitted(Vqgan model, VqganTrainingState training, TorchSharp.torch.Device on) =>
+            new(env, model, outputColumnName, inputColumnName, resizeToResolution, on, training: training);
+        var checkpoint = Checkpoints.Calling<Vqgan, VqganTrainingState, VqganTokenizerTransformer>(resolved.Checkpoint,
+            (m, s) => Fitted(m, s, TorchSharp.torch.CPU), t => t.TrainedSteps, nameof(VqganOptions), m => ch.Info(m), m => ch.Warning(m));
         var (model, training) = new VqganTrainer(resolved, device, perceptual, m => ch.Info(m))
             .Train(data, initial is null ? null : (initial.Model, initial.Training), validation, checkpoint);
-        return Fitted(model, training);
+        return Fitted(model, training, device);
     }
 
     /// <summary>Fills the options left at 0 (resolution, channels, seed) from the data and the MLContext.</summary>

@@ -224,8 +224,9 @@ public sealed class VqganOptions
     /// so that a fit of hours can save itself as it goes: <c>options.Checkpoint = t => mlContext.Model.Save(t, data.Schema,
     /// "tokenizer.zip")</c>. The copy holds the weights, the steps made and, once the GAN has trained, the discriminator, so
     /// that after a crash <c>Fit(data, loaded)</c> continues it for the steps that were left (Adam's moments are not in it:
-    /// the learning rate warms up again, as for any continued fit). The copy is the callee's: training waits while the
-    /// callback runs, and neither changes the other (a fit with checkpoints trains the model one without them does). An
+    /// the learning rate warms up again, as for any continued fit). The copy is the callee's, on the CPU (so that a GPU
+    /// needs no memory for it; saved, it loads onto the options' <see cref="Device"/>): training waits while the callback
+    /// runs, and neither changes the other (a fit with checkpoints trains the model one without them does). An
     /// exception from the callback is logged as a warning and training goes on. Null (default): no checkpoints.
     /// </summary>
     [JsonIgnore] public Action<MLNet.VqganTokenizerTransformer>? Checkpoint { get; set; }

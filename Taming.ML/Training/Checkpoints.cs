@@ -20,17 +20,17 @@ internal sealed class Checkpoints(bool enabled, TimeSpan interval)
     public void Taken(TimeSpan elapsed) => last = elapsed;
 
     /// <summary>
-    /// A copy of <paramref name="source"/> on <paramref name="device"/>, in inference mode, which training does not touch.
-    /// A new module draws its initial weights from libtorch's generator, so its state is put back: a fit with checkpoints
-    /// trains the very model that one without them does.
+    /// A copy of <paramref name="source"/> on the CPU, in inference mode, which training does not touch. On the CPU, so
+    /// that a GPU whose memory the fit fills needs none for it, and none stays held until the collector finalises a copy
+    /// the callback let go (saving reads the weights on the CPU anyway). A new module draws its initial weights from
+    /// libtorch's generator, so its state is put back: a fit with checkpoints trains the very model that one without them does.
     /// </summary>
-    public static T Copy<T>(Func<T> create, nn.Module source, Device device) where T : nn.Module
+    public static T Copy<T>(Func<T> create, nn.Module source) where T : nn.Module
     {
         using var state = random.get_rng_state();
         try
         {
-            var copy = create();
-            copy.to(device);
+            var copy = create(); // made on the CPU
             copy.CopyWeightsFrom(source);
             copy.eval();
             return copy;

@@ -33,7 +33,7 @@ internal sealed class GptTrainer
     /// </summary>
     /// <param name="sequences">The training rows.</param>
     /// <param name="from">A prior to continue (its weights are copied, not changed), or null for a new one.</param>
-    /// <param name="checkpoint">Gets a copy of the prior (its current weights) and its state every <see cref="GptOptions.CheckpointInterval"/>.</param>
+    /// <param name="checkpoint">Gets a copy of the prior (its current weights, on the CPU) and its state every <see cref="GptOptions.CheckpointInterval"/>.</param>
     /// <param name="heldOut">Held-out rows to validate on (<see cref="GptOptions.ValidationSet"/>), or null to hold out
     /// <see cref="GptOptions.ValidationFraction"/> of <paramref name="sequences"/>.</param>
     public (Gpt Model, PriorTrainingState State) Train(IReadOnlyList<long[]> sequences, (Gpt Model, PriorTrainingState State)? from = null,
@@ -144,7 +144,7 @@ internal sealed class GptTrainer
             if (!last && checkpoints.Due(clock.Elapsed))
             {
                 var began = clock.Elapsed;
-                checkpoint!(Checkpoints.Copy(() => new Gpt(o, layout), model, device), new PriorTrainingState(start.Steps + step, rate));
+                checkpoint!(Checkpoints.Copy(() => new Gpt(o, layout), model), new PriorTrainingState(start.Steps + step, rate));
                 checkpoints.Taken(clock.Elapsed);
                 windowStart += clock.Elapsed - began; // the next report's tokens/s are training's
             }

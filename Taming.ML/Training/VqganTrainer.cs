@@ -33,7 +33,7 @@ internal sealed class VqganTrainer
     /// <summary>Trains a new model, or continues <paramref name="from"/> (its weights are copied, not changed): step numbers
     /// (<see cref="VqganOptions.DiscStart"/>, the default GAN start) then count on from its steps. Each progress report
     /// gives the L1 loss of <paramref name="validation"/>'s reconstructions where there are held-out images.
-    /// <paramref name="checkpoint"/> gets a copy of the model and its state every <see cref="VqganOptions.CheckpointInterval"/>.</summary>
+    /// <paramref name="checkpoint"/> gets a copy of the model (on the CPU) and its state every <see cref="VqganOptions.CheckpointInterval"/>.</summary>
     public (Vqgan Model, VqganTrainingState State) Train(ITrainingImages data, (Vqgan Model, VqganTrainingState State)? from = null,
         ImageSet? validation = null, Action<Vqgan, VqganTrainingState>? checkpoint = null)
     {
@@ -131,8 +131,8 @@ internal sealed class VqganTrainer
             {
                 var began = clock.Elapsed;
                 var criticCopy = start.GanSteps + ganSteps > 0
-                    ? Checkpoints.Copy(() => new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers), discriminator, device) : null;
-                checkpoint!(Checkpoints.Copy(() => new Vqgan(o), model, device),
+                    ? Checkpoints.Copy(() => new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers), discriminator) : null;
+                checkpoint!(Checkpoints.Copy(() => new Vqgan(o), model),
                     new VqganTrainingState(start.Steps + step, start.GanSteps + ganSteps, rate, criticCopy));
                 checkpoints.Taken(clock.Elapsed);
                 window.Exclude(clock.Elapsed - began); // the next report's images/s are training's
