@@ -37,7 +37,9 @@ catch (Taming.ML.Training.TrainingDivergedException e)
 catch (Exception e) when (e is ArgumentException or FileNotFoundException or DirectoryNotFoundException
                                or InvalidDataException or InvalidOperationException)
 {
-    Console.Error.WriteLine("error: " + e.Message);
+    // An ArgumentException's "(Parameter 'Resolution')" names the option in the library's terms, which the message
+    // already does, and means nothing on a command line.
+    Console.Error.WriteLine("error: " + (e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "") : e.Message));
     return 1;
 }
 
