@@ -65,7 +65,7 @@ internal static class TrainingRun
     {
         Save(ml, model, schema, path);
         string resume = total is { } end ? $"--resume {path} --steps {end - steps}" : $"--resume {path}";
-        Console.WriteLine($"  Checkpoint: {path} holds the {steps:N0} steps trained so far (after a crash, the same command with {resume} goes on).");
+        Console.WriteLine($"  Checkpoint at step {steps:N0}: saved {path} (after a crash, the same command with {resume} goes on).");
     }
 
     /// <summary>The steps a fit is to reach, counting those of the model it continues; null where a time budget ends it.</summary>

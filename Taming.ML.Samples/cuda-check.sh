@@ -70,7 +70,7 @@ graphs() {
     check "the tokenizer's iteration was captured (twice)" test "$(grep -c 'is captured as a CUDA graph' "$out/tokenizer-graph.txt")" = 2
     check "the prior's step was captured" test "$(grep -c 'is captured as a CUDA graph' "$out/prior-graph.txt")" = 1
   fi
-  check "checkpoints were written between the graph runs' steps" sh -c "grep -q Checkpoint: '$out/tokenizer-graph.txt' && grep -q Checkpoint: '$out/prior-graph.txt'"
+  check "checkpoints were written between the graph runs' steps" sh -c "grep -q 'Checkpoint at step' '$out/tokenizer-graph.txt' && grep -q 'Checkpoint at step' '$out/prior-graph.txt'"
   check "tokenizer: graph and eager reach the same loss" same_loss tokenizer L1 50 200
   check "prior: graph and eager reach the same loss" same_loss prior train 100 300
   for flag in "" --eager-training; do

@@ -39,7 +39,7 @@ public sealed class SampleTests
 
         string trained = Sample("train-tokenizer", "--images", images, "--take", "64", "--steps", "3", "--disc-start", "2",
             "--perceptual-weight", "0", "--checkpoint-minutes", "0.0001", "--output", "tokenizer.zip");
-        StringAssert.Contains(trained, "Checkpoint: tokenizer.zip holds the 1 steps trained so far (after a crash, the same command with --resume tokenizer.zip --steps 2 goes on).");
+        StringAssert.Contains(trained, "Checkpoint at step 1: saved tokenizer.zip (after a crash, the same command with --resume tokenizer.zip --steps 2 goes on).");
         StringAssert.Contains(trained, "Saved the tokenizer to tokenizer.zip (3 steps trained, 1 with the GAN)");
         var tokenizer = TamingCatalog.FindTokenizer(new MLContext().Model.Load(Path.Combine(Temp, "tokenizer.zip"), out _));
         Assert.AreEqual((32, 1, 3, 1), (tokenizer.Resolution, tokenizer.Channels, tokenizer.TrainedSteps, tokenizer.GanSteps),
