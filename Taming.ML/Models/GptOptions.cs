@@ -120,13 +120,13 @@ public sealed class GptOptions
     [JsonIgnore] public CancellationToken StopToken { get; set; }
 
     /// <summary>
-    /// Called with a copy of the prior trained so far every <see cref="CheckpointInterval"/> of training, between steps,
-    /// so that a fit of hours can save itself as it goes: <c>options.Checkpoint = t => mlContext.Model.Save(t, data.Schema,
-    /// "prior.zip")</c>. The copy holds the current weights (not the best ones that early stopping would keep) and the steps
-    /// made, so that after a crash <c>Fit(data, loaded)</c> continues it for the steps that were left (Adam's moments are not in it:
-    /// the learning rate warms up again, as for any continued fit). The copy is the callee's, on the CPU (so that a GPU
-    /// needs no memory for it; saved, it loads onto the options' <see cref="Device"/>): training waits while the callback
-    /// runs, and neither changes the other (a fit with checkpoints trains the model one without them does). An
+    /// Called with a copy of the prior trained so far every <see cref="CheckpointInterval"/> of training, between steps, so
+    /// that a fit of hours can save itself as it goes: <c>options.Checkpoint = t => mlContext.Model.Save(t, data.Schema,
+    /// "prior.zip")</c>. The copy holds the current weights (not the best ones that early stopping would keep) and the
+    /// steps made, so that after a crash <c>Fit(data, loaded)</c> continues it for the steps that were left (Adam's moments
+    /// are not in it: the learning rate warms up again, as for any continued fit). The copy is the callee's, on the CPU (so
+    /// that a GPU needs no memory for it; saved, it loads onto the options' <see cref="Device"/>): training waits while the
+    /// callback runs, and neither changes the other (a fit with checkpoints trains the model one without them does). An
     /// exception from the callback is logged as a warning and training goes on. Null (default): no checkpoints.
     /// </summary>
     [JsonIgnore] public Action<MLNet.PriorTransformer>? Checkpoint { get; set; }
