@@ -8,14 +8,6 @@ internal static class Dotnet
     /// <summary>Runs dotnet in <paramref name="folder"/>; its output, or a failure that shows it.</summary>
     public static string Run(string folder, params string[] arguments)
     {
-        var (code, output) = TryRun(folder, arguments);
-        if (code != 0) Assert.Fail($"dotnet {string.Join(' ', arguments)} exited with {code}:\n{Tail(output)}");
-        return output;
-    }
-
-    /// <summary>Runs dotnet in <paramref name="folder"/>: its exit code and output (standard output, then errors).</summary>
-    public static (int ExitCode, string Output) TryRun(string folder, params string[] arguments)
-    {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
             WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true,
@@ -30,10 +22,12 @@ internal static class Dotnet
         var stderr = process.StandardError.ReadToEndAsync();
         string stdout = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
-        return (process.ExitCode, stdout + stderr.Result);
+        string output = stdout + stderr.Result;
+        if (process.ExitCode != 0) Assert.Fail($"dotnet {string.Join(' ', arguments)} exited with {process.ExitCode}:\n{Tail(output)}");
+        return output;
     }
 
-    public static string Tail(string text) => text.Length <= 6000 ? text : "…" + text[^6000..];
+    private static string Tail(string text) => text.Length <= 6000 ? text : "…" + text[^6000..];
 
     public static string RepositoryRoot()
     {

@@ -555,15 +555,16 @@ public sealed class PriorTests
         Assert.AreEqual(heldOutBits, reports[^1].ValidationLoss / Math.Log(2), 1e-3);
         Assert.IsTrue(heldOutBits > 2 * ScoresOf(prior.Transform(rows)).Average(), $"held-out {heldOutBits:F3} bits/token");
 
-        options.ValidationSet = ml.Data.LoadFromEnumerable(new[] { new ConditionRow { Condition = Rule(0).Select(t => t + 1).ToArray(), Tokens = Rule(1).Select(t => t + 1).ToArray() } });
-        var unlike = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows));
-        Assert.AreEqual("GptOptions.ValidationSet: Label column 'Label' not found in the data; its columns: 'Condition', 'Tokens'. (Parameter 'ValidationSet')", unlike.Message);
-        options.ValidationSet = ml.Data.LoadFromEnumerable(new[] { new WideTokenRow { Tokens = Rule(0).Select(t => t + 1).ToArray() } });
-        var otherCodes = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows));
-        StringAssert.Contains(otherCodes.Message, "GptOptions.ValidationSet: its rows are not like the training rows: codes 16 (the training rows': 8).");
-        options.ValidationSet = ml.Data.LoadFromEnumerable(Array.Empty<TokenRow>());
-        var empty = Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows));
-        StringAssert.StartsWith(empty.Message, "GptOptions.ValidationSet: it holds no rows.");
+        string Refused<T>(T[] set) where T : class
+        {
+            options.ValidationSet = ml.Data.LoadFromEnumerable(set);
+            return Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.FitPrior("Tokens", "Label", options: options).Fit(rows)).Message;
+        }
+        Assert.AreEqual("GptOptions.ValidationSet: Label column 'Label' not found in the data; its columns: 'Condition', 'Tokens'. (Parameter 'ValidationSet')",
+            Refused(new[] { new ConditionRow { Condition = Rule(0).Select(t => t + 1).ToArray(), Tokens = Rule(1).Select(t => t + 1).ToArray() } }));
+        StringAssert.Contains(Refused(new[] { new WideTokenRow { Tokens = Rule(0).Select(t => t + 1).ToArray() } }),
+            "GptOptions.ValidationSet: its rows are not like the training rows: codes 16 (the training rows': 8).");
+        StringAssert.StartsWith(Refused(Array.Empty<TokenRow>()), "GptOptions.ValidationSet: it holds no rows.");
     }
 
     [TestMethod]

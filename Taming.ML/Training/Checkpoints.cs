@@ -8,12 +8,12 @@ namespace Taming.ML.Training;
 /// When a fit hands a copy of its model so far to its options' <c>Checkpoint</c>: once every interval of training time,
 /// between steps, so that a fit of hours loses at most an interval's work to a crash, a killed job or a lost machine.
 /// </summary>
-internal sealed class Checkpoints(bool enabled, TimeSpan interval)
+internal sealed class Checkpoints(TimeSpan interval)
 {
     private TimeSpan last;
 
     /// <summary>Whether a checkpoint is due after the step that ended at <paramref name="elapsed"/>.</summary>
-    public bool Due(TimeSpan elapsed) => enabled && elapsed - last >= interval;
+    public bool Due(TimeSpan elapsed) => elapsed - last >= interval;
 
     /// <summary>After a checkpoint that ended at <paramref name="elapsed"/>: the next interval starts here, so that a slow
     /// save does not make the next one due at once.</summary>

@@ -74,7 +74,7 @@ internal sealed class GptTrainer
         StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(GptOptions));
         var clock = Stopwatch.StartNew();
         var heartbeat = new Heartbeat(log, o.Steps, o.TimeBudget, o.ProgressInterval);
-        var checkpoints = new Checkpoints(checkpoint is not null, o.CheckpointInterval);
+        var checkpoints = new Checkpoints(o.CheckpointInterval);
         int step = 0, batchStart = train.Count, reportsWithoutGain = 0, windowSteps = 0, bestStep = 0;
         double best = double.PositiveInfinity;
         long tokens = 0;
@@ -141,10 +141,10 @@ internal sealed class GptTrainer
                     break;
                 }
             }
-            if (!last && checkpoints.Due(clock.Elapsed))
+            if (checkpoint is not null && !last && checkpoints.Due(clock.Elapsed))
             {
                 var began = clock.Elapsed;
-                checkpoint!(Checkpoints.Copy(() => new Gpt(o, layout), model), new PriorTrainingState(start.Steps + step, rate));
+                checkpoint(Checkpoints.Copy(() => new Gpt(o, layout), model), new PriorTrainingState(start.Steps + step, rate));
                 checkpoints.Taken(clock.Elapsed);
                 windowStart += clock.Elapsed - began; // the next report's tokens/s are training's
             }

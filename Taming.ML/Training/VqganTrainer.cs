@@ -82,7 +82,7 @@ internal sealed class VqganTrainer
         StopRequest.ThrowIfBeforeTraining(o.StopToken, nameof(VqganOptions));
         var clock = Stopwatch.StartNew();
         var heartbeat = new Heartbeat(log, o.Steps, o.TimeBudget, o.ProgressInterval);
-        var checkpoints = new Checkpoints(checkpoint is not null, o.CheckpointInterval);
+        var checkpoints = new Checkpoints(o.CheckpointInterval);
         int step = 0, ganSteps = 0;
         double rate = 0;
         while (step < o.Steps)
@@ -127,12 +127,12 @@ internal sealed class VqganTrainer
                 if (stop) log?.Invoke($"Stopped at step {step:N0} on request (VqganOptions.StopToken).");
                 if (report.StopRequested || stop) break;
             }
-            if (!last && checkpoints.Due(clock.Elapsed))
+            if (checkpoint is not null && !last && checkpoints.Due(clock.Elapsed))
             {
                 var began = clock.Elapsed;
                 var criticCopy = start.GanSteps + ganSteps > 0
                     ? Checkpoints.Copy(() => new NLayerDiscriminator(o.Channels, o.DiscChannels, o.DiscLayers), discriminator) : null;
-                checkpoint!(Checkpoints.Copy(() => new Vqgan(o), model),
+                checkpoint(Checkpoints.Copy(() => new Vqgan(o), model),
                     new VqganTrainingState(start.Steps + step, start.GanSteps + ganSteps, rate, criticCopy));
                 checkpoints.Taken(clock.Elapsed);
                 window.Exclude(clock.Elapsed - began); // the next report's images/s are training's
